@@ -1,0 +1,16 @@
+// Umbrella header of the sparsefill C++ API.
+#pragma once
+#include "sparsefill/attention_problem.hpp"
+#include "sparsefill/block_mask.hpp"
+#include "sparsefill/device.hpp"
+#include "sparsefill/dtype.hpp"
+#include "sparsefill/error.hpp"
+#include "sparsefill/evaluate.hpp"
+#include "sparsefill/io.hpp"
+#include "sparsefill/metrics.hpp"
+#include "sparsefill/picture.hpp"
+#include "sparsefill/reference_attention.hpp"
+#include "sparsefill/rope.hpp"
+#include "sparsefill/scene.hpp"
+#include "sparsefill/selector.hpp"
+#include "sparsefill/tensor.hpp"

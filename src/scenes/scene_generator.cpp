@@ -37,7 +37,8 @@ constexpr double kSinkKeyAmp = 4.0;     // token 0 carries the sink direction th
 constexpr double kKeyNoise = 0.5;       // per-dim std of key noise (before the anisotropy profile)
 constexpr double kQueryNoise = 1.5;     // per-dim std of query noise at recipe noise 1
 constexpr double kSinkValueScale = 0.1; // the sink's value has a small norm
-constexpr int kSinkSamples = 24;
+constexpr int kSinkSamples = 16;
+constexpr double kMaxSinkLogit = 60.0;
 
 // Token content of one sequence, shared by every KV head.
 struct TokenContent {
@@ -232,47 +233,64 @@ class SceneBuilder {
         }
       }
     }
-    // GQA: the query heads of one group share half of their noise (correlated, perturbed queries).
+    // GQA: the query heads of one group share half of their noise (correlated, perturbed queries). The noise has
+    // no component along the sink direction: the massive sink key would turn it into a wildly varying sink logit,
+    // whereas real queries carry a consistent bias on the sink's dims.
+    PairVector noise(static_cast<std::size_t>(P_));
     for (std::int64_t i = 0; i < P_; ++i) {
       const double sigma = kQueryNoise * r.noise * noise_profile(i, P_) / std::sqrt(2.0);
       const Complex common(shared.normal(), shared.normal()), mine(own.normal(), own.normal());
-      z[i] += sigma * (std::sqrt(0.5) * common + std::sqrt(0.5) * mine);
+      noise[i] = sigma * (std::sqrt(0.5) * common + std::sqrt(0.5) * mine);
     }
+    add_scaled(noise, dir.sink, -real_dot(noise, dir.sink));
+    add_scaled(z, noise, 1.0);
     for (auto& c : z) c *= r.temperature;
   }
 
-  // Logit gap x for the sink direction so that token 0 receives the target mass (median over sampled queries).
+  // Sink coefficient x (in logit units at distance 0) such that the mean share of attention on token 0 over the
+  // sampled queries equals the target. Logits are linear in x: logit_s(x) = base_s + x * slope_s, where slope_s is
+  // the sink direction (rotated to the query's position) against key s; bisection on the monotone mean mass.
   double calibrate_sink(const HeadRecipe& r, std::int64_t g, const std::vector<PairVector>& sampled,
                         const std::vector<std::int64_t>& positions) const {
     if (r.sink_mass_target <= 0 || positions.empty()) return 0.0;
     const KvDirections& dir = directions_[g];
     const double inv_sqrt_d = 1.0 / std::sqrt(static_cast<double>(d_));
-    std::vector<double> gaps;
-    std::vector<float> q(static_cast<std::size_t>(d_));
+    const double sink_unit = std::sqrt(static_cast<double>(d_)) / (amp_ * kSinkKeyAmp);
+    std::vector<std::vector<double>> base(positions.size()), slope(positions.size());
+    std::vector<float> q(static_cast<std::size_t>(d_)), u(static_cast<std::size_t>(d_));
     for (std::size_t n = 0; n < positions.size(); ++n) {
       const std::int64_t t = positions[n];
       rotate_to_real(sampled[n], static_cast<double>(t), freqs_, cfg_.rope_layout, d_, q.data());
-      double logit0 = 0, row_max = -1e300;
-      std::vector<double> logits(static_cast<std::size_t>(t + 1));
+      rotate_to_real(dir.sink, static_cast<double>(t), freqs_, cfg_.rope_layout, d_, u.data());
       for (std::int64_t s = 0; s <= t; ++s) {
         const float* key = keys_.data() + (g * L_ + s) * d_;
-        double dot = 0;
-        for (std::int64_t c = 0; c < d_; ++c) dot += static_cast<double>(q[c]) * key[c];
-        logits[s] = dot * inv_sqrt_d;
-        if (s > 0) row_max = std::max(row_max, logits[s]);
+        double qk = 0, uk = 0;
+        for (std::int64_t c = 0; c < d_; ++c) {
+          qk += static_cast<double>(q[c]) * key[c];
+          uk += static_cast<double>(u[c]) * key[c];
+        }
+        base[n].push_back(qk * inv_sqrt_d);
+        slope[n].push_back(uk * sink_unit * inv_sqrt_d);
       }
-      logit0 = logits[0];
-      double rest = 0;
-      for (std::int64_t s = 1; s <= t; ++s) rest += std::exp(logits[s] - row_max);
-      // Attenuation of the sink logit at distance t (the sink pairs still rotate a little).
-      double attenuation = 0;
-      for (std::int64_t i = 0; i < P_; ++i) attenuation += std::norm(dir.sink[i]) * std::cos(freqs_[i] * static_cast<double>(t));
-      attenuation = std::max(attenuation, 0.2);
-      const double m = r.sink_mass_target;
-      gaps.push_back((std::log(m / (1 - m)) + std::log(rest) + row_max - logit0) / attenuation);
     }
-    std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
-    return std::max(0.0, gaps[gaps.size() / 2]);
+    auto mean_sink_mass = [&](double x) {
+      double total = 0;
+      for (std::size_t n = 0; n < positions.size(); ++n) {
+        double m = -1e300;
+        for (std::size_t s = 0; s < base[n].size(); ++s) m = std::max(m, base[n][s] + x * slope[n][s]);
+        double z = 0;
+        for (std::size_t s = 0; s < base[n].size(); ++s) z += std::exp(base[n][s] + x * slope[n][s] - m);
+        total += std::exp(base[n][0] + x * slope[n][0] - m) / z;
+      }
+      return total / static_cast<double>(positions.size());
+    };
+    double lo = 0.0, hi = kMaxSinkLogit;
+    if (mean_sink_mass(lo) >= r.sink_mass_target) return 0.0;
+    for (int iteration = 0; iteration < 30; ++iteration) {
+      const double mid = 0.5 * (lo + hi);
+      (mean_sink_mass(mid) < r.sink_mass_target ? lo : hi) = mid;
+    }
+    return 0.5 * (lo + hi);
   }
 
   void build_query_head(std::int64_t b, std::int64_t h) {
@@ -296,9 +314,9 @@ class SceneBuilder {
         }
       }
     }
-    const double gap = calibrate_sink(r, g, sampled, positions);
-    if (b == 0) r.sink_logit = gap;
-    const Complex sink_coeff = gap * std::sqrt(static_cast<double>(d_)) / (amp_ * kSinkKeyAmp);
+    const double sink_logit = calibrate_sink(r, g, sampled, positions);
+    if (b == 0) r.sink_logit = sink_logit;
+    const Complex sink_coeff = sink_logit * std::sqrt(static_cast<double>(d_)) / (amp_ * kSinkKeyAmp);
     std::vector<float> real(static_cast<std::size_t>(d_));
     for (std::int64_t t = 0; t < L_; ++t) {
       add_scaled(pre[t], dir.sink, sink_coeff);

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `sparsefill` CLI ($SPARSEFILL): runs, outputs, and clear failures on bad input.
+set -u
+bin=${SPARSEFILL:?set SPARSEFILL to the sparsefill binary}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+check() {  # check "description" command...
+  local what=$1; shift
+  if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
+}
+fails_with() {  # fails_with "description" "expected text" command...
+  local what=$1 expected=$2; shift 2
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ $rc -ne 0 ] && grep -q -- "$expected" <<<"$out"; then echo "ok   - $what"; else
+    echo "FAIL - $what (exit $rc, output: $out)"; failures=$((failures + 1)); fi
+}
+
+check "help documents run flags" bash -c "'$bin' run --help | grep -q -- '--mask-out'"
+check "scenes lists presets" bash -c "'$bin' scenes | grep -q llama31-like"
+
+out=$("$bin" run --scene llama31-like --len 300 --heads-q 8 --heads-kv 2 --seed 3 --json "$work/r.json" \
+      --mask-out "$work/m.safetensors" --png "$work/m.png" 2>&1)
+check "run exits 0" test $? -eq 0
+check "run prints the table" grep -q "recall mean" <<<"$out"
+check "run prints stage times" grep -q "dense attention + block mass" <<<"$out"
+check "dense keeps every visible block" grep -Eq "dense +48/48 +1.0000 +1.0000 +1.0000 +0.000e\+00" <<<"$out"
+check "json written" python3 -c "import json,sys; j=json.load(open('$work/r.json')); sys.exit(0 if j['density']['overall']==1.0 and len(j['heads'])==8 else 1)"
+check "mask written" test -s "$work/m.safetensors"
+check "png written" bash -c "head -c 4 '$work/m.png' | grep -q PNG"
+
+# Captured tensors: write a scene's q/k/v, run them from files and from one safetensors file.
+"$bin" run --scene slash --len 200 --heads-q 4 --heads-kv 1 --head-dim 64 --non-causal --block-size 64 --per-head \
+  --json "$work/s.json" >/dev/null 2>&1
+check "non-causal run with 64 blocks" python3 -c "import json,sys; j=json.load(open('$work/s.json')); sys.exit(0 if j['causal'] is False and j['block_size']==64 else 1)"
+
+fails_with "unknown method is rejected" "method" "$bin" run --method nosuch --len 64
+fails_with "zero length is rejected" "--len" "$bin" run --len 0
+fails_with "bad head split is rejected" "heads_kv" "$bin" run --len 64 --heads-q 6 --heads-kv 4
+fails_with "missing k/v with --q is rejected" "requires" "$bin" run --q "$work/none.npy"
+printf 'garbage' > "$work/bad.npy"
+fails_with "corrupt q file is rejected" "bad.npy" "$bin" run --q "$work/bad.npy" --k "$work/bad.npy" --v "$work/bad.npy"
+fails_with "scene and files are exclusive" "excludes" "$bin" run --scene sink --q "$work/bad.npy" --k "$work/bad.npy" --v "$work/bad.npy"
+fails_with "unwritable json path fails" "cannot write" "$bin" run --len 64 --heads-q 2 --heads-kv 1 --json "$work/no/such/dir/r.json"
+
+echo "cli: $failures failure(s)"
+test $failures -eq 0

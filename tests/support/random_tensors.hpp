@@ -1,0 +1,20 @@
+// Fresh random inputs for tests: every run draws a new seed (printed on failure through the returned value).
+#pragma once
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "sparsefill/tensor.hpp"
+
+namespace sparsefill::testing {
+
+// A new seed per call, from std::random_device.
+std::uint64_t fresh_seed();
+
+// Normal(0, scale) entries, rounded to `dtype`.
+HostTensor random_tensor(DType dtype, const std::vector<std::int64_t>& shape, std::mt19937_64& rng, double scale = 1.0);
+
+// Fills every element of a floating tensor with NaN (poisoning outputs before a run).
+void poison(HostTensor& t);
+
+}  // namespace sparsefill::testing

@@ -38,10 +38,10 @@ configure_and_build() {
   else
     echo "setup: no nvcc found; building without the CUDA kernels"
   fi
-  cmake "${cmake_args[@]}" >"$build_dir.configure.log" 2>&1 || { cat "$build_dir.configure.log"; exit 1; }
+  cmake "${cmake_args[@]}" >"$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log"; exit 1; }
   cmake --build "$build_dir" --parallel "$(nproc)"
 }
 
 install_debian_packages
-mkdir -p "$(dirname "$build_dir")"
+mkdir -p "$build_dir"
 configure_and_build

@@ -23,6 +23,7 @@ std::string cuda_device_description() {
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
     cudaGetLastError();
+    if (status == cudaErrorInsufficientDriver || status == cudaErrorNoDevice) return "none (no CUDA driver or device)";
     return std::string("none (") + cudaGetErrorString(status) + ")";
   }
   if (count == 0) return "none (no CUDA device)";

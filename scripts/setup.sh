@@ -6,8 +6,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${SPARSEFILL_BUILD_DIR:-$repo/build}
 
-debian_packages=(cmake ninja-build g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev libpng-dev libgtest-dev
-                 googletest python3)
+debian_packages=(cmake ninja-build g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev libpng-dev libfreetype-dev
+                 fonts-dejavu-core libgtest-dev googletest python3)
 
 install_debian_packages() {
   local missing=()

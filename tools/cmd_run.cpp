@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "progress.hpp"
 #include "run_report.hpp"
+#include "selector_flags.hpp"
 #include "sparsefill/device.hpp"
 #include "sparsefill/error.hpp"
 #include "sparsefill/evaluate.hpp"
@@ -29,6 +30,7 @@ struct RunFlags {
   std::int64_t block_size = 128;
   bool non_causal = false, per_head = false;
   std::string json_out, mask_out, png_out;
+  SelectorSettings settings;
 };
 
 constexpr std::int64_t kPngMassLimit = 1024;  // true-mass panels only while nQb*nKb per head is small
@@ -42,7 +44,7 @@ int run(const RunFlags& f, const CLI::App& cmd) {
   run.causal = !f.non_causal;
   run.block_size = f.block_size;
   run.device = fmt::format("cpu (CUDA device: {})", cuda_device_description());
-  auto selector = make_selector(f.method);
+  auto selector = make_selector(f.method, f.settings);
 
   Scene scene;
   HostTensor q, k, v;
@@ -82,16 +84,19 @@ int run(const RunFlags& f, const CLI::App& cmd) {
   options.accumulation = f.accumulation == "fp64" ? Accumulation::kFP64 : Accumulation::kFP32;
   ProgressLine progress;
   options.progress = [&](const std::string& stage, double fraction) { progress.update(stage, fraction); };
-  const Evaluation e = evaluate_selector(*selector, qv, kv, vv, options);
+  const DenseReference dense = compute_dense_reference(qv, kv, vv, options);
+  const Evaluation e = evaluate_selector(*selector, qv, kv, vv, dense, options);
   progress.finish();
 
-  print_run_report(run, e, f.per_head);
-  if (!f.json_out.empty()) write_run_json(f.json_out, run, e);
+  print_run_report(run, dense, e, f.per_head);
+  if (!f.json_out.empty()) write_run_json(f.json_out, run, dense, e);
   if (!f.mask_out.empty()) write_block_mask(f.mask_out, e.selection.mask);
   if (!f.png_out.empty()) {
-    const bool with_mass = e.selection.mask.num_q_blocks() * e.selection.mask.num_k_blocks() <= kPngMassLimit * kPngMassLimit;
-    const TensorView mass = e.block_mass.view();
-    write_mask_png(f.png_out, e.selection.mask, e.problem, run.causal, with_mass ? &mass : nullptr);
+    // The true-mass panel is in original key order, so it is left out for permuted (PBS) masks.
+    const bool with_mass = e.selection.key_order.empty() &&
+                           e.selection.mask.num_q_blocks() * e.selection.mask.num_k_blocks() <= kPngMassLimit * kPngMassLimit;
+    const TensorView mass = dense.block_mass.view();
+    write_mask_png(f.png_out, e.selection.mask, dense.problem, run.causal, with_mass ? &mass : nullptr);
   }
   for (const auto* written : {&f.json_out, &f.mask_out, &f.png_out}) {
     if (!written->empty()) fmt::print("wrote {}\n", *written);
@@ -134,6 +139,7 @@ std::function<int()> add_run_command(CLI::App& app) {
   cmd->add_option("--json", f.json_out, "Write the full result as JSON to FILE");
   cmd->add_option("--mask-out", f.mask_out, "Write the selected block mask to FILE (.safetensors canonical, .npy bool map)");
   cmd->add_option("--png", f.png_out, "Draw the block mask per head (and the true block attention mass for small inputs) to FILE.png");
+  add_selector_flags(cmd, f.settings);
   return [flags, cmd] { return run(*flags, *cmd); };
 }
 

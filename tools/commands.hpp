@@ -8,5 +8,6 @@ namespace sparsefill::cli {
 // Returns the action to run when the subcommand was chosen (exit code).
 std::function<int()> add_run_command(CLI::App& app);
 std::function<int()> add_scenes_command(CLI::App& app);
+std::function<int()> add_eval_command(CLI::App& app);
 
 }  // namespace sparsefill::cli

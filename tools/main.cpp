@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   std::vector<std::pair<CLI::App*, std::function<int()>>> commands;
   commands.emplace_back(nullptr, sparsefill::cli::add_run_command(app));
   commands.back().first = app.get_subcommand("run");
+  commands.emplace_back(nullptr, sparsefill::cli::add_eval_command(app));
+  commands.back().first = app.get_subcommand("eval");
   commands.emplace_back(nullptr, sparsefill::cli::add_scenes_command(app));
   commands.back().first = app.get_subcommand("scenes");
   try {

@@ -19,7 +19,7 @@ struct RunDescription {
   const std::vector<HeadRecipe>* heads = nullptr;  // scene head recipes, when the input is a scene
 };
 
-void print_run_report(const RunDescription& run, const Evaluation& e, bool per_head);
-void write_run_json(const std::string& path, const RunDescription& run, const Evaluation& e);
+void print_run_report(const RunDescription& run, const DenseReference& dense, const Evaluation& e, bool per_head);
+void write_run_json(const std::string& path, const RunDescription& run, const DenseReference& dense, const Evaluation& e);
 
 }  // namespace sparsefill::cli

@@ -1,5 +1,6 @@
-// The main job: run one selector and its block-sparse attention on q/k/v, run dense attention, and measure how
-// close the sparse result is (density, recall of attention mass, output error) and how long each stage took.
+// The main job: run a selector and its block-sparse attention on q/k/v, and measure against dense attention how
+// close the result is (density, recall of attention mass, output error) and how long each stage took. The dense
+// reference is computed once per input and shared by every method evaluated on it.
 #pragma once
 #include <functional>
 #include <string>
@@ -26,21 +27,32 @@ struct StageTime {
   double seconds = 0.0;
 };
 
-struct Evaluation {
+// Dense attention of one input: output, LSE, the true block attention mass and the oracle density at 95%.
+struct DenseReference {
   AttentionProblem problem;
+  HostTensor out;         // fp32, q's shape
+  HostTensor lse;         // fp32 [batch, heads_q, max_seqlen_q]
+  HostTensor block_mass;  // fp32 [batch, heads_q, nQb, nKb]
+  std::vector<double> oracle_density95;  // [heads_q]: blocks needed for 95% of each row's mass / visible blocks
+  double seconds = 0.0;
+};
+
+// q/k/v: fixed-length FlashAttention layout (see attention_problem.hpp). CPU reference.
+DenseReference compute_dense_reference(const TensorView& q, const TensorView& k, const TensorView& v,
+                                       const EvaluationOptions& options);
+
+struct Evaluation {
   Selection selection;
   MaskDensity density;
   RecallReport recall;
   OutputError error;
-  std::vector<double> oracle_density95;  // [heads_q]: blocks needed for 95% of each row's mass / visible
   HostTensor sparse_out;  // fp32, q's shape
-  HostTensor dense_out;   // fp32, q's shape
-  HostTensor block_mass;  // fp32 [batch, heads_q, nQb, nKb]: true attention mass per block
-  std::vector<StageTime> times;  // select, sparse attention, dense attention + mass, metrics
+  HostTensor sparse_lse;  // fp32 [batch, heads_q, max_seqlen_q]
+  std::vector<StageTime> times;  // select, sparse attention, metrics
 };
 
-// q/k/v: fixed-length FlashAttention layout (see attention_problem.hpp). Runs on the CPU reference.
+// `dense` must come from compute_dense_reference on the same q/k/v with the same causal flag and block size.
 Evaluation evaluate_selector(const Selector& selector, const TensorView& q, const TensorView& k, const TensorView& v,
-                             const EvaluationOptions& options);
+                             const DenseReference& dense, const EvaluationOptions& options);
 
 }  // namespace sparsefill

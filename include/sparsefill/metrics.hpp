@@ -1,8 +1,5 @@
-// Accuracy metrics of a block mask against dense attention.
-//
-// Recall of a (head, query block): the share of that block row's true attention mass (from the dense softmax,
-// see ReferenceOutputs::block_mass) that lies in the selected key blocks. Output error: ||O - O_dense|| /
-// ||O_dense|| per query head and overall.
+// Accuracy metrics of a sparse attention pass against dense attention: recall of attention mass per (head, query
+// block), output error ||O - O_dense|| / ||O_dense|| per query head, and the oracle density of the input.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -18,15 +15,17 @@ struct Summary {
 };
 Summary summarize(std::vector<double> values);  // empty input -> all zero, count 0
 
-// block_mass: [batch, heads_q, nQb, nKb] (fp32/fp64) from a dense reference call with the mask's block size.
-// Returns recall per (query head, query block) row with any visible key, and its summaries.
+// Recall per (query head, query block): the mean over the block's rows of the attention mass the sparse pass kept,
+// exp(lse_sparse - lse_dense) (the sparse normaliser over the dense one). Exact for any mask, permuted (PBS) or not.
+// lse_*: [batch, heads_q, max_seqlen_q] fp32/fp64 from reference_attention / reference_permuted_attention on the
+// same q/k. Rows with no visible key are skipped; a row the sparse pass left empty has recall 0.
 struct RecallReport {
-  std::vector<std::vector<double>> per_head_rows;  // [heads_q][rows over batch]
+  std::vector<std::vector<double>> per_head_rows;  // [heads_q][query blocks over the batch]
   std::vector<double> head_min;                    // [heads_q]
   std::vector<double> head_mean;                   // [heads_q]
 };
-RecallReport mask_recall(const TensorView& block_mass, const BlockMask& mask, const AttentionProblem& problem,
-                         bool causal);
+RecallReport recall_from_lse(const TensorView& lse_sparse, const TensorView& lse_dense, const AttentionProblem& problem,
+                             std::int64_t block);
 
 // Relative L2 error per query head and overall; `out` and `reference` share q's layout (any floating dtype).
 struct OutputError {

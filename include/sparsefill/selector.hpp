@@ -1,4 +1,4 @@
-// Block selectors: given q, k (and v) they return a canonical block mask (PBS also a key permutation).
+// Block selectors: given q, k (and v) they return a canonical block mask, per query head (PBS also a key order).
 // Selectors know nothing of the attention kernels; kernels only consume masks.
 #pragma once
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include "sparsefill/attention_problem.hpp"
 #include "sparsefill/block_mask.hpp"
 #include "sparsefill/rope.hpp"
+#include "sparsefill/selector_configs.hpp"
 
 namespace sparsefill {
 
@@ -21,7 +22,11 @@ struct SelectorInputs {
 };
 
 struct Selection {
-  BlockMask mask;
+  BlockMask mask;  // over key blocks in the order the attention reads them (PBS: permuted order)
+  // PBS only (empty otherwise): key_order[(b * heads_q + h) * max_seqlen_k + p] is the original index, within
+  // sequence b, of the key that query head h reads at position p. Values move with their keys.
+  std::vector<std::int32_t> key_order;
+  std::int64_t segment = 0;  // PBS segment size (tokens) when key_order is set
 };
 
 class Selector {
@@ -31,9 +36,26 @@ class Selector {
   virtual Selection select(const SelectorInputs& inputs) const = 0;
 };
 
+// Every selector's configuration; make_selector reads the one its method needs.
+struct SelectorSettings {
+  PrismConfig prism;
+  RRConfig rr;
+  PBSConfig pbs;
+  MeanPoolConfig meanpool;
+  XAttentionConfig xattn;
+  FlexPrefillConfig flexprefill;
+  MInferenceConfig minference;
+  OracleConfig oracle;
+  // The parameters of `method` (for CLI flags "--<method>-<name>"); empty for dense.
+  std::vector<ParamSpec> params(const std::string& method);
+  // Sets the method's main threshold (Prism p for both bands, RR/PBS/XAttention tau, mean pooling threshold,
+  // FlexPrefill gamma, oracle p). MInference has none: Error("method").
+  void set_threshold(const std::string& method, double value);
+};
+
 // Known method names, in the order the CLI lists them.
 std::vector<std::string> selector_names();
-// Error("method") for an unknown name.
-std::unique_ptr<Selector> make_selector(const std::string& method);
+// Error("method") for an unknown name; Error(<parameter>) for an invalid configuration.
+std::unique_ptr<Selector> make_selector(const std::string& method, const SelectorSettings& settings = {});
 
 }  // namespace sparsefill

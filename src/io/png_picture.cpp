@@ -1,7 +1,5 @@
 // PNG block-mask pictures (design note): panels of nKb x nQb blocks, each block an s x s square (s chosen so a
 // panel is at most ~512 px wide), laid out in a grid at most ~4096 px wide. Written with libpng.
-#include <png.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -9,13 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "io/canvas.hpp"
 #include "sparsefill/error.hpp"
 #include "sparsefill/picture.hpp"
 
 namespace sparsefill {
 namespace {
-
-using Rgb = std::array<unsigned char, 3>;
 
 constexpr Rgb kSelected = {255, 196, 40};
 constexpr Rgb kUnselected = {28, 38, 84};
@@ -31,50 +28,6 @@ Rgb viridis(double x) {  // x in [0, 1]
   for (int k = 0; k < 3; ++k) c[k] = static_cast<unsigned char>(stops[i][k] + f * (stops[i + 1][k] - stops[i][k]));
   return c;
 }
-
-class Canvas {
- public:
-  Canvas(int width, int height) : width_(width), height_(height), pixels_(static_cast<std::size_t>(width) * height * 3, 255) {}
-  void fill(int x, int y, int w, int h, Rgb c) {
-    for (int yy = y; yy < y + h; ++yy) {
-      for (int xx = x; xx < x + w; ++xx) {
-        unsigned char* p = &pixels_[(static_cast<std::size_t>(yy) * width_ + xx) * 3];
-        p[0] = c[0];
-        p[1] = c[1];
-        p[2] = c[2];
-      }
-    }
-  }
-  void save(const std::string& path) const {
-    const std::string tmp = path + ".tmp";
-    FILE* file = std::fopen(tmp.c_str(), "wb");
-    require(file != nullptr, path, "cannot open for writing");
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-    png_infop info = png ? png_create_info_struct(png) : nullptr;
-    if (!png || !info || setjmp(png_jmpbuf(png))) {
-      png_destroy_write_struct(&png, &info);
-      std::fclose(file);
-      std::remove(tmp.c_str());
-      throw Error(path, "libpng failed to write the picture");
-    }
-    png_init_io(png, file);
-    png_set_IHDR(png, info, width_, height_, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < height_; ++y) png_write_row(png, const_cast<unsigned char*>(&pixels_[static_cast<std::size_t>(y) * width_ * 3]));
-    png_write_end(png, nullptr);
-    png_destroy_write_struct(&png, &info);
-    const bool closed = std::fclose(file) == 0;
-    if (!closed || std::rename(tmp.c_str(), path.c_str()) != 0) {
-      std::remove(tmp.c_str());
-      throw Error(path, "cannot write the picture");
-    }
-  }
-
- private:
-  int width_, height_;
-  std::vector<unsigned char> pixels_;
-};
 
 }  // namespace
 
@@ -113,7 +66,7 @@ void write_mask_png(const std::string& path, const BlockMask& mask, const Attent
       }
     }
   }
-  canvas.save(path);
+  canvas.save_png(path);
 }
 
 }  // namespace sparsefill

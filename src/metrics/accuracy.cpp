@@ -45,24 +45,31 @@ Summary summarize(std::vector<double> values) {
   return s;
 }
 
-RecallReport mask_recall(const TensorView& block_mass, const BlockMask& mask, const AttentionProblem& problem,
-                         bool causal) {
-  mask.validate_for(problem);
-  require(mask.block_q() == mask.block_k(), "mask", "recall needs square blocks");
-  check_block_mass(block_mass, problem, mask.num_q_blocks(), mask.num_k_blocks());
+RecallReport recall_from_lse(const TensorView& lse_sparse, const TensorView& lse_dense, const AttentionProblem& p,
+                             std::int64_t block) {
+  const std::int64_t width = p.max_seqlen_q();
+  for (const auto* t : {&lse_sparse, &lse_dense}) {
+    require(t->data != nullptr && (t->dtype == DType::kFP32 || t->dtype == DType::kFP64) && t->rank == 3 &&
+                t->shape[0] == p.batch && t->shape[1] == p.heads_q && t->shape[2] == width && t->is_contiguous(),
+            t == &lse_sparse ? "lse_sparse" : "lse_dense", "must be contiguous fp32/fp64 [batch, heads_q, max_seqlen_q]");
+  }
+  require(block >= 1, "block", "must be positive");
   RecallReport report;
-  report.per_head_rows.resize(problem.heads_q);
-  const std::int64_t nq = mask.num_q_blocks(), nk = mask.num_k_blocks();
-  for (std::int64_t h = 0; h < problem.heads_q; ++h) {
-    const std::int64_t mh = mask.mask_head_of(h, problem.heads_q, problem.heads_kv);
-    for (std::int64_t b = 0; b < problem.batch; ++b) {
-      for (std::int64_t u = 0; u < nq; ++u) {
-        if (visible_key_blocks(u, mask.block_q(), mask.block_k(), problem.seqlen_q[b], problem.seqlen_k[b], causal) == 0) continue;
-        const std::int64_t base = ((b * problem.heads_q + h) * nq + u) * nk;
-        double covered = 0;
-        const std::int32_t* row = mask.row_indices(b, mh, u);
-        for (std::int32_t i = 0; i < mask.row_count(b, mh, u); ++i) covered += load_as_double(block_mass.data, block_mass.dtype, base + row[i]);
-        report.per_head_rows[h].push_back(std::min(1.0, covered));
+  report.per_head_rows.resize(p.heads_q);
+  for (std::int64_t h = 0; h < p.heads_q; ++h) {
+    for (std::int64_t b = 0; b < p.batch; ++b) {
+      for (std::int64_t u = 0; u * block < p.seqlen_q[b]; ++u) {
+        double sum = 0;
+        std::int64_t rows = 0;
+        for (std::int64_t i = u * block; i < std::min((u + 1) * block, p.seqlen_q[b]); ++i) {
+          const std::int64_t at = (b * p.heads_q + h) * width + i;
+          const double dense = load_as_double(lse_dense.data, lse_dense.dtype, at);
+          if (std::isinf(dense)) continue;  // no visible key
+          const double sparse = load_as_double(lse_sparse.data, lse_sparse.dtype, at);
+          sum += std::isinf(sparse) ? 0.0 : std::min(1.0, std::exp(sparse - dense));
+          ++rows;
+        }
+        if (rows > 0) report.per_head_rows[h].push_back(sum / static_cast<double>(rows));
       }
     }
     const Summary s = summarize(report.per_head_rows[h]);

@@ -72,8 +72,9 @@ template <typename T>
 class ReferenceRunner {
  public:
   ReferenceRunner(const TensorView& q, const TensorView& k, const TensorView& v, const AttentionProblem& p,
-                  const BlockMask* mask, const ReferenceOptions& options, const ReferenceOutputs& outputs)
-      : q_(q), k_(k), v_(v), p_(p), mask_(mask), options_(options), outputs_(outputs) {
+                  const BlockMask* mask, const std::int32_t* key_order, const ReferenceOptions& options,
+                  const ReferenceOutputs& outputs)
+      : q_(q), k_(k), v_(v), p_(p), mask_(mask), key_order_(key_order), options_(options), outputs_(outputs) {
     scale_ = options.attention.scale > 0 ? options.attention.scale : 1.0 / std::sqrt(static_cast<double>(p.head_dim));
     tile_ = outputs.block_mass.data ? outputs.mass_block : kDefaultTile;
   }
@@ -125,8 +126,8 @@ class ReferenceRunner {
   void visible_ranges(std::int64_t b, std::int64_t hq, std::int64_t i, std::int64_t lq, std::int64_t lk,
                       std::vector<KeyRange>& ranges) const {
     ranges.clear();
-    std::int64_t limit = lk;  // exclusive
-    if (options_.attention.causal) limit = std::clamp<std::int64_t>(i + lk - lq + 1, 0, lk);
+    std::int64_t limit = lk;  // exclusive; with a key order causality is checked per key on original positions
+    if (options_.attention.causal && !key_order_) limit = std::clamp<std::int64_t>(i + lk - lq + 1, 0, lk);
     if (!mask_) {
       if (limit > 0) ranges.push_back({0, limit});
       return;
@@ -148,10 +149,12 @@ class ReferenceRunner {
     for (std::int64_t c = 0; c < d; ++c) qrow[c] = static_cast<T>(load_as_double(q_.data, q_.dtype, qo + c) * scale_);
     visible_ranges(b, hq, i, lq, lk, ranges);
 
+    const std::int32_t* order = key_order_ ? key_order_ + (b * p_.heads_q + hq) * p_.max_seqlen_k() : nullptr;
+    if (order && options_.attention.causal) keep_causal_keys(order, i + lk - lq, ranges);
     T row_max = -std::numeric_limits<T>::infinity();
     for (const KeyRange& r : ranges) {
       for (std::int64_t j = r.begin; j < r.end; ++j) {
-        scores[j] = dot(qrow.data(), keys_.data() + j * d, d);
+        scores[j] = dot(qrow.data(), keys_.data() + (order ? order[j] : j) * d, d);
         row_max = std::max(row_max, scores[j]);
       }
     }
@@ -163,7 +166,7 @@ class ReferenceRunner {
           const T prob = std::exp(scores[j] - row_max);
           scores[j] = prob;
           sum += prob;
-          const T* value = values_.data() + j * d;
+          const T* value = values_.data() + (order ? order[j] : j) * d;
           for (std::int64_t c = 0; c < d; ++c) acc[c] += prob * value[c];
         }
       }
@@ -179,6 +182,20 @@ class ReferenceRunner {
       store_from_double(outputs_.lse.data, outputs_.lse.dtype, li, static_cast<double>(row_max) + std::log(static_cast<double>(sum)));
     }
     if (outputs_.block_mass.data) add_block_mass(b, hq, i, lq, scores, sum, ranges);
+  }
+
+  // Splits position ranges so that only keys whose original position is <= last_key remain.
+  static void keep_causal_keys(const std::int32_t* order, std::int64_t last_key, std::vector<KeyRange>& ranges) {
+    std::vector<KeyRange> kept;
+    for (const KeyRange& r : ranges) {
+      for (std::int64_t j = r.begin; j < r.end;) {
+        while (j < r.end && order[j] > last_key) ++j;
+        const std::int64_t begin = j;
+        while (j < r.end && order[j] <= last_key) ++j;
+        if (begin < j) kept.push_back({begin, j});
+      }
+    }
+    ranges.swap(kept);
   }
 
   void add_block_mass(std::int64_t b, std::int64_t hq, std::int64_t i, std::int64_t lq, const std::vector<T>& probs, T sum,
@@ -202,6 +219,7 @@ class ReferenceRunner {
   const TensorView &q_, &k_, &v_;
   const AttentionProblem& p_;
   const BlockMask* mask_;
+  const std::int32_t* key_order_;
   const ReferenceOptions& options_;
   const ReferenceOutputs& outputs_;
   double scale_ = 1.0;
@@ -209,22 +227,57 @@ class ReferenceRunner {
   std::vector<T> keys_, values_;
 };
 
-}  // namespace
+void check_key_order(const std::vector<std::int32_t>& order, const AttentionProblem& p) {
+  const std::int64_t width = p.max_seqlen_k();
+  require(static_cast<std::int64_t>(order.size()) == p.batch * p.heads_q * width, "key_order",
+          "expected batch * heads_q * max_seqlen_k = " + std::to_string(p.batch * p.heads_q * width) + " entries, got " +
+              std::to_string(order.size()));
+  std::vector<char> seen(static_cast<std::size_t>(width));
+  for (std::int64_t b = 0; b < p.batch; ++b) {
+    for (std::int64_t h = 0; h < p.heads_q; ++h) {
+      std::fill(seen.begin(), seen.end(), 0);
+      const std::int32_t* row = order.data() + (b * p.heads_q + h) * width;
+      for (std::int64_t pos = 0; pos < p.seqlen_k[b]; ++pos) {
+        require(row[pos] >= 0 && row[pos] < p.seqlen_k[b] && !seen[row[pos]], "key_order",
+                "row (" + std::to_string(b) + ", " + std::to_string(h) + ") is not a permutation of the sequence's keys");
+        seen[row[pos]] = 1;
+      }
+    }
+  }
+}
 
-void reference_attention(const TensorView& q, const TensorView& k, const TensorView& v, const VarlenSequences& varlen,
-                         const BlockMask* mask, const ReferenceOptions& options, const ReferenceOutputs& outputs) {
+void run_reference(const TensorView& q, const TensorView& k, const TensorView& v, const VarlenSequences& varlen,
+                   const BlockMask* mask, const std::vector<std::int32_t>* key_order, const ReferenceOptions& options,
+                   const ReferenceOutputs& outputs) {
   const AttentionProblem problem = describe_attention(q, k, v, varlen);
   if (mask) mask->validate_for(problem);
+  if (key_order) check_key_order(*key_order, problem);
   require(all_finite(q), "q", "contains NaN or Inf");
   require(all_finite(k), "k", "contains NaN or Inf");
   require(all_finite(v), "v", "contains NaN or Inf");
   check_outputs(q, problem, mask, outputs);
   require(std::isfinite(options.attention.scale) && options.attention.scale >= 0, "scale", "must be finite and >= 0");
+  const std::int32_t* order = key_order ? key_order->data() : nullptr;
   if (options.accumulation == Accumulation::kFP64) {
-    ReferenceRunner<double>(q, k, v, problem, mask, options, outputs).run();
+    ReferenceRunner<double>(q, k, v, problem, mask, order, options, outputs).run();
   } else {
-    ReferenceRunner<float>(q, k, v, problem, mask, options, outputs).run();
+    ReferenceRunner<float>(q, k, v, problem, mask, order, options, outputs).run();
   }
+}
+
+}  // namespace
+
+void reference_attention(const TensorView& q, const TensorView& k, const TensorView& v, const VarlenSequences& varlen,
+                         const BlockMask* mask, const ReferenceOptions& options, const ReferenceOutputs& outputs) {
+  run_reference(q, k, v, varlen, mask, nullptr, options, outputs);
+}
+
+void reference_permuted_attention(const TensorView& q, const TensorView& k, const TensorView& v,
+                                  const VarlenSequences& varlen, const BlockMask& mask,
+                                  const std::vector<std::int32_t>& key_order, const ReferenceOptions& options,
+                                  const ReferenceOutputs& outputs) {
+  require(outputs.block_mass.data == nullptr, "block_mass", "is not offered for permuted attention");
+  run_reference(q, k, v, varlen, &mask, &key_order, options, outputs);
 }
 
 }  // namespace sparsefill

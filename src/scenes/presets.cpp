@@ -181,8 +181,10 @@ std::vector<HeadRecipe> build_head_recipes(const std::string& preset, std::int64
       r.window_pairs = pairs / 4;
       r.vertical_logit = 0.0;
     } else if (preset == "slash-stress") {
+      // Slash energy in the dead and early transition zones (pairs below 3P/8), where block pooling nearly cancels
+      // it and full-dimension pooling is dominated by semantic-zone content: the case Prism was made for.
       r = class_recipe(HeadKind::kSlash, pairs, rng);
-      r.window_pairs = pairs / 4;
+      r.window_pairs = rng.integer(pairs / 4 + 2, (pairs * 3) / 8);
       r.slash_offsets = {unaligned_offset(rng, 1, 2000), unaligned_offset(rng, 1, 2000)};
       r.slash_logits = {r.local_logit * rng.uniform(0.8, 1.0), r.local_logit * rng.uniform(0.8, 1.0)};
     } else if (preset == "vertical") {

@@ -34,10 +34,13 @@ constexpr std::int64_t kMaxSceneTokens = std::int64_t{1} << 22;
 constexpr int kTopics = 8;
 constexpr int kNeedles = 3;
 constexpr double kSinkKeyAmp = 4.0;     // token 0 carries the sink direction this many times stronger
-constexpr double kKeyNoise = 0.5;       // per-dim std of key noise (before the anisotropy profile)
-constexpr double kQueryNoise = 1.5;     // per-dim std of query noise at recipe noise 1
+constexpr double kKeyNoise = 0.5;       // per-dim std of white key noise (before the anisotropy profile)
+constexpr double kQueryNoise = 1.5;     // per-dim std of white query noise at recipe noise 1
+constexpr double kKeyContent = 2.0;     // per-dim std of the smooth semantic-zone key content
+constexpr double kQueryContent = 2.0;   // ... and of the query content, at recipe noise 1
+constexpr double kContentLength = 192.0;  // correlation length (tokens) of the smooth content
 constexpr double kSinkValueScale = 0.1; // the sink's value has a small norm
-constexpr int kSinkSamples = 16;
+constexpr int kSinkSamples = 32;
 constexpr double kMaxSinkLogit = 60.0;
 
 // Token content of one sequence, shared by every KV head.
@@ -60,6 +63,29 @@ double noise_profile(std::int64_t pair, std::int64_t pairs) {
   const double x = pairs > 1 ? static_cast<double>(pair) / static_cast<double>(pairs - 1) : 1.0;
   return (0.5 + x) / std::sqrt(1.0 / 3.0 + 0.5 + 0.25);
 }
+
+// Slowly varying content on the semantic-zone pairs (i >= P/2): a per-pair complex AR(1) process with unit
+// stationary variance and correlation length kContentLength. Real Q/K dims in that zone change little inside a block
+// (Prism's Fig. 3: their pooled RMS matches the token-level RMS), unlike white noise, which pooling removes.
+class SmoothContent {
+ public:
+  SmoothContent(std::int64_t pairs, RandomStream& rng) : rng_(rng), state_(static_cast<std::size_t>(pairs)), first_(pairs / 2) {
+    for (std::int64_t i = first_; i < pairs; ++i) state_[i] = Complex(rng_.normal(), rng_.normal()) / std::sqrt(2.0);
+  }
+  // Advances one token and returns the current content (zero below the semantic zone).
+  const PairVector& next() {
+    const double keep = std::exp(-1.0 / kContentLength), fresh = std::sqrt(1.0 - keep * keep);
+    for (std::size_t i = static_cast<std::size_t>(first_); i < state_.size(); ++i) {
+      state_[i] = keep * state_[i] + fresh * Complex(rng_.normal(), rng_.normal()) / std::sqrt(2.0);
+    }
+    return state_;
+  }
+
+ private:
+  RandomStream& rng_;
+  PairVector state_;
+  std::int64_t first_;
+};
 
 PairVector random_direction(RandomStream& rng, std::int64_t pairs, std::int64_t first, double decay) {
   PairVector z(static_cast<std::size_t>(pairs));
@@ -188,10 +214,15 @@ class SceneBuilder {
     RandomStream rng({cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(g), 0x4B45595});
     std::vector<float> real(static_cast<std::size_t>(d_));
     PairVector z(static_cast<std::size_t>(P_));
+    RandomStream content_rng({cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(g), 0xC0A7E47});
+    SmoothContent content(P_, content_rng);
+    PairVector smooth;
     for (std::int64_t s = 0; s < L_; ++s) {
+      smooth = content.next();
+      add_scaled(smooth, dir.sink, -real_dot(smooth, dir.sink));  // only token 0 carries the sink direction
       for (std::int64_t i = 0; i < P_; ++i) {
         const double sigma = kKeyNoise * noise_profile(i, P_) / std::sqrt(2.0);
-        z[i] = Complex(rng.normal(), rng.normal()) * sigma + amp_ * dir.local_amp[i];
+        z[i] = Complex(rng.normal(), rng.normal()) * sigma + amp_ * dir.local_amp[i] + kKeyContent * smooth[i];
       }
       if (s == 0) add_scaled(z, dir.sink, amp_ * kSinkKeyAmp);
       if (content_.anchor_strength[s] > 0) add_scaled(z, dir.vertical, amp_ * content_.anchor_strength[s]);
@@ -209,18 +240,24 @@ class SceneBuilder {
 
   // Query pre-RoPE vector of head h at position t, without the sink.
   void query_vector(const HeadRecipe& r, const KvDirections& dir, RandomStream& shared, RandomStream& own,
-                    std::int64_t t, PairVector& z) const {
+                    const PairVector& smooth, std::int64_t t, PairVector& z) const {
     const double unit = std::sqrt(static_cast<double>(d_)) / amp_;  // coefficient per logit
     std::fill(z.begin(), z.end(), Complex(0, 0));
     if (r.local_logit > 0 || !r.slash_offsets.empty()) {
+      // A smooth (logistic) spectral taper centred on window_pairs: a hard cutoff rings, which real heads do not.
+      std::vector<double> taper(static_cast<std::size_t>(P_), 0.0);
       double window_energy = 0;
-      for (std::int64_t i = 0; i < r.window_pairs; ++i) window_energy += std::norm(dir.local_amp[i]);
+      for (std::int64_t i = 0; i < P_; ++i) {
+        const double width = std::max(1.0, static_cast<double>(r.window_pairs) / 8.0);
+        taper[i] = 1.0 / (1.0 + std::exp((static_cast<double>(i) - static_cast<double>(r.window_pairs)) / width));
+        window_energy += taper[i] * std::norm(dir.local_amp[i]);
+      }
       for (std::size_t j = 0; j <= r.slash_offsets.size(); ++j) {
         const double logit = j == 0 ? r.local_logit : r.slash_logits[j - 1];
         const double offset = j == 0 ? 0.0 : static_cast<double>(r.slash_offsets[j - 1]);
         if (logit <= 0) continue;
-        for (std::int64_t i = 0; i < r.window_pairs; ++i) {
-          z[i] += logit * unit / window_energy * dir.local_amp[i] * std::polar(1.0, -freqs_[i] * offset);
+        for (std::int64_t i = 0; i < P_; ++i) {
+          z[i] += logit * unit * taper[i] / window_energy * dir.local_amp[i] * std::polar(1.0, -freqs_[i] * offset);
         }
       }
     }
@@ -240,7 +277,7 @@ class SceneBuilder {
     for (std::int64_t i = 0; i < P_; ++i) {
       const double sigma = kQueryNoise * r.noise * noise_profile(i, P_) / std::sqrt(2.0);
       const Complex common(shared.normal(), shared.normal()), mine(own.normal(), own.normal());
-      noise[i] = sigma * (std::sqrt(0.5) * common + std::sqrt(0.5) * mine);
+      noise[i] = sigma * (std::sqrt(0.5) * common + std::sqrt(0.5) * mine) + kQueryContent * r.noise * smooth[i];
     }
     add_scaled(noise, dir.sink, -real_dot(noise, dir.sink));
     add_scaled(z, noise, 1.0);
@@ -299,8 +336,10 @@ class SceneBuilder {
     const KvDirections& dir = directions_[g];
     RandomStream shared({cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(g), 0x51A4ED});
     RandomStream own({cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(h), 0x0A1E});
+    RandomStream content_rng({cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(h), 0xC0A7E48});
+    SmoothContent content(P_, content_rng);
     std::vector<PairVector> pre(static_cast<std::size_t>(L_), PairVector(static_cast<std::size_t>(P_)));
-    for (std::int64_t t = 0; t < L_; ++t) query_vector(r, dir, shared, own, t, pre[t]);
+    for (std::int64_t t = 0; t < L_; ++t) query_vector(r, dir, shared, own, content.next(), t, pre[t]);
 
     std::vector<std::int64_t> positions;
     std::vector<PairVector> sampled;

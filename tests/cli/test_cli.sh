@@ -24,7 +24,7 @@ out=$("$bin" run --scene llama31-like --len 300 --heads-q 8 --heads-kv 2 --seed 
       --mask-out "$work/m.safetensors" --png "$work/m.png" 2>&1)
 check "run exits 0" test $? -eq 0
 check "run prints the table" grep -q "recall mean" <<<"$out"
-check "run prints stage times" grep -q "dense attention + block mass" <<<"$out"
+check "run prints stage times" grep -q "dense attention (reference)" <<<"$out"
 check "dense keeps every visible block" grep -Eq "dense +48/48 +1.0000 +1.0000 +1.0000 +0.000e\+00" <<<"$out"
 check "json written" python3 -c "import json,sys; j=json.load(open('$work/r.json')); sys.exit(0 if j['density']['overall']==1.0 and len(j['heads'])==8 else 1)"
 check "mask written" test -s "$work/m.safetensors"

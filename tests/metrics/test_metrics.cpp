@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 #include "sparsefill/error.hpp"
 #include "sparsefill/metrics.hpp"
+#include "sparsefill/reference_attention.hpp"
+#include "support/random_tensors.hpp"
 
 namespace sparsefill {
 namespace {
@@ -23,31 +26,67 @@ TEST(Metrics, SummaryPercentiles) {
   EXPECT_EQ(summarize({}).count, 0);
 }
 
-TEST(Metrics, RecallOnAHandBuiltCase) {
+TEST(Metrics, RecallFromLseOnAHandBuiltCase) {
+  TinyProblem t;  // 256 queries: two query blocks of 128
+  HostTensor dense(DType::kFP64, {1, 2, 256}), sparse(DType::kFP64, {1, 2, 256});
+  for (int i = 0; i < 512; ++i) {
+    dense.ptr<double>()[i] = 3.0;
+    sparse.ptr<double>()[i] = 3.0 + std::log(i < 128 ? 0.7 : i < 256 ? 1.0 : 0.5);
+  }
+  sparse.ptr<double>()[300] = -INFINITY;  // head 1, block 0: one row left empty -> recall 0 for that row
+  dense.ptr<double>()[511] = -INFINITY;   // head 1, last row sees nothing: skipped
+  const RecallReport r = recall_from_lse(sparse.view(), dense.view(), t.p, 128);
+  EXPECT_NEAR(r.head_min[0], 0.7, 1e-12);
+  EXPECT_NEAR(r.head_mean[0], 0.85, 1e-12);
+  EXPECT_NEAR(r.per_head_rows[1][0], (127 * 0.5) / 128, 1e-12);
+  EXPECT_NEAR(r.per_head_rows[1][1], 0.5, 1e-12);
+  HostTensor wrong(DType::kFP64, {1, 2, 255});
+  EXPECT_THROW(recall_from_lse(wrong.view(), dense.view(), t.p, 128), Error);
+}
+
+TEST(Metrics, RecallFromLseEqualsSelectedBlockMass) {
+  std::mt19937_64 rng(testing::fresh_seed());
+  HostTensor q = testing::random_tensor(DType::kBF16, {1, 300, 2, 32}, rng, 2.0);
+  HostTensor k = testing::random_tensor(DType::kBF16, {1, 300, 1, 32}, rng, 2.0);
+  HostTensor v = testing::random_tensor(DType::kBF16, {1, 300, 1, 32}, rng);
+  const AttentionProblem p = describe_attention(q.view(), k.view(), v.view());
+  std::bernoulli_distribution keep(0.5);
+  BlockMask mask(1, 2, 5, 5, 64, 64);
+  for (int h = 0; h < 2; ++h) {
+    for (int u = 0; u < 5; ++u) {
+      std::vector<std::int32_t> row;
+      for (int c = 0; c <= u; ++c) {
+        if (keep(rng)) row.push_back(c);
+      }
+      mask.set_row(0, h, u, row);
+    }
+  }
+  HostTensor out(DType::kFP64, {1, 300, 2, 32}), lse_s(DType::kFP64, {1, 2, 300}), lse_d(DType::kFP64, {1, 2, 300});
+  HostTensor mass(DType::kFP64, {1, 2, 5, 5});
+  ReferenceOptions options;
+  options.accumulation = Accumulation::kFP64;
+  reference_attention(q.view(), k.view(), v.view(), {}, &mask, options, {out.view(), lse_s.view(), {}, 0});
+  reference_attention(q.view(), k.view(), v.view(), {}, nullptr, options, {out.view(), lse_d.view(), mass.view(), 64});
+  const RecallReport r = recall_from_lse(lse_s.view(), lse_d.view(), p, 64);
+  for (int h = 0; h < 2; ++h) {
+    for (int u = 0; u < 5; ++u) {
+      double covered = 0;
+      for (int n = 0; n < mask.row_count(0, h, u); ++n) covered += mass.ptr<double>()[(h * 5 + u) * 5 + mask.row_indices(0, h, u)[n]];
+      EXPECT_NEAR(r.per_head_rows[h][u], covered, 1e-9) << "head " << h << " block " << u;
+    }
+  }
+}
+
+TEST(Metrics, BlocksNeededFraction) {
   TinyProblem t;
-  // Two query blocks of 128 and two key blocks; head 0 row 1 puts 0.7 on block 0 and 0.3 on block 1.
   HostTensor mass(DType::kFP64, {1, 2, 2, 2});
   double* m = mass.ptr<double>();
-  m[0] = 1.0;                  // head 0, row 0
-  m[2] = 0.7, m[3] = 0.3;      // head 0, row 1
-  m[4] = 1.0;                  // head 1, row 0
-  m[6] = 0.2, m[7] = 0.8;      // head 1, row 1
-  BlockMask mask(1, 2, 2, 2);  // per query head
-  mask.set_row(0, 0, 0, {0});
-  mask.set_row(0, 0, 1, {0});
-  mask.set_row(0, 1, 0, {0});
-  mask.set_row(0, 1, 1, {1});
-  const RecallReport r = mask_recall(mass.view(), mask, t.p, true);
-  EXPECT_DOUBLE_EQ(r.head_min[0], 0.7);
-  EXPECT_DOUBLE_EQ(r.head_mean[0], 0.85);
-  EXPECT_DOUBLE_EQ(r.head_min[1], 0.8);
-  EXPECT_DOUBLE_EQ(r.head_mean[1], 0.9);
-  const std::vector<double> needed = blocks_needed_fraction(mass.view(), t.p, true, 0.95);
-  EXPECT_DOUBLE_EQ(needed[0], 3.0 / 3.0);  // row 0: 1 block; row 1: 0.7 + 0.3 -> 2 blocks; 3 visible
-  const std::vector<double> needed_half = blocks_needed_fraction(mass.view(), t.p, true, 0.5);
-  EXPECT_DOUBLE_EQ(needed_half[1], 2.0 / 3.0);
-  HostTensor wrong(DType::kFP64, {1, 2, 2, 3});
-  EXPECT_THROW(mask_recall(wrong.view(), mask, t.p, true), Error);
+  m[0] = 1.0;              // head 0, row 0
+  m[2] = 0.7, m[3] = 0.3;  // head 0, row 1
+  m[4] = 1.0;              // head 1, row 0
+  m[6] = 0.2, m[7] = 0.8;  // head 1, row 1
+  EXPECT_DOUBLE_EQ(blocks_needed_fraction(mass.view(), t.p, true, 0.95)[0], 3.0 / 3.0);  // 1 + 2 blocks of 3
+  EXPECT_DOUBLE_EQ(blocks_needed_fraction(mass.view(), t.p, true, 0.5)[1], 2.0 / 3.0);   // 1 + 1 blocks of 3
 }
 
 TEST(Metrics, OutputErrorPerHead) {

@@ -2,6 +2,7 @@
 // [seqlen_q x seqlen_k] allow-matrix per (sequence, query head) built from the block map and the causal rule.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "sparsefill/tensor.hpp"
@@ -16,6 +17,11 @@ struct NaiveResult {
   std::vector<double> out;  // same element order as q (contiguous)
   std::vector<double> lse;  // [batch, heads_q, max_seqlen_q], -inf where no key is visible
 };
+
+// allowed(b, h, i, j): may query i of sequence b, head h attend key j (causality included by the caller).
+NaiveResult naive_attention(const HostTensor& q, const HostTensor& k, const HostTensor& v, bool varlen,
+                            const std::vector<NaiveSequence>& sequences, double scale,
+                            const std::function<bool(std::int64_t, std::int64_t, std::int64_t, std::int64_t)>& allowed);
 
 // q/k/v contiguous, fixed ([B, L, H, D]) or varlen ([T, H, D]) per `varlen`. block_map: optional dense bool
 // [B, Hm, nQb, nKb] map with `mask_heads` heads and square blocks `block` (empty vector = dense).

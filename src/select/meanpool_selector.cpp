@@ -1,0 +1,64 @@
+// Mean pooling (algorithms.md §4.1): softmax over block-causal key blocks of pooled Q . pooled K / sqrt(d), then T1,
+// T2 or top-k, with the sink column and the diagonal forced (PBS's "MeanPooling" baseline: T2, 0.9).
+#include <cmath>
+
+#include "select/selector_common.hpp"
+#include "select/selectors.hpp"
+#include "select/top_p_rules.hpp"
+#include "sparsefill/error.hpp"
+
+namespace sparsefill {
+namespace {
+
+class MeanPoolSelector final : public Selector {
+ public:
+  explicit MeanPoolSelector(const MeanPoolConfig& c) : c_(c) {}
+  std::string name() const override { return "meanpool"; }
+
+  Selection select(const SelectorInputs& in) const override {
+    const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
+    const std::int64_t B = in.block_size, d = p.head_dim;
+    std::vector<std::vector<std::vector<double>>> pooled_keys(static_cast<std::size_t>(p.batch));
+    for (std::int64_t b = 0; b < p.batch; ++b) {
+      for (std::int64_t g = 0; g < p.heads_kv; ++g) {
+        pooled_keys[b].push_back(pool_blocks(load_head_rows(in.k, p, false, b, g), p.seqlen_k[b], d, B));
+      }
+    }
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    Selection out;
+    out.mask = build_per_head_mask(p, B, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
+      const std::vector<double> pq = pool_blocks(load_head_rows(in.q, p, true, b, h), p.seqlen_q[b], d, B);
+      const std::vector<double>& pk = pooled_keys[b][p.kv_head_of(h)];
+      const BlockGeometry geo(p.seqlen_q[b], p.seqlen_k[b], B, in.causal);
+      std::vector<double> logits(static_cast<std::size_t>(geo.nk)), probs(static_cast<std::size_t>(geo.nk));
+      for (std::int64_t u = 0; u < geo.nq; ++u) {
+        const std::vector<std::int32_t> candidates = geo.candidates(u);
+        for (std::int32_t v : candidates) logits[v] = dot_product(pq.data() + u * d, pk.data() + v * d, d) * scale;
+        std::vector<std::int32_t> kept;
+        if (softmax_over(logits.data(), candidates, geo.nk, probs.data())) {
+          if (c_.rule == "t1") kept = select_t1(probs.data(), candidates, c_.threshold, 1.0);
+          if (c_.rule == "t2") kept = select_t2(probs.data(), candidates, c_.threshold, 1.0);
+          if (c_.rule == "topk") kept = select_top_k(probs.data(), candidates, c_.top_k);
+        }
+        if (c_.force_sink && geo.nk > 0) kept = merge_blocks(kept, {0});
+        if (c_.force_diagonal && geo.has_diagonal(u)) kept = merge_blocks(kept, {static_cast<std::int32_t>(geo.diagonal(u))});
+        mask.set_row(b, h, u, std::move(kept));
+      }
+    });
+    return out;
+  }
+
+ private:
+  MeanPoolConfig c_;
+};
+
+}  // namespace
+
+std::unique_ptr<Selector> make_meanpool_selector(const MeanPoolConfig& config) {
+  require(config.rule == "t1" || config.rule == "t2" || config.rule == "topk", "meanpool.rule", "must be t1, t2 or topk");
+  require(config.rule == "topk" ? config.top_k >= 1 : config.threshold > 0 && config.threshold <= 1,
+          config.rule == "topk" ? "meanpool.top-k" : "meanpool.threshold", "out of range");
+  return std::make_unique<MeanPoolSelector>(config);
+}
+
+}  // namespace sparsefill

@@ -1,0 +1,94 @@
+// MInference vertical-slash (algorithms.md §4.4): the last 64 queries' attention (scale 1/sqrt(128), hard-coded in
+// the reference) gives column sums (verticals; the first 30 columns always kept) and diagonal sums (slashes; the 100
+// most recent diagonals always kept); the top vertical_size columns and slash_size diagonals are kept and rasterised
+// to the block size: a block is selected when it holds a kept column or diagonal visible to one of its queries.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "select/selector_common.hpp"
+#include "select/selectors.hpp"
+#include "select/top_p_rules.hpp"
+#include "sparsefill/error.hpp"
+
+namespace sparsefill {
+namespace {
+
+constexpr std::int64_t kForcedColumns = 30;
+constexpr std::int64_t kForcedDiagonals = 100;
+constexpr std::int64_t kMinVertical = 30;
+constexpr std::int64_t kMinSlash = 50;
+constexpr double kReferenceScale = 0.08838834764831845;  // 1 / sqrt(128), as hard-coded in the reference
+
+class MInferenceSelector final : public Selector {
+ public:
+  explicit MInferenceSelector(const MInferenceConfig& c) : c_(c) {}
+  std::string name() const override { return "minference"; }
+
+  Selection select(const SelectorInputs& in) const override {
+    const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
+    require(in.causal, "causal", "MInference vertical-slash is defined for causal attention only");
+    require(c_.last_q >= 1, "minference.last-q", "must be positive");
+    const std::int64_t B = in.block_size, d = p.head_dim;
+    Selection out;
+    out.mask = build_per_head_mask(p, B, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
+      const std::int64_t lq = p.seqlen_q[b], lk = p.seqlen_k[b], shift = lk - lq;
+      const std::vector<float> q = load_head_rows(in.q, p, true, b, h);
+      const std::vector<float> k = load_head_rows(in.k, p, false, b, p.kv_head_of(h));
+      const std::int64_t rows = std::min(c_.last_q, lq);
+      const double inf = std::numeric_limits<double>::infinity();
+      std::vector<double> vertical(static_cast<std::size_t>(lk), 0.0), slash(static_cast<std::size_t>(lk), 0.0);
+      std::vector<double> logits(static_cast<std::size_t>(lk)), probs(static_cast<std::size_t>(lk));
+      for (std::int64_t i = lq - rows; i < lq; ++i) {
+        const std::int64_t last_key = std::min(lk - 1, i + shift);
+        for (std::int64_t j = 0; j <= last_key; ++j) {
+          double s = 0;
+          for (std::int64_t c = 0; c < d; ++c) s += static_cast<double>(q[i * d + c]) * k[j * d + c];
+          logits[j] = s * kReferenceScale;
+        }
+        if (!softmax_over(logits.data(), block_range(last_key + 1), lk, probs.data())) continue;
+        for (std::int64_t j = 0; j <= last_key; ++j) {
+          vertical[j] += probs[j];
+          slash[i + shift - j] += probs[j];  // offset from the query's bottom-right aligned diagonal
+        }
+      }
+      for (std::int64_t j = 0; j < std::min(kForcedColumns, lk); ++j) vertical[j] = inf;
+      for (std::int64_t o = 0; o < std::min(kForcedDiagonals, lk); ++o) slash[o] = inf;
+      const std::vector<std::int32_t> columns =
+          select_top_k(vertical.data(), block_range(lk), std::clamp(c_.vertical_size, kMinVertical, lk));
+      const std::vector<std::int32_t> offsets =
+          select_top_k(slash.data(), block_range(lk), std::clamp(c_.slash_size, kMinSlash, lk));
+      const BlockGeometry geo(lq, lk, B, true);
+      for (std::int64_t u = 0; u < geo.nq; ++u) {
+        const std::int64_t first = u * B + shift, last = std::min((u + 1) * B, lq) - 1 + shift;  // key positions
+        std::vector<char> keep(static_cast<std::size_t>(geo.nk), 0);
+        for (std::int32_t j : columns) {
+          if (j <= last) keep[j / B] = 1;
+        }
+        for (std::int32_t o : offsets) {
+          const std::int64_t lo = std::max<std::int64_t>(0, first - o), hi = std::min(lk - 1, last - o);
+          for (std::int64_t v = lo / B; hi >= lo && v <= hi / B; ++v) keep[v] = 1;
+        }
+        std::vector<std::int32_t> kept;
+        for (std::int64_t v = 0; v < geo.nk; ++v) {
+          if (keep[v]) kept.push_back(static_cast<std::int32_t>(v));
+        }
+        mask.set_row(b, h, u, std::move(kept));
+      }
+    });
+    return out;
+  }
+
+ private:
+  MInferenceConfig c_;
+};
+
+}  // namespace
+
+std::unique_ptr<Selector> make_minference_selector(const MInferenceConfig& config) {
+  require(config.vertical_size >= 1, "minference.vertical-size", "must be positive");
+  require(config.slash_size >= 1, "minference.slash-size", "must be positive");
+  return std::make_unique<MInferenceSelector>(config);
+}
+
+}  // namespace sparsefill

@@ -1,0 +1,121 @@
+// Prism (algorithms.md §1): mean-pooled Q/K scored separately in a high- and a low-frequency RoPE band, each band's
+// logits rescaled by the energy-based temperature, causal block softmax, T1 top-p per band, union, then the sink
+// column and the diagonal block forced. Bands are chosen by RoPE frequency-pair index, so rotate-half and
+// interleaved inputs give the same mask.
+#include <cmath>
+
+#include "select/selector_common.hpp"
+#include "select/selectors.hpp"
+#include "select/top_p_rules.hpp"
+#include "sparsefill/error.hpp"
+
+namespace sparsefill {
+namespace {
+
+constexpr double kRmsFloor = 1e-6;  // the code clamps RMS denominators at 1e-6
+
+struct Band {
+  std::vector<std::int64_t> dims;
+  double p = 0.95;
+};
+
+Band make_band(std::int64_t first_pair, std::int64_t pairs, std::int64_t head_dim, RopeLayout layout, double p) {
+  Band band;
+  band.p = p;
+  for (std::int64_t j = first_pair; j < first_pair + pairs; ++j) {
+    const auto [x, y] = rope_pair_dims(j, head_dim, layout);
+    band.dims.push_back(x);
+    band.dims.push_back(y);
+  }
+  return band;
+}
+
+// RMS over all pooled blocks of the given dims (every dim when `dims` is empty).
+double pooled_rms(const std::vector<double>& pooled, std::int64_t dim, const std::vector<std::int64_t>& dims) {
+  const std::int64_t n = static_cast<std::int64_t>(pooled.size()) / dim;
+  double sum = 0;
+  std::int64_t count = 0;
+  for (std::int64_t u = 0; u < n; ++u) {
+    if (dims.empty()) {
+      for (std::int64_t c = 0; c < dim; ++c) sum += pooled[u * dim + c] * pooled[u * dim + c];
+      count += dim;
+    } else {
+      for (std::int64_t c : dims) sum += pooled[u * dim + c] * pooled[u * dim + c];
+      count += static_cast<std::int64_t>(dims.size());
+    }
+  }
+  return count ? std::sqrt(sum / static_cast<double>(count)) : 0.0;
+}
+
+class PrismSelector final : public Selector {
+ public:
+  explicit PrismSelector(const PrismConfig& c) : c_(c) {}
+  std::string name() const override { return "prism"; }
+
+  Selection select(const SelectorInputs& in) const override {
+    const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
+    const std::int64_t d = p.head_dim, pairs = d / 2;
+    require(d % 2 == 0, "q", "Prism needs an even head_dim (RoPE pairs)");
+    const std::int64_t d_high = c_.d_high ? c_.d_high : d / 2, d_low = c_.d_low ? c_.d_low : (3 * d) / 4;
+    require(d_high >= 2 && d_high % 2 == 0 && d_high <= d, "prism.d-high", "must be even and in [2, head_dim]");
+    require(d_low >= 2 && d_low % 2 == 0 && d_low <= d, "prism.d-low", "must be even and in [2, head_dim]");
+    require(c_.p_high > 0 && c_.p_high <= 1, "prism.p-high", "must be in (0, 1]");
+    require(c_.p_low > 0 && c_.p_low <= 1, "prism.p-low", "must be in (0, 1]");
+    const Band high = make_band(0, d_high / 2, d, in.rope_layout, c_.p_high);
+    const Band low = make_band(pairs - d_low / 2, d_low / 2, d, in.rope_layout, c_.p_low);
+    const std::int64_t block = in.block_size;
+
+    std::vector<std::vector<std::vector<double>>> pooled_keys(static_cast<std::size_t>(p.batch));
+    for (std::int64_t b = 0; b < p.batch; ++b) {
+      for (std::int64_t g = 0; g < p.heads_kv; ++g) {
+        pooled_keys[b].push_back(pool_blocks(load_head_rows(in.k, p, false, b, g), p.seqlen_k[b], d, block));
+      }
+    }
+    Selection out;
+    out.mask = build_per_head_mask(p, block, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
+      const std::vector<double> pq = pool_blocks(load_head_rows(in.q, p, true, b, h), p.seqlen_q[b], d, block);
+      const std::vector<double>& pk = pooled_keys[b][p.kv_head_of(h)];
+      const BlockGeometry geo(p.seqlen_q[b], p.seqlen_k[b], block, in.causal);
+      const double scale_high = band_scale(high, pq, pk, d), scale_low = band_scale(low, pq, pk, d);
+      std::vector<double> logits(static_cast<std::size_t>(geo.nk)), probs(static_cast<std::size_t>(geo.nk));
+      for (std::int64_t u = 0; u < geo.nq; ++u) {
+        const std::vector<std::int32_t> candidates = geo.candidates(u);
+        std::vector<std::int32_t> kept;
+        for (const auto& [band, scale] : {std::pair<const Band*, double>{&high, scale_high}, {&low, scale_low}}) {
+          for (std::int32_t v : candidates) {
+            double s = 0;
+            for (std::int64_t c : band->dims) s += pq[u * d + c] * pk[v * d + c];
+            logits[v] = s * scale;
+          }
+          if (softmax_over(logits.data(), candidates, geo.nk, probs.data())) {
+            kept = merge_blocks(kept, select_t1(probs.data(), candidates, band->p, 1.0));
+          }
+        }
+        if (c_.force_sink && geo.nk > 0) kept = merge_blocks(kept, {0});
+        if (c_.force_recent && geo.has_diagonal(u)) kept = merge_blocks(kept, {static_cast<std::int32_t>(geo.diagonal(u))});
+        mask.set_row(b, h, u, std::move(kept));
+      }
+    });
+    return out;
+  }
+
+ private:
+  // 1 / (sqrt(d_z) * tau_z), with tau_z = sqrt(d_z / d) * rms(Q_z)/rms(Q) * rms(K_z)/rms(K) (1 without calibration).
+  double band_scale(const Band& band, const std::vector<double>& pq, const std::vector<double>& pk, std::int64_t d) const {
+    const double dz = static_cast<double>(band.dims.size());
+    double tau = 1.0;
+    if (c_.calibrate) {
+      tau = std::sqrt(dz / static_cast<double>(d)) * (pooled_rms(pq, d, band.dims) / std::max(pooled_rms(pq, d, {}), kRmsFloor)) *
+            (pooled_rms(pk, d, band.dims) / std::max(pooled_rms(pk, d, {}), kRmsFloor));
+    }
+    return 1.0 / (std::sqrt(dz) * std::max(tau, kRmsFloor));
+  }
+
+  PrismConfig c_;
+};
+
+}  // namespace
+
+std::unique_ptr<Selector> make_prism_selector(const PrismConfig& config) { return std::make_unique<PrismSelector>(config); }
+
+}  // namespace sparsefill

@@ -1,0 +1,111 @@
+#include "select/selector_common.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/parallel.hpp"
+#include "select/top_p_rules.hpp"
+
+namespace sparsefill {
+
+std::vector<float> load_head_rows(const TensorView& t, const AttentionProblem& p, bool query_side, std::int64_t b,
+                                  std::int64_t head) {
+  const std::int64_t length = query_side ? p.seqlen_q[b] : p.seqlen_k[b];
+  const std::int64_t start = query_side ? p.start_q[b] : p.start_k[b];
+  std::vector<float> rows(static_cast<std::size_t>(length * p.head_dim));
+  for (std::int64_t s = 0; s < length; ++s) {
+    const std::int64_t offset = token_offset(t, p.varlen, start, b, s, head);
+    for (std::int64_t c = 0; c < p.head_dim; ++c) {
+      rows[s * p.head_dim + c] = static_cast<float>(load_as_double(t.data, t.dtype, offset + c));
+    }
+  }
+  return rows;
+}
+
+std::vector<double> pool_blocks(const std::vector<float>& rows, std::int64_t length, std::int64_t dim,
+                                std::int64_t block, bool divide_by_count) {
+  const std::int64_t n = ceil_div(length, block);
+  std::vector<double> pooled(static_cast<std::size_t>(n * dim), 0.0);
+  for (std::int64_t s = 0; s < length; ++s) {
+    double* dst = pooled.data() + (s / block) * dim;
+    for (std::int64_t c = 0; c < dim; ++c) dst[c] += rows[s * dim + c];
+  }
+  for (std::int64_t u = 0; u < n; ++u) {
+    const double count = divide_by_count ? static_cast<double>(std::min(block, length - u * block)) : static_cast<double>(block);
+    for (std::int64_t c = 0; c < dim; ++c) pooled[u * dim + c] /= count;
+  }
+  return pooled;
+}
+
+double dot_product(const double* a, const double* b, std::int64_t n) {
+  double s = 0;
+  for (std::int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+double dot_product(const float* a, const double* b, std::int64_t n) {
+  double s = 0;
+  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
+  return s;
+}
+
+double dot_product(const float* a, const float* b, std::int64_t n) {
+  double s = 0;
+  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
+  return s;
+}
+
+BlockGeometry::BlockGeometry(std::int64_t seqlen_q, std::int64_t seqlen_k, std::int64_t block, bool is_causal)
+    : nq(ceil_div(seqlen_q, block)), nk(ceil_div(seqlen_k, block)), shift(nk - nq), causal(is_causal) {}
+
+std::int64_t BlockGeometry::last_candidate(std::int64_t u) const {
+  return causal ? std::clamp<std::int64_t>(u + shift + 1, 0, nk) : nk;
+}
+
+std::vector<std::int32_t> block_range(std::int64_t n) {
+  std::vector<std::int32_t> c(static_cast<std::size_t>(std::max<std::int64_t>(n, 0)));
+  for (std::size_t v = 0; v < c.size(); ++v) c[v] = static_cast<std::int32_t>(v);
+  return c;
+}
+
+std::vector<std::int32_t> BlockGeometry::candidates(std::int64_t u) const { return block_range(last_candidate(u)); }
+
+std::vector<std::int32_t> BlockGeometry::causal_only(std::int64_t u, std::vector<std::int32_t> blocks) const {
+  const std::int64_t end = last_candidate(u);
+  blocks.erase(std::remove_if(blocks.begin(), blocks.end(), [&](std::int32_t v) { return v >= end; }), blocks.end());
+  return blocks;
+}
+
+bool softmax_over(const double* logits, const std::vector<std::int32_t>& candidates, std::int64_t n, double* probs) {
+  std::fill(probs, probs + n, 0.0);
+  if (candidates.empty()) return false;
+  double m = -std::numeric_limits<double>::infinity();
+  for (std::int32_t v : candidates) m = std::max(m, logits[v]);
+  double z = 0;
+  for (std::int32_t v : candidates) z += (probs[v] = std::exp(logits[v] - m));
+  for (std::int32_t v : candidates) probs[v] /= z;
+  return true;
+}
+
+void add_stride_row(const double* probs, std::int64_t key_strides, std::int64_t strides_per_block, double* block_row) {
+  for (std::int64_t j = 0; j < key_strides; ++j) block_row[j / strides_per_block] += probs[j];
+}
+
+std::vector<std::int32_t> select_t3_row(const double* row, const BlockGeometry& geo, std::int64_t u, bool column0_forced,
+                                        double tau, bool reference) {
+  std::vector<std::int32_t> forced;
+  if ((column0_forced || !reference) && geo.nk > 0) forced.push_back(0);
+  if (geo.has_diagonal(u) && (forced.empty() || geo.diagonal(u) != 0)) forced.push_back(static_cast<std::int32_t>(geo.diagonal(u)));
+  std::vector<std::int32_t> kept = reference ? select_t3_reference(row, geo.nk, forced, tau) : select_t3_clean(row, geo.nk, forced, tau);
+  return geo.causal_only(u, std::move(kept));
+}
+
+BlockMask build_per_head_mask(const AttentionProblem& p, std::int64_t block,
+                              const std::function<void(std::int64_t, std::int64_t, BlockMask&)>& rows) {
+  BlockMask mask(p.batch, p.heads_q, ceil_div(p.max_seqlen_q(), block), ceil_div(p.max_seqlen_k(), block), block, block);
+  parallel_for(p.batch * p.heads_q, [&](std::int64_t item) { rows(item / p.heads_q, item % p.heads_q, mask); });
+  return mask;
+}
+
+}  // namespace sparsefill

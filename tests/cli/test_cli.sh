@@ -35,6 +35,24 @@ check "png written" bash -c "head -c 4 '$work/m.png' | grep -q PNG"
   --json "$work/s.json" >/dev/null 2>&1
 check "non-causal run with 64 blocks" python3 -c "import json,sys; j=json.load(open('$work/s.json')); sys.exit(0 if j['causal'] is False and j['block_size']==64 else 1)"
 
+# Every method runs from the CLI; a method flag reaches its selector.
+for m in prism rr pbs xattn flexprefill minference meanpool oracle; do
+  check "method $m runs" bash -c "'$bin' run --scene slash-stress --len 600 --heads-q 4 --heads-kv 2 --head-dim 64 --block-size 64 --method $m --pbs-segment 256 --flexprefill-min-budget 128 --json '$work/$m.json' >/dev/null 2>&1"
+done
+check "prism threshold flag changes the density" python3 -c "
+import json, subprocess, sys
+def density(p):
+    subprocess.run(['$bin', 'run', '--scene', 'slash-stress', '--len', '600', '--heads-q', '4', '--heads-kv', '2', '--head-dim', '64',
+                    '--block-size', '64', '--method', 'prism', '--prism-p-high', p, '--prism-p-low', p, '--json', '$work/pd.json'],
+                   check=True, capture_output=True)
+    return json.load(open('$work/pd.json'))['density']['overall']
+sys.exit(0 if density('0.5') < density('0.99') else 1)"
+out=$("$bin" eval --methods prism,meanpool --scenes sink,slash --seeds 1,2 --len 300 --heads-q 4 --heads-kv 1 --head-dim 64 \
+      --sweep prism=0.8,0.9 --json "$work/e.json" --png "$work/e.png" 2>/dev/null)
+check "eval prints a table per scene" test "$(grep -c '^scene ' <<<"$out")" -eq 2
+check "eval json has every point" python3 -c "import json,sys; j=json.load(open('$work/e.json')); sys.exit(0 if len(j['points'])==2*2*(2+3) else 1)"
+check "eval png written" bash -c "head -c 4 '$work/e.png' | grep -q PNG"
+fails_with "eval rejects a bad sweep" "--sweep" "$bin" eval --methods prism --sweep prism=abc --len 64
 fails_with "unknown method is rejected" "method" "$bin" run --method nosuch --len 64
 fails_with "zero length is rejected" "--len" "$bin" run --len 0
 fails_with "bad head split is rejected" "heads_kv" "$bin" run --len 64 --heads-q 6 --heads-kv 4

@@ -164,3 +164,78 @@ TEST(SelectorsHand, PbsOrdersHeavyKeysFirstAndSelectsTheirBlock) {
 
 }  // namespace
 }  // namespace sparsefill
+
+namespace sparsefill {
+namespace {
+
+TEST(SelectorsHand, XAttentionReferenceT3KeepsTheCandidateTheCleanRuleDrops) {
+  // Block 64, S = 8, d = 16. Query block 3 = 4 e_0; key blocks 1 and 2 = 10.51 and 10.0 e_0, so every stride row of
+  // block 3 puts 0.625 and 0.375 of its mass on blocks 1 and 2: row 3 sums to [~0, 5.0, 3.0, ~0] over 8 stride rows.
+  // tau 0.5 (4.0): the reference forces the diagonal only (one chunk), compares block 2 with the forced mass (~0)
+  // and keeps it; the clean rule forces column 0 and the diagonal and stops before block 2 (5.0 >= 4.0).
+  DesignedInputs in(256, 1, 1, 16);
+  in.fill_q(192, 256, 0, 0, 4.0f);
+  in.fill_k(64, 128, 0, 0, 10.51f);
+  in.fill_k(128, 192, 0, 0, 10.0f);
+  SelectorSettings s;
+  s.xattn.tau = 0.5;
+  EXPECT_EQ(row(make_selector("xattn", s)->select(inputs_of(in)), 0, 3), (Blocks{0, 1, 2, 3}));
+  s.xattn.t3 = "clean";
+  EXPECT_EQ(row(make_selector("xattn", s)->select(inputs_of(in)), 0, 3), (Blocks{0, 1, 3}));
+  s.xattn.keep_sink = true;  // the reference's quirk: row 0 becomes all blocks, above the diagonal too
+  EXPECT_EQ(row(make_selector("xattn", s)->select(inputs_of(in)), 0, 0), (Blocks{0, 1, 2, 3}));
+}
+
+TEST(SelectorsHand, MInferenceRasterisesColumnsAndDiagonals) {
+  // L = 512, block 64. The last 64 queries attend key 300. With 31 columns (30 forced + key 300) and 100 diagonals
+  // (exactly the forced most recent ones), row u keeps block 0 (columns 0..29), blocks u-2..u (offsets 0..99 reach
+  // back 99 tokens from the row's first query) and block 4 (key 300) once the row's last query reaches key 300.
+  DesignedInputs in(512, 1, 1, 16);
+  in.k_at(300, 0, 0) = 50.0f;
+  in.fill_q(448, 512, 0, 0, 1.0f);
+  SelectorSettings s;
+  s.minference.vertical_size = 31;
+  s.minference.slash_size = 100;
+  const Selection sel = make_selector("minference", s)->select(inputs_of(in));
+  EXPECT_EQ(row(sel, 0, 7), (Blocks{0, 4, 5, 6, 7}));
+  EXPECT_EQ(row(sel, 0, 5), (Blocks{0, 3, 4, 5}));
+  EXPECT_EQ(row(sel, 0, 4), (Blocks{0, 2, 3, 4}));
+  EXPECT_EQ(row(sel, 0, 3), (Blocks{0, 1, 2, 3}));
+  EXPECT_EQ(row(sel, 0, 1), (Blocks{0, 1}));
+}
+
+TEST(SelectorsHand, FlexPrefillVerticalSlashHead) {
+  // L = 512, block 64, min budget 128 tokens = 2 blocks. The last block attends key 300 (99.8% of its mass), so the
+  // head is vertical-slash (the pooled estimate is flat: sqrt-JS far above 0.1). Budgets: the coverage counts give
+  // 1 // 128 + 1 = 1 block, raised to the minimum 2. Verticals: block 0 (forced) and block 4 (key 300). Slashes:
+  // the main diagonal (forced) and the block diagonal holding distances 148..211 mostly (44 of 64 rows fall in slash
+  // block 5, i.e. block offset 7 - 5 = 2).
+  DesignedInputs in(512, 1, 1, 16);
+  in.k_at(300, 0, 0) = 50.0f;
+  in.fill_q(448, 512, 0, 0, 1.0f);
+  SelectorSettings s;
+  s.flexprefill.min_budget = 128;
+  const Selection sel = make_selector("flexprefill", s)->select(inputs_of(in));
+  EXPECT_EQ(row(sel, 0, 7), (Blocks{0, 4, 5, 7}));
+  EXPECT_EQ(row(sel, 0, 5), (Blocks{0, 3, 4, 5}));
+  EXPECT_EQ(row(sel, 0, 3), (Blocks{0, 1, 3}));
+  EXPECT_EQ(row(sel, 0, 1), (Blocks{0, 1}));
+  EXPECT_EQ(row(sel, 0, 0), (Blocks{0}));
+  s.flexprefill.min_budget = 512;  // L <= max(2 * 64, 512): the reference runs dense attention
+  EXPECT_EQ(make_selector("flexprefill", s)->select(inputs_of(in)).mask.row_count(0, 0, 7), 8);
+}
+
+TEST(SelectorsHand, OracleKeepsTheTrueTopP) {
+  // meanpool_case's true attention of query block 3: row r has weights 0.1, 0.4, 0.2 on all 64 keys of blocks 0-2
+  // and 0.3 on its r + 1 visible keys of block 3; averaged over the rows the block masses are 0.1186, 0.4742, 0.2371,
+  // 0.1701. T1 at 0.45: block 1 alone crosses; at 0.6: blocks 1 and 2 (0.711 crosses); at 0.8: blocks 1, 2, 3.
+  const DesignedInputs in = meanpool_case();
+  SelectorSettings s;
+  for (const auto& [p, want] : std::vector<std::pair<double, Blocks>>{{0.45, {1}}, {0.6, {1, 2}}, {0.8, {1, 2, 3}}}) {
+    s.oracle.p = p;
+    EXPECT_EQ(row(make_selector("oracle", s)->select(inputs_of(in)), 0, 3), want) << "p " << p;
+  }
+}
+
+}  // namespace
+}  // namespace sparsefill

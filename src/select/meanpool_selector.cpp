@@ -18,12 +18,7 @@ class MeanPoolSelector final : public Selector {
   Selection select(const SelectorInputs& in) const override {
     const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
     const std::int64_t B = in.block_size, d = p.head_dim;
-    std::vector<std::vector<std::vector<double>>> pooled_keys(static_cast<std::size_t>(p.batch));
-    for (std::int64_t b = 0; b < p.batch; ++b) {
-      for (std::int64_t g = 0; g < p.heads_kv; ++g) {
-        pooled_keys[b].push_back(pool_blocks(load_head_rows(in.k, p, false, b, g), p.seqlen_k[b], d, B));
-      }
-    }
+    const auto pooled_keys = pool_keys_per_kv_head(in.k, p, B);
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
     Selection out;
     out.mask = build_per_head_mask(p, B, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
@@ -40,9 +35,7 @@ class MeanPoolSelector final : public Selector {
           if (c_.rule == "t2") kept = select_t2(probs.data(), candidates, c_.threshold, 1.0);
           if (c_.rule == "topk") kept = select_top_k(probs.data(), candidates, c_.top_k);
         }
-        if (c_.force_sink && geo.nk > 0) kept = merge_blocks(kept, {0});
-        if (c_.force_diagonal && geo.has_diagonal(u)) kept = merge_blocks(kept, {static_cast<std::int32_t>(geo.diagonal(u))});
-        mask.set_row(b, h, u, std::move(kept));
+        mask.set_row(b, h, u, geo.with_forced(u, std::move(kept), c_.force_sink, c_.force_diagonal));
       }
     });
     return out;

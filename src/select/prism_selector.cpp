@@ -65,12 +65,7 @@ class PrismSelector final : public Selector {
     const Band low = make_band(pairs - d_low / 2, d_low / 2, d, in.rope_layout, c_.p_low);
     const std::int64_t block = in.block_size;
 
-    std::vector<std::vector<std::vector<double>>> pooled_keys(static_cast<std::size_t>(p.batch));
-    for (std::int64_t b = 0; b < p.batch; ++b) {
-      for (std::int64_t g = 0; g < p.heads_kv; ++g) {
-        pooled_keys[b].push_back(pool_blocks(load_head_rows(in.k, p, false, b, g), p.seqlen_k[b], d, block));
-      }
-    }
+    const auto pooled_keys = pool_keys_per_kv_head(in.k, p, block);
     Selection out;
     out.mask = build_per_head_mask(p, block, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
       const std::vector<double> pq = pool_blocks(load_head_rows(in.q, p, true, b, h), p.seqlen_q[b], d, block);
@@ -91,9 +86,7 @@ class PrismSelector final : public Selector {
             kept = merge_blocks(kept, select_t1(probs.data(), candidates, band->p, 1.0));
           }
         }
-        if (c_.force_sink && geo.nk > 0) kept = merge_blocks(kept, {0});
-        if (c_.force_recent && geo.has_diagonal(u)) kept = merge_blocks(kept, {static_cast<std::int32_t>(geo.diagonal(u))});
-        mask.set_row(b, h, u, std::move(kept));
+        mask.set_row(b, h, u, geo.with_forced(u, std::move(kept), c_.force_sink, c_.force_recent));
       }
     });
     return out;

@@ -69,10 +69,9 @@ class RRSelector final : public Selector {
           double total = 0;
           for (std::int64_t v = 0; v < geo.nk; ++v) total += row[v];
           if (total > 0) kept = geo.causal_only(u, select_t1(row, block_range(geo.nk), c_.tau, total));
-          kept = merge_blocks(kept, {0});
-          if (geo.has_diagonal(u)) kept = merge_blocks(kept, {static_cast<std::int32_t>(geo.diagonal(u))});
+          kept = geo.with_forced(u, std::move(kept), true, true);
         }
-        if (c_.keep_sink) kept = merge_blocks(kept, {0});
+        kept = geo.with_forced(u, std::move(kept), c_.keep_sink, false);
         if (c_.keep_last_row && u == geo.nq - 1) kept = geo.candidates(u);
         mask.set_row(b, h, u, std::move(kept));
       }

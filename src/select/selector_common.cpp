@@ -71,6 +71,24 @@ std::vector<std::int32_t> block_range(std::int64_t n) {
 
 std::vector<std::int32_t> BlockGeometry::candidates(std::int64_t u) const { return block_range(last_candidate(u)); }
 
+std::vector<std::int32_t> BlockGeometry::with_forced(std::int64_t u, std::vector<std::int32_t> blocks, bool sink,
+                                                     bool diagonal) const {
+  if (sink && nk > 0) blocks = merge_blocks(blocks, {0});
+  if (diagonal && has_diagonal(u)) blocks = merge_blocks(blocks, {static_cast<std::int32_t>(this->diagonal(u))});
+  return blocks;
+}
+
+std::vector<std::vector<std::vector<double>>> pool_keys_per_kv_head(const TensorView& k, const AttentionProblem& p,
+                                                                    std::int64_t block) {
+  std::vector<std::vector<std::vector<double>>> pooled(static_cast<std::size_t>(p.batch));
+  for (std::int64_t b = 0; b < p.batch; ++b) {
+    for (std::int64_t g = 0; g < p.heads_kv; ++g) {
+      pooled[b].push_back(pool_blocks(load_head_rows(k, p, false, b, g), p.seqlen_k[b], p.head_dim, block));
+    }
+  }
+  return pooled;
+}
+
 std::vector<std::int32_t> BlockGeometry::causal_only(std::int64_t u, std::vector<std::int32_t> blocks) const {
   const std::int64_t end = last_candidate(u);
   blocks.erase(std::remove_if(blocks.begin(), blocks.end(), [&](std::int32_t v) { return v >= end; }), blocks.end());

@@ -33,9 +33,15 @@ struct BlockGeometry {
   std::int64_t diagonal(std::int64_t u) const { return u + shift; }
   bool has_diagonal(std::int64_t u) const { return diagonal(u) >= 0 && diagonal(u) < nk; }
   std::vector<std::int32_t> candidates(std::int64_t u) const;
+  // Adds block 0 (sink) and/or the diagonal block (when in range) to a sorted row.
+  std::vector<std::int32_t> with_forced(std::int64_t u, std::vector<std::int32_t> blocks, bool sink, bool diagonal) const;
   // Drops blocks above the causal diagonal (block-causal tril); no-op when not causal.
   std::vector<std::int32_t> causal_only(std::int64_t u, std::vector<std::int32_t> blocks) const;
 };
+
+// Block-pooled keys of every (sequence, KV head): result[b][g] as from pool_blocks (divided by the block).
+std::vector<std::vector<std::vector<double>>> pool_keys_per_kv_head(const TensorView& k, const AttentionProblem& p,
+                                                                    std::int64_t block);
 
 // The block indices 0 .. n-1.
 std::vector<std::int32_t> block_range(std::int64_t n);

@@ -14,6 +14,19 @@ std::vector<std::int32_t> sorted(std::vector<std::int32_t> v) {
 
 double row_total(const double* scores, std::int64_t n) { return std::accumulate(scores, scores + n, 0.0); }
 
+// The forced blocks of a T3 row (each counted once) and their mass.
+struct ForcedSet {
+  std::vector<char> is_forced;
+  double mass = 0;
+  ForcedSet(const double* scores, std::int64_t n, const std::vector<std::int32_t>& forced)
+      : is_forced(static_cast<std::size_t>(n), 0) {
+    for (std::int32_t f : forced) {
+      if (!is_forced[f]) mass += scores[f];
+      is_forced[f] = 1;
+    }
+  }
+};
+
 }  // namespace
 
 std::vector<std::int32_t> order_by_score(const double* scores, std::vector<std::int32_t> candidates) {
@@ -69,21 +82,16 @@ std::vector<std::int32_t> select_top_k(const double* scores, const std::vector<s
 std::vector<std::int32_t> select_t3_reference(const double* scores, std::int64_t n, const std::vector<std::int32_t>& forced,
                                               double tau) {
   const double required = tau * row_total(scores, n);
-  std::vector<char> is_forced(static_cast<std::size_t>(n), 0);
-  double forced_mass = 0;
-  for (std::int32_t f : forced) {
-    if (!is_forced[f]) forced_mass += scores[f];
-    is_forced[f] = 1;
-  }
+  const ForcedSet set(scores, n, forced);
   std::vector<std::int32_t> forced_list, others;
-  for (std::int32_t v = 0; v < n; ++v) (is_forced[v] ? forced_list : others).push_back(v);
+  for (std::int32_t v = 0; v < n; ++v) (set.is_forced[v] ? forced_list : others).push_back(v);
   std::vector<std::int32_t> order = order_by_score(scores, forced_list);
   const std::vector<std::int32_t> ranked_others = order_by_score(scores, others);
   order.insert(order.end(), ranked_others.begin(), ranked_others.end());
   // The list whose prefix sums are compared: [0, forced_mass, o_1, o_2, ...] (o: non-forced scores, descending).
-  std::vector<double> counted = {0.0, forced_mass};
+  std::vector<double> counted = {0.0, set.mass};
   for (std::int32_t o : ranked_others) counted.push_back(scores[o]);
-  std::vector<char> keep = is_forced;
+  std::vector<char> keep = set.is_forced;
   double prefix = 0;
   for (std::int64_t k = 0; k < n; ++k) {
     if (prefix < required) {
@@ -103,15 +111,11 @@ std::vector<std::int32_t> select_t3_reference(const double* scores, std::int64_t
 std::vector<std::int32_t> select_t3_clean(const double* scores, std::int64_t n, const std::vector<std::int32_t>& forced,
                                           double tau) {
   const double required = tau * row_total(scores, n);
-  std::vector<char> is_forced(static_cast<std::size_t>(n), 0);
-  double before = 0;
-  for (std::int32_t f : forced) {
-    if (!is_forced[f]) before += scores[f];
-    is_forced[f] = 1;
-  }
+  const ForcedSet set(scores, n, forced);
+  double before = set.mass;
   std::vector<std::int32_t> kept(forced.begin(), forced.end()), others;
   for (std::int32_t v = 0; v < n; ++v) {
-    if (!is_forced[v]) others.push_back(v);
+    if (!set.is_forced[v]) others.push_back(v);
   }
   for (std::int32_t c : order_by_score(scores, others)) {
     if (!(before < required)) break;

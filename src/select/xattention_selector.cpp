@@ -63,8 +63,7 @@ class XAttentionSelector final : public Selector {
         const std::int64_t current_index = geo.shift + (u / chunk_blocks) * chunk_blocks;
         std::vector<std::int32_t> kept = select_t3_row(blocks.data() + u * geo.nk, geo, u, current_index > 0, c_.tau, c_.t3 != "clean");
         if (c_.keep_sink && u == 0) kept = block_range(geo.nk);
-        if (c_.keep_recent && geo.has_diagonal(u)) kept = merge_blocks(kept, {static_cast<std::int32_t>(geo.diagonal(u))});
-        mask.set_row(b, h, u, std::move(kept));
+        mask.set_row(b, h, u, geo.with_forced(u, std::move(kept), false, c_.keep_recent));
       }
     });
     return out;

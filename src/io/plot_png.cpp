@@ -36,9 +36,9 @@ void draw_panel(Canvas& c, int x0, const PlotPanel& p) {
   }
   c.line(left, top, left, bottom, kInk, 2);
   c.line(left, bottom, left + plot_w, bottom, kInk, 2);
-  c.text(x0 + kPanelW / 2 - c.text_width(p.title, 16) / 2, 26, p.title, 16, kInk);
+  c.text(x0 + kPanelW / 2 - c.text_width(p.title, 16) / 2, 18, p.title, 16, kInk);
   c.text(left + plot_w / 2 - c.text_width(p.x_label, 14) / 2, kPanelH - 16, p.x_label, 14, kInk);
-  c.text(x0 + 6, top - 8, p.y_label, 14, kInk);
+  c.text(x0 + 6, top - 3, p.y_label, 13, kInk);
   int legend_y = bottom - 12 - 18 * static_cast<int>(p.series.size() - 1);
   for (std::size_t s = 0; s < p.series.size(); ++s) {
     const PlotSeries& series = p.series[s];

@@ -9,7 +9,7 @@ class DenseSelector final : public Selector {
   std::string name() const override { return "dense"; }
   Selection select(const SelectorInputs& in) const override {
     const AttentionProblem problem = describe_attention(in.q, in.k, in.v, in.varlen);
-    return {full_block_mask(problem, in.causal, in.block_size, 1)};
+    return {full_block_mask(problem, in.causal, in.block_size, 1), {}, 0};
   }
 };
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One full GPU run (on the device machine, from the repository root): unpack the carried deps, build for sm_90a,
+# run the GPU tests, compute-sanitizer memcheck and racecheck on a small case, then the benchmark and its peers.
+# Everything is logged under ${OUT:-out}; the summary is printed last.
+set -uo pipefail
+out=${OUT:-out}
+mkdir -p "$out"
+eval "$(scripts/device/unpack_deps.sh)"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
+  -DSPARSEFILL_BUILD_TOOLS=OFF > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+cmake --build build-gpu --parallel "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -40; exit 1; }
+(cd build-gpu && ctest -L gpu --output-on-failure) > "$out/gpu_tests.log" 2>&1
+echo "gpu tests: $(tail -n 20 "$out/gpu_tests.log" | grep -E 'tests passed|tests failed')"
+compute-sanitizer --tool memcheck build-gpu/tests/test_gpu_attention --gtest_filter='*mha_odd_length*:*varlen*:*noncausal_empty*' > "$out/memcheck.log" 2>&1
+echo "memcheck: $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
+compute-sanitizer --tool racecheck build-gpu/tests/test_gpu_attention --gtest_filter='*mha_odd_length*:*varlen*' > "$out/racecheck.log" 2>&1
+echo "racecheck: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/racecheck.log" | tail -1)"
+mkdir -p "$out/masks"
+build-gpu/bench/bench_block_sparse_attention --len "${BENCH_LENS:-8192,32768}" --mask-dir "$out/masks" | tee "$out/bench.txt"
+python3 bench/peers.py --len "${BENCH_LENS:-8192,32768}" --mask-dir "$out/masks" 2>"$out/peers.err" | tee "$out/peers.txt"
+rm -rf "$out/masks"

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run on the GPU machine: unpacks the carried .debs into .deps/root and prints the environment to use them.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+mkdir -p "$repo/.deps/root"
+for f in "$repo"/.deps/debs/*.deb; do dpkg -x "$f" "$repo/.deps/root"; done
+echo "export CMAKE_PREFIX_PATH=$repo/.deps/root/usr"
+echo "export LD_LIBRARY_PATH=$repo/.deps/root/usr/lib/x86_64-linux-gnu:\${LD_LIBRARY_PATH:-}"

@@ -26,7 +26,7 @@ struct RunFlags {
   double rope_theta = 0;
   std::string dtype = "bf16", rope_layout = "rotate-half";
   std::string q_file, k_file, v_file;
-  std::string method = "dense", accumulation = "fp32";
+  std::string method = "dense", accumulation = "fp32", device = "auto";
   std::int64_t block_size = 128;
   bool non_causal = false, per_head = false;
   std::string json_out, mask_out, png_out;
@@ -43,7 +43,6 @@ int run(const RunFlags& f, const CLI::App& cmd) {
   run.method = f.method;
   run.causal = !f.non_causal;
   run.block_size = f.block_size;
-  run.device = fmt::format("cpu (CUDA device: {})", cuda_device_description());
   auto selector = make_selector(f.method, f.settings);
 
   Scene scene;
@@ -77,7 +76,14 @@ int run(const RunFlags& f, const CLI::App& cmd) {
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
   run.dtype = dtype_name(qv.dtype);
 
+  // auto: the GPU kernel when a device is present and supports the input and method; otherwise the CPU reference.
+  const bool gpu_fits = cuda_device_count() > 0 && f.method != "pbs" && (qv.dtype == DType::kBF16 || qv.dtype == DType::kFP16) &&
+                        (qv.shape[3] == 64 || qv.shape[3] == 128);
+  const bool use_gpu = f.device == "cuda" || (f.device == "auto" && gpu_fits);
+  run.device = use_gpu ? fmt::format("cuda ({}; dense reference on the CPU)", cuda_device_description())
+                       : fmt::format("cpu (CUDA device: {})", cuda_device_description());
   EvaluationOptions options;
+  options.device = use_gpu ? EvaluationOptions::Device::kCuda : EvaluationOptions::Device::kCpu;
   options.causal = run.causal;
   options.block_size = f.block_size;
   options.rope_layout = layouts.at(f.rope_layout);
@@ -135,6 +141,9 @@ std::function<int()> add_run_command(CLI::App& app) {
   cmd->add_option("--accumulation", f.accumulation, "CPU reference accumulation")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "fp64"}));
+  cmd->add_option("--device", f.device, "Where the sparse attention runs: auto (the GPU when present and supported), cpu, cuda")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_flag("--per-head", f.per_head, "Also print a per-head table (kind, density, recall, error)");
   cmd->add_option("--json", f.json_out, "Write the full result as JSON to FILE");
   cmd->add_option("--mask-out", f.mask_out, "Write the selected block mask to FILE (.safetensors canonical, .npy bool map)");

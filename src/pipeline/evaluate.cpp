@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "sparsefill/error.hpp"
+#include "sparsefill/gpu_attention.hpp"
 
 namespace sparsefill {
 namespace {
@@ -63,10 +64,15 @@ Evaluation evaluate_selector(const Selector& selector, const TensorView& q, cons
   in.block_size = options.block_size;
   in.rope_layout = options.rope_layout;
   e.times.push_back({"select (" + selector.name() + ")", timed([&] { e.selection = selector.select(in); })});
-  e.times.push_back({"sparse attention", timed([&] {
+  const char* stage = options.device == EvaluationOptions::Device::kCuda ? "sparse attention (GPU, with copies)" : "sparse attention";
+  e.times.push_back({stage, timed([&] {
                        const ReferenceOptions ref = reference_options(options, "sparse attention");
                        const ReferenceOutputs outputs{e.sparse_out.view(), e.sparse_lse.view(), {}, 0};
-                       if (e.selection.key_order.empty()) {
+                       if (options.device == EvaluationOptions::Device::kCuda) {
+                         require(e.selection.key_order.empty(), "device",
+                                 "the GPU kernel has no permuted (PBS) variant yet; use --device cpu");
+                         gpu_block_sparse_attention(q, k, v, e.selection.mask, options.causal, outputs.out, outputs.lse);
+                       } else if (e.selection.key_order.empty()) {
                          reference_attention(q, k, v, {}, &e.selection.mask, ref, outputs);
                        } else {
                          reference_permuted_attention(q, k, v, {}, e.selection.mask, e.selection.key_order, ref, outputs);

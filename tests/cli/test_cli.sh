@@ -53,6 +53,9 @@ check "eval prints a table per scene" test "$(grep -c '^scene ' <<<"$out")" -eq 
 check "eval json has every point" python3 -c "import json,sys; j=json.load(open('$work/e.json')); sys.exit(0 if len(j['points'])==2*2*(2+3) else 1)"
 check "eval png written" bash -c "head -c 4 '$work/e.png' | grep -q PNG"
 fails_with "eval rejects a bad sweep" "--sweep" "$bin" eval --methods prism --sweep prism=abc --len 64
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  fails_with "--device cuda without a GPU is a clear error" "device" "$bin" run --len 64 --heads-q 2 --heads-kv 1 --device cuda
+fi
 fails_with "unknown method is rejected" "method" "$bin" run --method nosuch --len 64
 fails_with "zero length is rejected" "--len" "$bin" run --len 0
 fails_with "bad head split is rejected" "heads_kv" "$bin" run --len 64 --heads-q 6 --heads-kv 4

@@ -1,0 +1,12 @@
+// Builds without CUDA: the GPU entry point reports why it cannot run.
+#include "sparsefill/error.hpp"
+#include "sparsefill/gpu_attention.hpp"
+
+namespace sparsefill {
+
+void gpu_block_sparse_attention(const TensorView&, const TensorView&, const TensorView&, const BlockMask&, bool,
+                                const TensorView&, const TensorView&) {
+  throw Error("device", "this build has no CUDA kernels (configure with a CUDA compiler)");
+}
+
+}  // namespace sparsefill

@@ -6,3 +6,4 @@ mkdir -p "$repo/.deps/root"
 for f in "$repo"/.deps/debs/*.deb; do dpkg -x "$f" "$repo/.deps/root"; done
 echo "export CMAKE_PREFIX_PATH=$repo/.deps/root/usr"
 echo "export LD_LIBRARY_PATH=$repo/.deps/root/usr/lib/x86_64-linux-gnu:\${LD_LIBRARY_PATH:-}"
+echo "export SPARSEFILL_FONT=$repo/.deps/root/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"

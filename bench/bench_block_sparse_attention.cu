@@ -1,8 +1,9 @@
-// Benchmark of the GPU block-sparse attention (not a test): Llama-3.1-8B shape (32/8 heads, d 128, bf16, causal),
-// dense and random causal masks that keep the diagonal, per query head. Times plan + run with CUDA events (median of
-// --reps after warm-up) and prints useful TFLOP/s (4 * d * visible (q, k) pairs of the selected blocks) next to the
-// dense-equivalent rate. Writes every mask as a dense bool .npy [1, heads_q, nQb, nKb] to --mask-dir so that
-// bench/peers.py runs FlexAttention on the identical masks.
+// Benchmark of the GPU block-sparse attention (not a test): Llama-3.1-8B shape (32/8 heads, d 128, bf16,
+// causal), dense and random causal masks that keep the diagonal, per query head. Times plan + run with CUDA
+// events (median of
+// --reps after warm-up) and prints useful TFLOP/s (4 * d * visible (q, k) pairs of the selected blocks) next
+// to the dense-equivalent rate. Writes every mask as a dense bool .npy [1, heads_q, nQb, nKb] to --mask-dir
+// so that bench/peers.py runs FlexAttention on the identical masks.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -28,7 +29,8 @@ void check(cudaError_t status, const char* what) {
 }
 
 __global__ void fill_random_bf16(__nv_bfloat16* x, long long n, unsigned seed) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n; i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
     unsigned h = static_cast<unsigned>(i) * 2654435761u ^ seed;
     h ^= h >> 13;
     h *= 0x5bd1e995u;
@@ -40,7 +42,8 @@ __global__ void fill_random_bf16(__nv_bfloat16* x, long long n, unsigned seed) {
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::size_t start = 0;
-  for (std::size_t comma; (comma = s.find(',', start)) != std::string::npos; start = comma + 1) out.push_back(s.substr(start, comma - start));
+  for (std::size_t comma; (comma = s.find(',', start)) != std::string::npos; start = comma + 1)
+    out.push_back(s.substr(start, comma - start));
   out.push_back(s.substr(start));
   return out;
 }
@@ -71,7 +74,8 @@ double visible_pairs(const BlockMask& mask, std::int64_t L) {
       for (std::int32_t n = 0; n < mask.row_count(0, h, u); ++n) {
         const std::int64_t v = mask.row_indices(0, h, u)[n];
         for (std::int64_t i = u * B; i < std::min(L, u * B + B); ++i) {
-          pairs += static_cast<double>(std::max<std::int64_t>(0, std::min(std::min(L, v * B + B), i + 1) - v * B));
+          pairs +=
+              static_cast<double>(std::max<std::int64_t>(0, std::min(std::min(L, v * B + B), i + 1) - v * B));
         }
       }
     }
@@ -86,20 +90,27 @@ int main(int argc, char** argv) {
   int reps = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--len") lens = value;
-    else if (flag == "--densities") densities = value;
-    else if (flag == "--reps") reps = std::stoi(value);
-    else if (flag == "--mask-dir") mask_dir = value;
+    if (flag == "--len")
+      lens = value;
+    else if (flag == "--densities")
+      densities = value;
+    else if (flag == "--reps")
+      reps = std::stoi(value);
+    else if (flag == "--mask-dir")
+      mask_dir = value;
     else {
-      std::fprintf(stderr, "unknown flag %s (flags: --len L1,L2 --densities D1,D2 --reps N --mask-dir DIR)\n", flag.c_str());
+      std::fprintf(stderr, "unknown flag %s (flags: --len L1,L2 --densities D1,D2 --reps N --mask-dir DIR)\n",
+                   flag.c_str());
       return 2;
     }
   }
   const std::int64_t hq = 32, hk = 8, d = 128;
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "device");
-  std::printf("device %s; shape 32/8 heads, d 128, bf16, causal, block 128, per-query-head random masks\n", prop.name);
-  std::printf("%8s %8s %9s %10s %12s %14s\n", "len", "density", "ms", "TFLOP/s", "useful TF/s", "x dense time");
+  std::printf("device %s; shape 32/8 heads, d 128, bf16, causal, block 128, per-query-head random masks\n",
+              prop.name);
+  std::printf("%8s %8s %9s %10s %12s %14s\n", "len", "density", "ms", "TFLOP/s", "useful TF/s",
+              "x dense time");
   std::mt19937_64 rng(1234);
   for (const std::string& len_text : split(lens)) {
     const std::int64_t L = std::stoll(len_text), nb = (L + 127) / 128;
@@ -122,8 +133,12 @@ int main(int argc, char** argv) {
       std::int32_t *counts, *indices;
       check(cudaMalloc(&counts, mask.kv_num_blocks().size() * 4), "malloc counts");
       check(cudaMalloc(&indices, mask.kv_indices().size() * 4), "malloc indices");
-      check(cudaMemcpy(counts, mask.kv_num_blocks().data(), mask.kv_num_blocks().size() * 4, cudaMemcpyHostToDevice), "copy");
-      check(cudaMemcpy(indices, mask.kv_indices().data(), mask.kv_indices().size() * 4, cudaMemcpyHostToDevice), "copy");
+      check(cudaMemcpy(counts, mask.kv_num_blocks().data(), mask.kv_num_blocks().size() * 4,
+                       cudaMemcpyHostToDevice),
+            "copy");
+      check(
+          cudaMemcpy(indices, mask.kv_indices().data(), mask.kv_indices().size() * 4, cudaMemcpyHostToDevice),
+          "copy");
       cuda::BlockSparseAttentionArgs args;
       args.q = make_view(q, DType::kBF16, {1, L, hq, d});
       args.k = make_view(k, DType::kBF16, {1, L, hk, d});
@@ -150,8 +165,10 @@ int main(int argc, char** argv) {
       const double ms = times[times.size() / 2];
       if (density >= 1.0) dense_ms = ms;
       const double useful = 4.0 * d * visible_pairs(mask, L);  // pairs summed over the heads
-      std::printf("%8lld %8.3f %9.3f %10.1f %12.1f %14s\n", static_cast<long long>(L), mask_density(mask, describe_attention(args.q, args.k, args.v), true).overall,
-                  ms, dense_flops / ms / 1e9, useful / ms / 1e9, dense_ms > 0 ? std::to_string(ms / dense_ms).substr(0, 5).c_str() : "-");
+      std::printf("%8lld %8.3f %9.3f %10.1f %12.1f %14s\n", static_cast<long long>(L),
+                  mask_density(mask, describe_attention(args.q, args.k, args.v), true).overall, ms,
+                  dense_flops / ms / 1e9, useful / ms / 1e9,
+                  dense_ms > 0 ? std::to_string(ms / dense_ms).substr(0, 5).c_str() : "-");
       cudaFree(workspace);
       cudaFree(counts);
       cudaFree(indices);

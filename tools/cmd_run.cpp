@@ -66,18 +66,22 @@ int run(const RunFlags& f, const CLI::App& cmd) {
     config.seed = f.seed;
     config.dtype = parse_dtype(f.dtype, "--dtype");
     scene = generate_scene(config);
-    run.input = fmt::format("scene {} (seed {}, theta {:g}, {})", f.scene, f.seed, scene.rope.theta, f.rope_layout);
+    run.input =
+        fmt::format("scene {} (seed {}, theta {:g}, {})", f.scene, f.seed, scene.rope.theta, f.rope_layout);
     run.heads = &scene.heads;
   }
   const TensorView qv = from_files ? q.view() : scene.q.view();
   const TensorView kv = from_files ? k.view() : scene.k.view();
   const TensorView vv = from_files ? v.view() : scene.v.view();
-  run.setup_times.push_back({from_files ? "load q/k/v" : "scene generation",
-                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
+  run.setup_times.push_back(
+      {from_files ? "load q/k/v" : "scene generation",
+       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
   run.dtype = dtype_name(qv.dtype);
 
-  // auto: the GPU kernel when a device is present and supports the input and method; otherwise the CPU reference.
-  const bool gpu_fits = cuda_device_count() > 0 && f.method != "pbs" && (qv.dtype == DType::kBF16 || qv.dtype == DType::kFP16) &&
+  // auto: the GPU kernel when a device is present and supports the input and method; otherwise the CPU
+  // reference.
+  const bool gpu_fits = cuda_device_count() > 0 && f.method != "pbs" &&
+                        (qv.dtype == DType::kBF16 || qv.dtype == DType::kFP16) &&
                         (qv.shape[3] == 64 || qv.shape[3] == 128);
   const bool use_gpu = f.device == "cuda" || (f.device == "auto" && gpu_fits);
   run.device = use_gpu ? fmt::format("cuda ({}; dense reference on the CPU)", cuda_device_description())
@@ -99,8 +103,9 @@ int run(const RunFlags& f, const CLI::App& cmd) {
   if (!f.mask_out.empty()) write_block_mask(f.mask_out, e.selection.mask);
   if (!f.png_out.empty()) {
     // The true-mass panel is in original key order, so it is left out for permuted (PBS) masks.
-    const bool with_mass = e.selection.key_order.empty() &&
-                           e.selection.mask.num_q_blocks() * e.selection.mask.num_k_blocks() <= kPngMassLimit * kPngMassLimit;
+    const bool with_mass =
+        e.selection.key_order.empty() &&
+        e.selection.mask.num_q_blocks() * e.selection.mask.num_k_blocks() <= kPngMassLimit * kPngMassLimit;
     const TensorView mass = dense.block_mass.view();
     write_mask_png(f.png_out, e.selection.mask, dense.problem, run.causal, with_mass ? &mass : nullptr);
   }
@@ -115,39 +120,59 @@ int run(const RunFlags& f, const CLI::App& cmd) {
 std::function<int()> add_run_command(CLI::App& app) {
   auto flags = std::make_shared<RunFlags>();
   RunFlags& f = *flags;
-  CLI::App* cmd = app.add_subcommand("run", "Run one selection method plus block-sparse attention and compare with dense");
-  auto* scene = cmd->add_option("--scene", f.scene, "Built-in scene preset (see `sparsefill scenes`)")->capture_default_str();
-  cmd->add_option("--len", f.len, "Scene sequence length in tokens")->capture_default_str()->check(CLI::Range(1, 1 << 22));
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Run one selection method plus block-sparse attention and compare with dense");
+  auto* scene = cmd->add_option("--scene", f.scene, "Built-in scene preset (see `sparsefill scenes`)")
+                    ->capture_default_str();
+  cmd->add_option("--len", f.len, "Scene sequence length in tokens")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 22));
   cmd->add_option("--batch", f.batch, "Scene batch size")->capture_default_str()->check(CLI::Range(1, 64));
   cmd->add_option("--heads-q", f.heads_q, "Scene query heads (0: the preset's)")->check(CLI::Range(0, 1024));
   cmd->add_option("--heads-kv", f.heads_kv, "Scene KV heads (0: the preset's)")->check(CLI::Range(0, 1024));
-  cmd->add_option("--head-dim", f.head_dim, "Scene head dimension (0: the preset's)")->check(CLI::Range(0, 256));
+  cmd->add_option("--head-dim", f.head_dim, "Scene head dimension (0: the preset's)")
+      ->check(CLI::Range(0, 256));
   cmd->add_option("--seed", f.seed, "Scene seed")->capture_default_str();
   cmd->add_option("--rope-theta", f.rope_theta, "Scene RoPE theta (0: the preset's)");
-  cmd->add_option("--dtype", f.dtype, "Scene dtype")->capture_default_str()->check(CLI::IsMember({"bf16", "fp16", "fp32"}));
+  cmd->add_option("--dtype", f.dtype, "Scene dtype")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"bf16", "fp16", "fp32"}));
   cmd->add_option("--rope-layout", f.rope_layout, "RoPE dimension pairing of q/k")
       ->capture_default_str()
       ->check(CLI::IsMember({"rotate-half", "interleaved"}));
-  auto* qf = cmd->add_option("--q", f.q_file, "Query tensor [batch, seqlen_q, heads_q, head_dim]: FILE.npy or FILE.safetensors[:NAME]")
+  auto* qf = cmd->add_option(
+                    "--q", f.q_file,
+                    "Query tensor [batch, seqlen_q, heads_q, head_dim]: FILE.npy or FILE.safetensors[:NAME]")
                  ->excludes(scene);
-  auto* kf = cmd->add_option("--k", f.k_file, "Key tensor [batch, seqlen_k, heads_kv, head_dim] (same forms)")->excludes(scene);
-  auto* vf = cmd->add_option("--v", f.v_file, "Value tensor [batch, seqlen_k, heads_kv, head_dim] (same forms)")->excludes(scene);
+  auto* kf = cmd->add_option("--k", f.k_file, "Key tensor [batch, seqlen_k, heads_kv, head_dim] (same forms)")
+                 ->excludes(scene);
+  auto* vf =
+      cmd->add_option("--v", f.v_file, "Value tensor [batch, seqlen_k, heads_kv, head_dim] (same forms)")
+          ->excludes(scene);
   qf->needs(kf)->needs(vf);
   kf->needs(qf);
   vf->needs(qf);
-  cmd->add_option("--method", f.method, "Selection method")->capture_default_str()->check(CLI::IsMember(selector_names()));
-  cmd->add_option("--block-size", f.block_size, "Block size of the mask")->capture_default_str()->check(CLI::IsMember({64, 128}));
+  cmd->add_option("--method", f.method, "Selection method")
+      ->capture_default_str()
+      ->check(CLI::IsMember(selector_names()));
+  cmd->add_option("--block-size", f.block_size, "Block size of the mask")
+      ->capture_default_str()
+      ->check(CLI::IsMember({64, 128}));
   cmd->add_flag("--non-causal", f.non_causal, "Non-causal attention (default: causal, bottom-right aligned)");
   cmd->add_option("--accumulation", f.accumulation, "CPU reference accumulation")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "fp64"}));
-  cmd->add_option("--device", f.device, "Where the sparse attention runs: auto (the GPU when present and supported), cpu, cuda")
+  cmd->add_option("--device", f.device,
+                  "Where the sparse attention runs: auto (the GPU when present and supported), cpu, cuda")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_flag("--per-head", f.per_head, "Also print a per-head table (kind, density, recall, error)");
   cmd->add_option("--json", f.json_out, "Write the full result as JSON to FILE");
-  cmd->add_option("--mask-out", f.mask_out, "Write the selected block mask to FILE (.safetensors canonical, .npy bool map)");
-  cmd->add_option("--png", f.png_out, "Draw the block mask per head (and the true block attention mass for small inputs) to FILE.png");
+  cmd->add_option("--mask-out", f.mask_out,
+                  "Write the selected block mask to FILE (.safetensors canonical, .npy bool map)");
+  cmd->add_option(
+      "--png", f.png_out,
+      "Draw the block mask per head (and the true block attention mass for small inputs) to FILE.png");
   add_selector_flags(cmd, f.settings);
   return [flags, cmd] { return run(*flags, *cmd); };
 }

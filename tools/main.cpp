@@ -8,7 +8,8 @@
 #include "sparsefill/error.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"sparsefill: block-sparse attention for long-context prefill (selectors, kernels, evaluation)"};
+  CLI::App app{
+      "sparsefill: block-sparse attention for long-context prefill (selectors, kernels, evaluation)"};
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, std::function<int()>>> commands;
   commands.emplace_back(nullptr, sparsefill::cli::add_run_command(app));

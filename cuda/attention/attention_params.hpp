@@ -1,4 +1,5 @@
-// The flat parameter struct passed by value to the attention kernels (the ABI boundary between launcher and kernel).
+// The flat parameter struct passed by value to the attention kernels (the ABI boundary between launcher and
+// kernel).
 #pragma once
 #include <cstdint>
 
@@ -17,15 +18,15 @@ struct AttentionKernelParams {
   std::int64_t o_batch, o_token, o_head;
   const std::int32_t* cu_seqlens_q;  // null for fixed-length inputs
   const std::int32_t* cu_seqlens_k;
-  int seqlen_q, seqlen_k;            // fixed-length lengths, or the maxima for varlen
+  int seqlen_q, seqlen_k;  // fixed-length lengths, or the maxima for varlen
   int batch, heads_q, heads_kv;
   const std::int32_t* kv_num_blocks;
   const std::int32_t* kv_indices;
   int mask_heads, num_q_blocks, num_k_blocks, block_q, block_k;
   int causal;
-  float scale_log2;                  // softmax scale times log2(e)
-  const std::int32_t* schedule;      // work items, heaviest first; item = (b * heads_q + h) * q_tiles + tile
-  int q_tiles;                       // 64-row tiles per (sequence, head) at the maximum length
+  float scale_log2;              // softmax scale times log2(e)
+  const std::int32_t* schedule;  // work items, heaviest first; item = (b * heads_q + h) * q_tiles + tile
+  int q_tiles;                   // 64-row tiles per (sequence, head) at the maximum length
 };
 
 }  // namespace sparsefill::cuda

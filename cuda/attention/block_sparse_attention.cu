@@ -1,10 +1,11 @@
-// Host launcher of the block-sparse attention kernels (design note): validate the views and the mask geometry on
-// the host (no device reads), size the workspace (work keys, item ids, their sorted copies, CUB's scratch), plan on
-// the GPU (per-item work, then a descending radix sort: heaviest tiles first), run one CTA per item in that order.
-#include <cub/device/device_radix_sort.cuh>
+// Host launcher of the block-sparse attention kernels (design note): validate the views and the mask geometry
+// on the host (no device reads), size the workspace (work keys, item ids, their sorted copies, CUB's
+// scratch), plan on the GPU (per-item work, then a descending radix sort: heaviest tiles first), run one CTA
+// per item in that order.
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cub/device/device_radix_sort.cuh>
 #include <string>
 
 #include "attention/attention_params.hpp"
@@ -38,27 +39,34 @@ Geometry geometry_of(const BlockSparseAttentionArgs& a) {
   Geometry g{};
   g.varlen = a.cu_seqlens_q != nullptr || a.cu_seqlens_k != nullptr;
   const int rank = g.varlen ? 3 : 4;
-  for (const auto& [t, name] : {std::pair<const TensorView*, const char*>{&a.q, "q"}, {&a.k, "k"}, {&a.v, "v"}, {&a.out, "out"}}) {
+  for (const auto& [t, name] :
+       {std::pair<const TensorView*, const char*>{&a.q, "q"}, {&a.k, "k"}, {&a.v, "v"}, {&a.out, "out"}}) {
     require(t->data != nullptr, name, "data pointer is null");
-    require(t->rank == rank, name, std::string("expected rank ") + std::to_string(rank) + ", got " + t->shape_string());
+    require(t->rank == rank, name,
+            std::string("expected rank ") + std::to_string(rank) + ", got " + t->shape_string());
     require(t->stride[rank - 1] == 1, name, "the last (head_dim) dimension must be contiguous");
     require(t->dtype == a.q.dtype, name, "dtype differs from q's");
   }
-  require(a.q.dtype == DType::kBF16 || a.q.dtype == DType::kFP16, "q", "dtype must be bf16 or fp16 on the GPU");
+  require(a.q.dtype == DType::kBF16 || a.q.dtype == DType::kFP16, "q",
+          "dtype must be bf16 or fp16 on the GPU");
   const int h = rank - 2, d = rank - 1;
   g.heads_q = static_cast<int>(a.q.shape[h]);
   g.heads_kv = static_cast<int>(a.k.shape[h]);
   g.head_dim = static_cast<int>(a.q.shape[d]);
-  require(g.head_dim == 64 || g.head_dim == 128, "q", "head_dim must be 64 or 128, got " + std::to_string(g.head_dim));
+  require(g.head_dim == 64 || g.head_dim == 128, "q",
+          "head_dim must be 64 or 128, got " + std::to_string(g.head_dim));
   require(a.k.shape[d] == g.head_dim && a.v.shape[d] == g.head_dim, "k", "head_dim differs from q's");
   require(a.v.shape[h] == g.heads_kv && g.heads_kv >= 1 && g.heads_q % g.heads_kv == 0, "k",
           "heads_q must be a multiple of heads_kv, and v must have k's heads");
   for (int i = 0; i < rank; ++i) require(a.out.shape[i] == a.q.shape[i], "out", "shape differs from q's");
-  require(a.v.shape[0] == a.k.shape[0] && (g.varlen || a.v.shape[1] == a.k.shape[1]), "v", "shape differs from k's");
+  require(a.v.shape[0] == a.k.shape[0] && (g.varlen || a.v.shape[1] == a.k.shape[1]), "v",
+          "shape differs from k's");
   if (g.varlen) {
-    require(a.cu_seqlens_q && a.cu_seqlens_k, "cu_seqlens_k", "varlen inputs need both cu_seqlens_q and cu_seqlens_k");
+    require(a.cu_seqlens_q && a.cu_seqlens_k, "cu_seqlens_k",
+            "varlen inputs need both cu_seqlens_q and cu_seqlens_k");
     require(a.varlen_batch >= 1, "varlen_batch", "must be at least 1");
-    require(a.max_seqlen_q >= 1 && a.max_seqlen_k >= 1, "max_seqlen_q", "varlen needs positive max_seqlen_q and max_seqlen_k");
+    require(a.max_seqlen_q >= 1 && a.max_seqlen_k >= 1, "max_seqlen_q",
+            "varlen needs positive max_seqlen_q and max_seqlen_k");
     g.batch = static_cast<int>(a.varlen_batch);
     g.seqlen_q = static_cast<int>(a.max_seqlen_q);
     g.seqlen_k = static_cast<int>(a.max_seqlen_k);
@@ -70,14 +78,19 @@ Geometry geometry_of(const BlockSparseAttentionArgs& a) {
     require(g.seqlen_q >= 1, "q", "seqlen_q is 0 (empty input)");
     require(g.seqlen_k >= 1, "k", "seqlen_k is 0 (empty input)");
   }
-  require(g.seqlen_q <= (1 << 24) && g.seqlen_k <= (1 << 24), "q", "sequences above 2^24 tokens are not supported");
+  require(g.seqlen_q <= (1 << 24) && g.seqlen_k <= (1 << 24), "q",
+          "sequences above 2^24 tokens are not supported");
   const DeviceBlockMask& m = a.mask;
-  require(m.kv_num_blocks != nullptr && m.kv_indices != nullptr, "mask", "kv_num_blocks and kv_indices are required");
+  require(m.kv_num_blocks != nullptr && m.kv_indices != nullptr, "mask",
+          "kv_num_blocks and kv_indices are required");
   require(m.block_q == 64 || m.block_q == 128, "mask.block_q", "must be 64 or 128");
   require(m.block_k == 64 || m.block_k == 128, "mask.block_k", "must be 64 or 128");
-  require(m.heads == 1 || m.heads == g.heads_kv || m.heads == g.heads_q, "mask.heads", "must be 1, heads_kv or heads_q");
-  require(m.num_q_blocks == (g.seqlen_q + m.block_q - 1) / m.block_q, "mask.num_q_blocks", "does not match seqlen_q and block_q");
-  require(m.num_k_blocks == (g.seqlen_k + m.block_k - 1) / m.block_k, "mask.num_k_blocks", "does not match seqlen_k and block_k");
+  require(m.heads == 1 || m.heads == g.heads_kv || m.heads == g.heads_q, "mask.heads",
+          "must be 1, heads_kv or heads_q");
+  require(m.num_q_blocks == (g.seqlen_q + m.block_q - 1) / m.block_q, "mask.num_q_blocks",
+          "does not match seqlen_q and block_q");
+  require(m.num_k_blocks == (g.seqlen_k + m.block_k - 1) / m.block_k, "mask.num_k_blocks",
+          "does not match seqlen_k and block_k");
   require(std::isfinite(a.scale) && a.scale >= 0, "scale", "must be finite and >= 0");
   g.q_tiles = (g.seqlen_q + kTileRows - 1) / kTileRows;
   const long long items = static_cast<long long>(g.batch) * g.heads_q * g.q_tiles;
@@ -86,7 +99,8 @@ Geometry geometry_of(const BlockSparseAttentionArgs& a) {
   return g;
 }
 
-AttentionKernelParams params_of(const BlockSparseAttentionArgs& a, const Geometry& g, const std::int32_t* schedule) {
+AttentionKernelParams params_of(const BlockSparseAttentionArgs& a, const Geometry& g,
+                                const std::int32_t* schedule) {
   AttentionKernelParams p{};
   p.q = a.q.data;
   p.k = a.k.data;
@@ -98,7 +112,8 @@ AttentionKernelParams params_of(const BlockSparseAttentionArgs& a, const Geometr
   p.k_batch = g.varlen ? 0 : a.k.stride[0];
   p.v_batch = g.varlen ? 0 : a.v.stride[0];
   p.o_batch = g.varlen ? 0 : a.out.stride[0];
-  p.q_token = a.q.stride[t], p.k_token = a.k.stride[t], p.v_token = a.v.stride[t], p.o_token = a.out.stride[t];
+  p.q_token = a.q.stride[t], p.k_token = a.k.stride[t], p.v_token = a.v.stride[t],
+  p.o_token = a.out.stride[t];
   p.q_head = a.q.stride[h], p.k_head = a.k.stride[h], p.v_head = a.v.stride[h], p.o_head = a.out.stride[h];
   p.cu_seqlens_q = g.varlen ? a.cu_seqlens_q : nullptr;
   p.cu_seqlens_k = g.varlen ? a.cu_seqlens_k : nullptr;
@@ -131,13 +146,15 @@ struct Workspace {
 
 std::size_t cub_scratch_bytes(int items) {
   std::size_t bytes = 0;
-  cub::DeviceRadixSort::SortPairsDescending(nullptr, bytes, static_cast<const std::int32_t*>(nullptr),
-                                            static_cast<std::int32_t*>(nullptr), static_cast<const std::int32_t*>(nullptr),
-                                            static_cast<std::int32_t*>(nullptr), items);
+  cub::DeviceRadixSort::SortPairsDescending(
+      nullptr, bytes, static_cast<const std::int32_t*>(nullptr), static_cast<std::int32_t*>(nullptr),
+      static_cast<const std::int32_t*>(nullptr), static_cast<std::int32_t*>(nullptr), items);
   return bytes;
 }
 
-std::size_t align256(std::size_t n) { return (n + 255) / 256 * 256; }
+std::size_t align256(std::size_t n) {
+  return (n + 255) / 256 * 256;
+}
 
 Workspace carve(void* base, int items) {
   auto* bytes = static_cast<unsigned char*>(base);
@@ -161,8 +178,11 @@ void launch(const AttentionKernelParams& p, int items, cudaStream_t stream) {
 
 void BlockSparseAttention::validate(const BlockSparseAttentionArgs& args) {
   geometry_of(args);
-  for (const auto& [ptr, name] : {std::pair<const void*, const char*>{args.q.data, "q"}, {args.k.data, "k"}, {args.v.data, "v"},
-                                  {args.out.data, "out"}, {args.mask.kv_num_blocks, "mask.kv_num_blocks"},
+  for (const auto& [ptr, name] : {std::pair<const void*, const char*>{args.q.data, "q"},
+                                  {args.k.data, "k"},
+                                  {args.v.data, "v"},
+                                  {args.out.data, "out"},
+                                  {args.mask.kv_num_blocks, "mask.kv_num_blocks"},
                                   {args.mask.kv_indices, "mask.kv_indices"}}) {
     require(is_device_pointer(ptr), name, "must point to device memory");
   }
@@ -183,8 +203,8 @@ void BlockSparseAttention::plan(const BlockSparseAttentionArgs& args, void* work
   tile_work_kernel<<<(g.items + 255) / 256, 256, 0, s>>>(p, g.items, w.work, w.ids);
   check_cuda(cudaGetLastError(), "tile_work_kernel launch");
   std::size_t scratch_bytes = w.scratch_bytes;
-  check_cuda(cub::DeviceRadixSort::SortPairsDescending(w.scratch, scratch_bytes, w.work, w.sorted_work, w.ids, w.schedule,
-                                                       g.items, 0, 32, s),
+  check_cuda(cub::DeviceRadixSort::SortPairsDescending(w.scratch, scratch_bytes, w.work, w.sorted_work, w.ids,
+                                                       w.schedule, g.items, 0, 32, s),
              "schedule sort");
 }
 

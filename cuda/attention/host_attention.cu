@@ -17,7 +17,8 @@ class DeviceArray {
  public:
   explicit DeviceArray(std::size_t bytes) {
     const cudaError_t status = cudaMalloc(&ptr_, bytes ? bytes : 1);
-    if (status != cudaSuccess) throw Error("device", std::string("cudaMalloc: ") + cudaGetErrorString(status));
+    if (status != cudaSuccess)
+      throw Error("device", std::string("cudaMalloc: ") + cudaGetErrorString(status));
   }
   ~DeviceArray() { cudaFree(ptr_); }
   DeviceArray(DeviceArray&& other) noexcept : ptr_(std::exchange(other.ptr_, nullptr)) {}
@@ -41,23 +42,27 @@ DeviceArray upload(const void* host, std::size_t bytes) {
 
 }  // namespace
 
-void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const TensorView& v, const BlockMask& mask,
-                                bool causal, const TensorView& out, const TensorView& lse) {
+void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const TensorView& v,
+                                const BlockMask& mask, bool causal, const TensorView& out,
+                                const TensorView& lse) {
   require(cuda_device_count() > 0, "device", "no CUDA device: " + cuda_device_description());
   const AttentionProblem p = describe_attention(q, k, v);
   mask.validate_for(p);
-  for (const TensorView* t : {&q, &k, &v}) require(t->is_contiguous(), "q", "host tensors must be contiguous for the GPU path");
-  require(out.rank == q.rank && out.is_contiguous() && out.numel() == q.numel() && is_floating(out.dtype), "out",
-          "must be a contiguous floating tensor of q's shape");
+  for (const TensorView* t : {&q, &k, &v})
+    require(t->is_contiguous(), "q", "host tensors must be contiguous for the GPU path");
+  require(out.rank == q.rank && out.is_contiguous() && out.numel() == q.numel() && is_floating(out.dtype),
+          "out", "must be a contiguous floating tensor of q's shape");
   if (lse.data) {
     require(lse.dtype == DType::kFP32 && lse.numel() == p.batch * p.heads_q * p.max_seqlen_q(), "lse",
             "must be fp32 [batch, heads_q, seqlen_q]");
   }
   const std::size_t es = dtype_size(q.dtype);
-  DeviceArray dq = upload(q.data, q.numel() * es), dk = upload(k.data, k.numel() * es), dv = upload(v.data, v.numel() * es);
+  DeviceArray dq = upload(q.data, q.numel() * es), dk = upload(k.data, k.numel() * es),
+              dv = upload(v.data, v.numel() * es);
   DeviceArray counts = upload(mask.kv_num_blocks().data(), mask.kv_num_blocks().size() * 4);
   DeviceArray indices = upload(mask.kv_indices().data(), mask.kv_indices().size() * 4);
-  DeviceArray dout(q.numel() * es), dlse(static_cast<std::size_t>(p.batch * p.heads_q * p.max_seqlen_q()) * 4);
+  DeviceArray dout(q.numel() * es),
+      dlse(static_cast<std::size_t>(p.batch * p.heads_q * p.max_seqlen_q()) * 4);
   cuda::BlockSparseAttentionArgs args;
   args.q = q;
   args.q.data = dq.get();
@@ -68,8 +73,13 @@ void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const 
   args.out = q;
   args.out.data = dout.get();
   args.lse = static_cast<float*>(dlse.get());
-  args.mask = {static_cast<const std::int32_t*>(counts.get()), static_cast<const std::int32_t*>(indices.get()), mask.heads(),
-               mask.num_q_blocks(), mask.num_k_blocks(), mask.block_q(), mask.block_k()};
+  args.mask = {static_cast<const std::int32_t*>(counts.get()),
+               static_cast<const std::int32_t*>(indices.get()),
+               mask.heads(),
+               mask.num_q_blocks(),
+               mask.num_k_blocks(),
+               mask.block_q(),
+               mask.block_k()};
   args.causal = causal;
   cuda::BlockSparseAttention::validate(args);
   DeviceArray workspace(cuda::BlockSparseAttention::workspace_size(args));
@@ -77,8 +87,10 @@ void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const 
   cuda::BlockSparseAttention::run(args, workspace.get(), nullptr);
   std::vector<unsigned char> host_out(q.numel() * es);
   check(cudaMemcpy(host_out.data(), dout.get(), host_out.size(), cudaMemcpyDeviceToHost), "copy to host");
-  for (std::int64_t i = 0; i < q.numel(); ++i) store_from_double(out.data, out.dtype, i, load_as_double(host_out.data(), q.dtype, i));
-  if (lse.data) check(cudaMemcpy(lse.data, dlse.get(), lse.numel() * 4, cudaMemcpyDeviceToHost), "copy to host");
+  for (std::int64_t i = 0; i < q.numel(); ++i)
+    store_from_double(out.data, out.dtype, i, load_as_double(host_out.data(), q.dtype, i));
+  if (lse.data)
+    check(cudaMemcpy(lse.data, dlse.get(), lse.numel() * 4, cudaMemcpyDeviceToHost), "copy to host");
 }
 
 }  // namespace sparsefill

@@ -1,10 +1,11 @@
 // Correct-first block-sparse attention kernel (design note).
 //
-// One CTA computes 64 query rows of one (sequence, query head); two threads share a row, each holding half of the
-// head_dim of q and of the output accumulator in registers. The CTA walks its mask row's key blocks, stages 32 keys
-// and values at a time in shared memory (fp32), and runs an online softmax in base 2. Causality (bottom-right) is
-// checked per element; blocks entirely above the diagonal are skipped. Indices outside [0, nKb) are ignored, so
-// no index value makes the kernel read out of bounds. Empty rows write 0 and LSE -inf.
+// One CTA computes 64 query rows of one (sequence, query head); two threads share a row, each holding half of
+// the head_dim of q and of the output accumulator in registers. The CTA walks its mask row's key blocks,
+// stages 32 keys and values at a time in shared memory (fp32), and runs an online softmax in base 2.
+// Causality (bottom-right) is checked per element; blocks entirely above the diagonal are skipped. Indices
+// outside [0, nKb) are ignored, so no index value makes the kernel read out of bounds. Empty rows write 0 and
+// LSE -inf.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -19,16 +20,24 @@ namespace sparsefill::cuda {
 template <typename T>
 __device__ inline float to_float(T x);
 template <>
-__device__ inline float to_float<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ inline float to_float<__nv_bfloat16>(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
 template <>
-__device__ inline float to_float<__half>(__half x) { return __half2float(x); }
+__device__ inline float to_float<__half>(__half x) {
+  return __half2float(x);
+}
 
 template <typename T>
 __device__ inline T from_float(float x);
 template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
+__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16(x);
+}
 template <>
-__device__ inline __half from_float<__half>(float x) { return __float2half(x); }
+__device__ inline __half from_float<__half>(float x) {
+  return __float2half(x);
+}
 
 template <typename Element, int kHeadDim>
 __global__ void __launch_bounds__(kThreads) simt_block_sparse_attention(const AttentionKernelParams p) {
@@ -48,7 +57,9 @@ __global__ void __launch_bounds__(kThreads) simt_block_sparse_attention(const At
   const int row = row0 + threadIdx.x / kThreadsPerRow;
   const int part = threadIdx.x % kThreadsPerRow;
   const bool valid_row = row < lq;
-  float* lse_slot = p.lse && part == 0 && row < p.seqlen_q ? p.lse + (static_cast<long long>(b) * p.heads_q + h) * p.seqlen_q + row : nullptr;
+  float* lse_slot = p.lse && part == 0 && row < p.seqlen_q
+                        ? p.lse + (static_cast<long long>(b) * p.heads_q + h) * p.seqlen_q + row
+                        : nullptr;
   if (row0 >= lq) {  // a tile past a shorter sequence's end (varlen): only LSE padding to write
     if (lse_slot) *lse_slot = -INFINITY;
     return;
@@ -56,7 +67,8 @@ __global__ void __launch_bounds__(kThreads) simt_block_sparse_attention(const At
   const int hk = h / (p.heads_q / p.heads_kv);
   const int shift = lk - lq;
 
-  const Element* q = static_cast<const Element*>(p.q) + b * p.q_batch + (start_q + row) * p.q_token + h * p.q_head + part * kHalf;
+  const Element* q = static_cast<const Element*>(p.q) + b * p.q_batch + (start_q + row) * p.q_token +
+                     h * p.q_head + part * kHalf;
   float q_reg[kHalf];
   float acc[kHalf];
 #pragma unroll
@@ -112,15 +124,18 @@ __global__ void __launch_bounds__(kThreads) simt_block_sparse_attention(const At
     if (lse_slot) *lse_slot = -INFINITY;
     return;
   }
-  Element* out = static_cast<Element*>(p.out) + b * p.o_batch + (start_q + row) * p.o_token + h * p.o_head + part * kHalf;
+  Element* out = static_cast<Element*>(p.out) + b * p.o_batch + (start_q + row) * p.o_token + h * p.o_head +
+                 part * kHalf;
   const float inv = row_sum > 0.0f ? 1.0f / row_sum : 0.0f;
 #pragma unroll
   for (int c = 0; c < kHalf; ++c) out[c] = from_float<Element>(acc[c] * inv);
   if (lse_slot) *lse_slot = row_sum > 0.0f ? (row_max + log2f(row_sum)) * 0.6931471805599453f : -INFINITY;
 }
 
-// Work of each (sequence, head, tile) item: its mask row's block count (the schedule sorts by it, heaviest first).
-__global__ void tile_work_kernel(const AttentionKernelParams p, int items, std::int32_t* work, std::int32_t* ids) {
+// Work of each (sequence, head, tile) item: its mask row's block count (the schedule sorts by it, heaviest
+// first).
+__global__ void tile_work_kernel(const AttentionKernelParams p, int items, std::int32_t* work,
+                                 std::int32_t* ids) {
   const int item = blockIdx.x * blockDim.x + threadIdx.x;
   if (item >= items) return;
   const int tile = item % p.q_tiles;

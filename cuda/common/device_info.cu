@@ -7,7 +7,9 @@
 
 namespace sparsefill {
 
-bool built_with_cuda() { return true; }
+bool built_with_cuda() {
+  return true;
+}
 
 int cuda_device_count() {
   int count = 0;
@@ -23,7 +25,8 @@ std::string cuda_device_description() {
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
     cudaGetLastError();
-    if (status == cudaErrorInsufficientDriver || status == cudaErrorNoDevice) return "none (no CUDA driver or device)";
+    if (status == cudaErrorInsufficientDriver || status == cudaErrorNoDevice)
+      return "none (no CUDA driver or device)";
     return std::string("none (") + cudaGetErrorString(status) + ")";
   }
   if (count == 0) return "none (no CUDA device)";

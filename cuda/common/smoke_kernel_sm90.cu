@@ -36,7 +36,8 @@ bool cuda_smoke_test(std::string* reason) {
   smoke_kernel<<<(kCount + 255) / 256, 256>>>(device, kCount);
   status = cudaGetLastError();
   std::vector<int> host(kCount);
-  if (status == cudaSuccess) status = cudaMemcpy(host.data(), device, kCount * sizeof(int), cudaMemcpyDeviceToHost);
+  if (status == cudaSuccess)
+    status = cudaMemcpy(host.data(), device, kCount * sizeof(int), cudaMemcpyDeviceToHost);
   cudaFree(device);
   if (status != cudaSuccess) return fail(reason, "smoke kernel", status);
   for (int i = 0; i < kCount; ++i) {

@@ -2,11 +2,12 @@
 //
 // Fixed-length: q [batch, seqlen_q, heads_q, head_dim], k/v [batch, seqlen_k, heads_kv, head_dim].
 // Varlen: q [total_q, heads_q, head_dim], k/v [total_k, heads_kv, head_dim] plus host cu_seqlens (int32,
-// batch+1, starting at 0, non-decreasing, ending at total). GQA/MQA: heads_q % heads_kv == 0; query head h reads
-// KV head h / (heads_q / heads_kv).
+// batch+1, starting at 0, non-decreasing, ending at total). GQA/MQA: heads_q % heads_kv == 0; query head h
+// reads KV head h / (heads_q / heads_kv).
 //
-// **Causal masks are bottom-right aligned**: query i of a sequence sees key j iff j <= i + seqlen_k - seqlen_q
-// (PyTorch's default is top-left; ours matches FlashAttention). A query that sees no key gets output 0, LSE -inf.
+// **Causal masks are bottom-right aligned**: query i of a sequence sees key j iff j <= i + seqlen_k -
+// seqlen_q (PyTorch's default is top-left; ours matches FlashAttention). A query that sees no key gets output
+// 0, LSE -inf.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -31,7 +32,7 @@ struct AttentionProblem {
   bool varlen = false;
   std::vector<std::int64_t> seqlen_q;  // per sequence
   std::vector<std::int64_t> seqlen_k;
-  std::vector<std::int64_t> start_q;   // first token of each sequence (varlen) or 0
+  std::vector<std::int64_t> start_q;  // first token of each sequence (varlen) or 0
   std::vector<std::int64_t> start_k;
 
   std::int64_t group_size() const { return heads_q / heads_kv; }
@@ -47,8 +48,8 @@ AttentionProblem describe_attention(const TensorView& q, const TensorView& k, co
                                     const VarlenSequences& varlen = {});
 
 // Element offset of (token t of sequence b, head h, dim 0) in a q/k/v view of the given problem.
-std::int64_t token_offset(const TensorView& view, bool varlen, std::int64_t start, std::int64_t b, std::int64_t t,
-                          std::int64_t h);
+std::int64_t token_offset(const TensorView& view, bool varlen, std::int64_t start, std::int64_t b,
+                          std::int64_t t, std::int64_t h);
 
 enum class BlockVisibility { kNone, kPartial, kFull };
 
@@ -58,9 +59,11 @@ BlockVisibility block_visibility(std::int64_t u, std::int64_t v, std::int64_t bl
                                  std::int64_t seqlen_q, std::int64_t seqlen_k, bool causal);
 
 // Number of key blocks row u may see (the causal block count of the row): v in [0, visible_key_blocks).
-std::int64_t visible_key_blocks(std::int64_t u, std::int64_t block_q, std::int64_t block_k, std::int64_t seqlen_q,
-                                std::int64_t seqlen_k, bool causal);
+std::int64_t visible_key_blocks(std::int64_t u, std::int64_t block_q, std::int64_t block_k,
+                                std::int64_t seqlen_q, std::int64_t seqlen_k, bool causal);
 
-inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
+  return (a + b - 1) / b;
+}
 
 }  // namespace sparsefill

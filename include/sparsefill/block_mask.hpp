@@ -1,11 +1,12 @@
 // The canonical block mask (FlexAttention-style ordered indices) and its converters.
 //
 //   kv_num_blocks [batch, heads, num_q_blocks]             int32: active key blocks of each query-block row
-//   kv_indices    [batch, heads, num_q_blocks, num_k_blocks] int32: the first kv_num_blocks entries of a row are
+//   kv_indices    [batch, heads, num_q_blocks, num_k_blocks] int32: the first kv_num_blocks entries of a row
+//   are
 //                                                           the active key blocks, strictly ascending
-// `heads` (Hm) is 1 (broadcast over query heads), heads_kv (one mask per KV head) or heads_q (per query head).
-// Block sizes default to 128x128; 64 is supported. For varlen batches num_q_blocks/num_k_blocks are those of the
-// longest sequence and rows past a shorter sequence's end must be empty.
+// `heads` (Hm) is 1 (broadcast over query heads), heads_kv (one mask per KV head) or heads_q (per query
+// head). Block sizes default to 128x128; 64 is supported. For varlen batches num_q_blocks/num_k_blocks are
+// those of the longest sequence and rows past a shorter sequence's end must be empty.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -61,24 +62,28 @@ class BlockMask {
   std::vector<std::int32_t> kv_indices_;
 };
 
-// Dense bool block map [batch, heads, num_q_blocks, num_k_blocks] (row-major, 1 byte per entry) <-> canonical.
+// Dense bool block map [batch, heads, num_q_blocks, num_k_blocks] (row-major, 1 byte per entry) <->
+// canonical.
 BlockMask block_mask_from_dense(const std::vector<std::uint8_t>& map, std::int64_t batch, std::int64_t heads,
                                 std::int64_t num_q_blocks, std::int64_t num_k_blocks,
-                                std::int64_t block_q = kDefaultBlockSize, std::int64_t block_k = kDefaultBlockSize);
+                                std::int64_t block_q = kDefaultBlockSize,
+                                std::int64_t block_k = kDefaultBlockSize);
 std::vector<std::uint8_t> block_mask_to_dense(const BlockMask& mask);
 
 // BSR: row r = (b * heads + h) * num_q_blocks + u owns indices[indptr[r] .. indptr[r+1]) (any order, unique).
-BlockMask block_mask_from_bsr(const std::vector<std::int32_t>& indptr, const std::vector<std::int32_t>& indices,
-                              std::int64_t batch, std::int64_t heads, std::int64_t num_q_blocks,
-                              std::int64_t num_k_blocks, std::int64_t block_q = kDefaultBlockSize,
+BlockMask block_mask_from_bsr(const std::vector<std::int32_t>& indptr,
+                              const std::vector<std::int32_t>& indices, std::int64_t batch,
+                              std::int64_t heads, std::int64_t num_q_blocks, std::int64_t num_k_blocks,
+                              std::int64_t block_q = kDefaultBlockSize,
                               std::int64_t block_k = kDefaultBlockSize);
 
 // The mask that selects every causally visible block (every block when !causal), per query head.
-BlockMask full_block_mask(const AttentionProblem& problem, bool causal, std::int64_t block_size = kDefaultBlockSize,
-                          std::int64_t heads = 1);
+BlockMask full_block_mask(const AttentionProblem& problem, bool causal,
+                          std::int64_t block_size = kDefaultBlockSize, std::int64_t heads = 1);
 
 // Density = selected visible blocks / visible blocks (visible: at least one (query, key) pair allowed by the
-// causal rule; for equal lengths that is N(N+1)/2 per head). Blocks selected above the diagonal are not counted.
+// causal rule; for equal lengths that is N(N+1)/2 per head). Blocks selected above the diagonal are not
+// counted.
 struct MaskDensity {
   std::vector<double> per_query_head;  // [heads_q], summed over the batch
   double overall = 0.0;

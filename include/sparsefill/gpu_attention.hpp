@@ -1,16 +1,17 @@
-// Block-sparse attention of host tensors on the GPU: copies q/k/v and the mask to the device, plans and runs the
-// kernel of cuda/block_sparse_attention.hpp, copies the output (and LSE) back. For tools and tests; serving code
-// keeps its tensors on the device and calls BlockSparseAttention directly.
+// Block-sparse attention of host tensors on the GPU: copies q/k/v and the mask to the device, plans and runs
+// the kernel of cuda/block_sparse_attention.hpp, copies the output (and LSE) back. For tools and tests;
+// serving code keeps its tensors on the device and calls BlockSparseAttention directly.
 #pragma once
 #include "sparsefill/block_mask.hpp"
 #include "sparsefill/tensor.hpp"
 
 namespace sparsefill {
 
-// q/k/v: host, fixed-length FlashAttention layout, bf16 or fp16, head_dim 64 or 128. out: host, q's shape, any
-// floating dtype. lse: optional host fp32 [batch, heads_q, seqlen_q]. Throws Error("device") without a CUDA build or
-// device, and the kernel's argument errors otherwise.
-void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const TensorView& v, const BlockMask& mask,
-                                bool causal, const TensorView& out, const TensorView& lse);
+// q/k/v: host, fixed-length FlashAttention layout, bf16 or fp16, head_dim 64 or 128. out: host, q's shape,
+// any floating dtype. lse: optional host fp32 [batch, heads_q, seqlen_q]. Throws Error("device") without a
+// CUDA build or device, and the kernel's argument errors otherwise.
+void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const TensorView& v,
+                                const BlockMask& mask, bool causal, const TensorView& out,
+                                const TensorView& lse);
 
 }  // namespace sparsefill

@@ -1,8 +1,8 @@
 // File formats: .npy and .safetensors tensors (bf16, fp16, fp32, fp64, int32, bool) and block masks.
 //
-// Readers validate every header field against the file size and never read past the end; a malformed file is an
-// Error naming the path. Writers write to a temporary file and rename it, so a failed write leaves nothing.
-// bf16 in .npy uses the descr '<V2' (as ml_dtypes/numpy write a bfloat16 array); fp16 is '<f2'.
+// Readers validate every header field against the file size and never read past the end; a malformed file is
+// an Error naming the path. Writers write to a temporary file and rename it, so a failed write leaves
+// nothing. bf16 in .npy uses the descr '<V2' (as ml_dtypes/numpy write a bfloat16 array); fp16 is '<f2'.
 #pragma once
 #include <map>
 #include <string>
@@ -22,7 +22,8 @@ struct SafetensorsContents {
   std::map<std::string, std::string> metadata;
 };
 SafetensorsContents read_safetensors(const std::string& path);
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, TensorView>>& tensors,
+void write_safetensors(const std::string& path,
+                       const std::vector<std::pair<std::string, TensorView>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
 // Reads one tensor: "file.npy", "file.safetensors" (must hold exactly one tensor) or "file.safetensors:name".

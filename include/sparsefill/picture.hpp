@@ -7,11 +7,11 @@
 
 namespace sparsefill {
 
-// One panel per query head (up to `max_heads`, batch 0): selected blocks bright, unselected visible blocks dark,
-// blocks above the causal diagonal black. With `block_mass` ([batch, heads_q, nQb, nKb]) each head gets a second
-// panel showing log10 of the true block attention mass (1e-6 .. 1) in a perceptual colour map.
-void write_mask_png(const std::string& path, const BlockMask& mask, const AttentionProblem& problem, bool causal,
-                    const TensorView* block_mass = nullptr, int max_heads = 32);
+// One panel per query head (up to `max_heads`, batch 0): selected blocks bright, unselected visible blocks
+// dark, blocks above the causal diagonal black. With `block_mass` ([batch, heads_q, nQb, nKb]) each head gets
+// a second panel showing log10 of the true block attention mass (1e-6 .. 1) in a perceptual colour map.
+void write_mask_png(const std::string& path, const BlockMask& mask, const AttentionProblem& problem,
+                    bool causal, const TensorView* block_mass = nullptr, int max_heads = 32);
 
 struct PlotSeries {
   std::string label;
@@ -24,8 +24,8 @@ struct PlotPanel {
   std::vector<PlotSeries> series;
 };
 
-// Line plots side by side (one panel each), every series in its own colour with markers and a legend. Text uses
-// DejaVu Sans (Debian's fonts-dejavu-core; SPARSEFILL_FONT overrides the path).
+// Line plots side by side (one panel each), every series in its own colour with markers and a legend. Text
+// uses DejaVu Sans (Debian's fonts-dejavu-core; SPARSEFILL_FONT overrides the path).
 void write_line_plot_png(const std::string& path, const std::vector<PlotPanel>& panels);
 
 }  // namespace sparsefill

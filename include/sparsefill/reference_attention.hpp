@@ -40,14 +40,16 @@ struct ReferenceOutputs {
 };
 
 // q/k/v: see attention_problem.hpp. mask: nullptr for dense, else validated against the problem.
-void reference_attention(const TensorView& q, const TensorView& k, const TensorView& v, const VarlenSequences& varlen,
-                         const BlockMask* mask, const ReferenceOptions& options, const ReferenceOutputs& outputs);
+void reference_attention(const TensorView& q, const TensorView& k, const TensorView& v,
+                         const VarlenSequences& varlen, const BlockMask* mask,
+                         const ReferenceOptions& options, const ReferenceOutputs& outputs);
 
 // Permuted attention (PBS-Attn): query head h of sequence b reads its keys (and values) in the order
 // key_order[(b * heads_q + h) * max_seqlen_k + p] = original key index at position p (a permutation of
-// [0, seqlen_k) per row), restricted to the mask's blocks in that order; causality applies to the original positions
-// (bottom-right). With segment-local orders this is exactly PBS's kernel: earlier segments need no mask, the own
-// segment is masked by original positions. The output is in the original query order. block_mass is not offered.
+// [0, seqlen_k) per row), restricted to the mask's blocks in that order; causality applies to the original
+// positions (bottom-right). With segment-local orders this is exactly PBS's kernel: earlier segments need no
+// mask, the own segment is masked by original positions. The output is in the original query order.
+// block_mass is not offered.
 void reference_permuted_attention(const TensorView& q, const TensorView& k, const TensorView& v,
                                   const VarlenSequences& varlen, const BlockMask& mask,
                                   const std::vector<std::int32_t>& key_order, const ReferenceOptions& options,

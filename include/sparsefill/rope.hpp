@@ -6,7 +6,8 @@
 
 namespace sparsefill {
 
-// Rotate-half (Llama/HF): pair i = dims (i, i + d/2). Interleaved (GPT-J, original RoPE): pair i = (2i, 2i+1).
+// Rotate-half (Llama/HF): pair i = dims (i, i + d/2). Interleaved (GPT-J, original RoPE): pair i = (2i,
+// 2i+1).
 enum class RopeLayout { kRotateHalf, kInterleaved };
 
 struct RopeConfig {
@@ -23,7 +24,8 @@ struct RopeConfig {
 std::vector<double> rope_frequencies(std::int64_t head_dim, const RopeConfig& config);
 
 // The two dimensions (real, imaginary) of frequency pair `pair`.
-std::pair<std::int64_t, std::int64_t> rope_pair_dims(std::int64_t pair, std::int64_t head_dim, RopeLayout layout);
+std::pair<std::int64_t, std::int64_t> rope_pair_dims(std::int64_t pair, std::int64_t head_dim,
+                                                     RopeLayout layout);
 
 // Rotates one head vector (d floats, pre-RoPE) to position `position` in place.
 void apply_rope(float* vec, std::int64_t head_dim, double position, const std::vector<double>& freqs,

@@ -1,9 +1,9 @@
 // RoPE-faithful synthetic attention inputs ("scenes").
 //
 // A scene builds pre-RoPE query/key vectors from components (sink, local window, slashes at offsets, vertical
-// anchors, topic segments, retrieval needles, background noise), then applies real RoPE. Attention patterns come
-// from RoPE and content alone; no mask is painted. Per-head mixtures of the realistic presets come from the head
-// priors measured on real models (MInference budgets, DuoAttention gates), embedded in the library.
+// anchors, topic segments, retrieval needles, background noise), then applies real RoPE. Attention patterns
+// come from RoPE and content alone; no mask is painted. Per-head mixtures of the realistic presets come from
+// the head priors measured on real models (MInference budgets, DuoAttention gates), embedded in the library.
 // Deterministic in (preset, geometry, seed).
 #pragma once
 #include <cstdint>
@@ -50,15 +50,15 @@ struct HeadRecipe {
   double needle_logit = 0.0;                // logit of needle queries on their key span
   double noise = 1.0;                       // std of the background logit noise
   double temperature = 1.0;
-  int prior_layer = -1, prior_head = -1;    // the head-prior entry the head was drawn from (-1: none)
+  int prior_layer = -1, prior_head = -1;  // the head-prior entry the head was drawn from (-1: none)
 };
 
 struct Scene {
   SceneConfig config;  // with the preset's defaults filled in
   RopeConfig rope;
-  HostTensor q;  // [batch, seqlen, heads_q, head_dim]
-  HostTensor k;  // [batch, seqlen, heads_kv, head_dim]
-  HostTensor v;  // [batch, seqlen, heads_kv, head_dim]
+  HostTensor q;                   // [batch, seqlen, heads_q, head_dim]
+  HostTensor k;                   // [batch, seqlen, heads_kv, head_dim]
+  HostTensor v;                   // [batch, seqlen, heads_kv, head_dim]
   std::vector<HeadRecipe> heads;  // [heads_q]
 };
 

@@ -1,5 +1,5 @@
-// Block selectors: given q, k (and v) they return a canonical block mask, per query head (PBS also a key order).
-// Selectors know nothing of the attention kernels; kernels only consume masks.
+// Block selectors: given q, k (and v) they return a canonical block mask, per query head (PBS also a key
+// order). Selectors know nothing of the attention kernels; kernels only consume masks.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -14,8 +14,8 @@
 namespace sparsefill {
 
 struct SelectorInputs {
-  TensorView q, k, v;         // FlashAttention layout (see attention_problem.hpp)
-  VarlenSequences varlen;     // optional
+  TensorView q, k, v;      // FlashAttention layout (see attention_problem.hpp)
+  VarlenSequences varlen;  // optional
   bool causal = true;
   std::int64_t block_size = kDefaultBlockSize;
   RopeLayout rope_layout = RopeLayout::kRotateHalf;  // how q/k pair their RoPE dims (Prism's bands)

@@ -28,10 +28,10 @@ struct ParamSpec {
 
 struct PrismConfig {
   double p_high = 0.95, p_low = 0.95;  // T1 thresholds per band
-  // Band sizes in real dims (pairs = d / 2); 0 = scaled to head_dim as d/2 and 3d/4 (the published 64 and 96 at
-  // head_dim 128; the spec gives no values for other head dims, so the proportion is kept).
+  // Band sizes in real dims (pairs = d / 2); 0 = scaled to head_dim as d/2 and 3d/4 (the published 64 and 96
+  // at head_dim 128; the spec gives no values for other head dims, so the proportion is kept).
   std::int64_t d_high = 0, d_low = 0;
-  bool calibrate = true;                 // energy-based temperature; false = the tau = 1 ablation
+  bool calibrate = true;  // energy-based temperature; false = the tau = 1 ablation
   bool force_sink = true, force_recent = true;
   std::vector<ParamSpec> params();
 };
@@ -39,9 +39,9 @@ struct PrismConfig {
 struct RRConfig {
   std::int64_t stride = 8;
   double tau = 0.95;
-  std::string rule = "v1";           // v1: T3 (t3_reference); v2: T1 then causal AND, OR column 0 and diagonal
-  std::string t3 = "reference";      // v1's T3 flavour: reference | clean
-  std::string offset = "code";       // sampled offset: code = h mod S; mirrored = S - 1 - (h mod S)
+  std::string rule = "v1";       // v1: T3 (t3_reference); v2: T1 then causal AND, OR column 0 and diagonal
+  std::string t3 = "reference";  // v1's T3 flavour: reference | clean
+  std::string offset = "code";   // sampled offset: code = h mod S; mirrored = S - 1 - (h mod S)
   bool keep_sink = true, keep_last_row = true;
   std::vector<ParamSpec> params();
 };
@@ -63,15 +63,15 @@ struct MeanPoolConfig {
 struct XAttentionConfig {
   std::int64_t stride = 8;
   double tau = 0.9;
-  std::string t3 = "reference";  // reference | clean
-  std::int64_t chunk_size = 0;   // query tokens per chunk; 0 = the reference formula
+  std::string t3 = "reference";                 // reference | clean
+  std::int64_t chunk_size = 0;                  // query tokens per chunk; 0 = the reference formula
   bool keep_sink = false, keep_recent = false;  // reference defaults (keep_sink sets row 0: the code's quirk)
   std::vector<ParamSpec> params();
 };
 
 struct FlexPrefillConfig {
-  double gamma = 0.95;   // coverage (README 0.9; the Prism/PBS/RR comparisons use 0.95)
-  double tau = 0.1;      // sqrt-JS threshold for query-aware heads
+  double gamma = 0.95;            // coverage (README 0.9; the Prism/PBS/RR comparisons use 0.95)
+  double tau = 0.1;               // sqrt-JS threshold for query-aware heads
   std::int64_t min_budget = 512;  // tokens
   std::int64_t max_budget = 0;    // tokens; 0 = none
   std::vector<ParamSpec> params();

@@ -27,7 +27,9 @@ struct TensorView {
   bool is_contiguous() const;
   std::string shape_string() const;  // "[1, 4096, 32, 128]"
   template <typename T>
-  T* ptr() const { return static_cast<T*>(data); }
+  T* ptr() const {
+    return static_cast<T*>(data);
+  }
 };
 
 // True when every element of a floating view (any strides) is finite; other dtypes are always finite.
@@ -56,9 +58,13 @@ class HostTensor {
   void* data() { return bytes_.data(); }
   const void* data() const { return bytes_.data(); }
   template <typename T>
-  T* ptr() { return reinterpret_cast<T*>(bytes_.data()); }
+  T* ptr() {
+    return reinterpret_cast<T*>(bytes_.data());
+  }
   template <typename T>
-  const T* ptr() const { return reinterpret_cast<const T*>(bytes_.data()); }
+  const T* ptr() const {
+    return reinterpret_cast<const T*>(bytes_.data());
+  }
   bool empty() const { return shape_.empty(); }
 
   // Every element of a floating tensor as double (for metrics and tests).

@@ -14,11 +14,13 @@ constexpr std::int64_t kMaxHeadDim = 512;
 void check_tensor(const TensorView& t, const char* name, int rank, DType dtype) {
   require(t.data != nullptr, name, "data pointer is null");
   require(t.rank == rank, name,
-          "expected rank " + std::to_string(rank) + (rank == 4 ? " [batch, seqlen, heads, head_dim]" : " [total_tokens, heads, head_dim]") +
+          "expected rank " + std::to_string(rank) +
+              (rank == 4 ? " [batch, seqlen, heads, head_dim]" : " [total_tokens, heads, head_dim]") +
               ", got shape " + t.shape_string());
   require(t.dtype == dtype, name, "dtype " + dtype_name(t.dtype) + " differs from q's " + dtype_name(dtype));
   require(t.stride[rank - 1] == 1, name, "the last (head_dim) dimension must be contiguous (stride 1)");
-  for (int i = 0; i < rank; ++i) require(t.shape[i] >= 0, name, "negative extent in shape " + t.shape_string());
+  for (int i = 0; i < rank; ++i)
+    require(t.shape[i] >= 0, name, "negative extent in shape " + t.shape_string());
   for (int i = 0; i < rank - 1; ++i) require(t.stride[i] >= 0, name, "negative strides are not supported");
 }
 
@@ -30,7 +32,8 @@ void check_cu_seqlens(const std::int32_t* cu, const char* name, std::int64_t bat
     require(cu[b + 1] - cu[b] <= kMaxSeqlen, name, "a sequence is longer than 2^24 tokens");
   }
   require(cu[batch] == total, name,
-          "last entry " + std::to_string(cu[batch]) + " must equal the total token count " + std::to_string(total));
+          "last entry " + std::to_string(cu[batch]) + " must equal the total token count " +
+              std::to_string(total));
 }
 
 }  // namespace
@@ -58,13 +61,19 @@ AttentionProblem describe_attention(const TensorView& q, const TensorView& k, co
   p.head_dim = q.shape[d];
   require(p.heads_q >= 1, "q", "has no heads");
   require(p.heads_kv >= 1, "k", "has no heads");
-  require(v.shape[h] == p.heads_kv, "v", "heads " + std::to_string(v.shape[h]) + " differ from k's " + std::to_string(p.heads_kv));
+  require(v.shape[h] == p.heads_kv, "v",
+          "heads " + std::to_string(v.shape[h]) + " differ from k's " + std::to_string(p.heads_kv));
   require(p.heads_q % p.heads_kv == 0, "k",
-          "heads_q (" + std::to_string(p.heads_q) + ") must be a multiple of heads_kv (" + std::to_string(p.heads_kv) + ")");
-  require(p.head_dim >= 1 && p.head_dim <= kMaxHeadDim, "q", "head_dim must be in 1..512, got " + std::to_string(p.head_dim));
-  require(k.shape[d] == p.head_dim, "k", "head_dim " + std::to_string(k.shape[d]) + " differs from q's " + std::to_string(p.head_dim));
-  require(v.shape[d] == p.head_dim, "v", "head_dim " + std::to_string(v.shape[d]) + " differs from q's " + std::to_string(p.head_dim));
-  require(v.shape[0] == k.shape[0] && (p.varlen || v.shape[1] == k.shape[1]), "v", "shape " + v.shape_string() + " differs from k's " + k.shape_string());
+          "heads_q (" + std::to_string(p.heads_q) + ") must be a multiple of heads_kv (" +
+              std::to_string(p.heads_kv) + ")");
+  require(p.head_dim >= 1 && p.head_dim <= kMaxHeadDim, "q",
+          "head_dim must be in 1..512, got " + std::to_string(p.head_dim));
+  require(k.shape[d] == p.head_dim, "k",
+          "head_dim " + std::to_string(k.shape[d]) + " differs from q's " + std::to_string(p.head_dim));
+  require(v.shape[d] == p.head_dim, "v",
+          "head_dim " + std::to_string(v.shape[d]) + " differs from q's " + std::to_string(p.head_dim));
+  require(v.shape[0] == k.shape[0] && (p.varlen || v.shape[1] == k.shape[1]), "v",
+          "shape " + v.shape_string() + " differs from k's " + k.shape_string());
 
   if (p.varlen) {
     require(varlen.batch >= 1, "cu_seqlens_q", "varlen batch must be at least 1");
@@ -80,7 +89,8 @@ AttentionProblem describe_attention(const TensorView& q, const TensorView& k, co
   } else {
     p.batch = q.shape[0];
     require(p.batch >= 1, "q", "batch is empty");
-    require(k.shape[0] == p.batch, "k", "batch " + std::to_string(k.shape[0]) + " differs from q's " + std::to_string(p.batch));
+    require(k.shape[0] == p.batch, "k",
+            "batch " + std::to_string(k.shape[0]) + " differs from q's " + std::to_string(p.batch));
     require(q.shape[1] >= 1, "q", "seqlen_q is 0 (empty input)");
     require(k.shape[1] >= 1, "k", "seqlen_k is 0 (empty input)");
     require(q.shape[1] <= kMaxSeqlen, "q", "seqlen_q above 2^24 is not supported");
@@ -93,8 +103,8 @@ AttentionProblem describe_attention(const TensorView& q, const TensorView& k, co
   return p;
 }
 
-std::int64_t token_offset(const TensorView& view, bool varlen, std::int64_t start, std::int64_t b, std::int64_t t,
-                          std::int64_t h) {
+std::int64_t token_offset(const TensorView& view, bool varlen, std::int64_t start, std::int64_t b,
+                          std::int64_t t, std::int64_t h) {
   if (varlen) return (start + t) * view.stride[0] + h * view.stride[1];
   return b * view.stride[0] + t * view.stride[1] + h * view.stride[2];
 }
@@ -111,8 +121,8 @@ BlockVisibility block_visibility(std::int64_t u, std::int64_t v, std::int64_t bl
   return BlockVisibility::kPartial;
 }
 
-std::int64_t visible_key_blocks(std::int64_t u, std::int64_t block_q, std::int64_t block_k, std::int64_t seqlen_q,
-                                std::int64_t seqlen_k, bool causal) {
+std::int64_t visible_key_blocks(std::int64_t u, std::int64_t block_q, std::int64_t block_k,
+                                std::int64_t seqlen_q, std::int64_t seqlen_k, bool causal) {
   if (u * block_q >= seqlen_q) return 0;
   const std::int64_t all = ceil_div(seqlen_k, block_k);
   if (!causal) return all;

@@ -26,12 +26,18 @@ std::size_t dtype_size(DType dtype) {
 
 std::string dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kBF16: return "bf16";
-    case DType::kFP16: return "fp16";
-    case DType::kFP32: return "fp32";
-    case DType::kFP64: return "fp64";
-    case DType::kInt32: return "int32";
-    case DType::kBool: return "bool";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kFP16:
+      return "fp16";
+    case DType::kFP32:
+      return "fp32";
+    case DType::kFP64:
+      return "fp64";
+    case DType::kInt32:
+      return "int32";
+    case DType::kBool:
+      return "bool";
   }
   return "?";
 }
@@ -90,8 +96,9 @@ std::uint16_t float_to_fp16(float value) {
     return static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(std::nearbyint(units)));
   }
   int exponent;
-  float fraction = std::frexp(magnitude, &exponent);  // magnitude = fraction * 2^exponent, fraction in [0.5, 1)
-  float scaled = std::nearbyint(fraction * 2048.0f);    // 11 significant bits, round half to even
+  float fraction =
+      std::frexp(magnitude, &exponent);  // magnitude = fraction * 2^exponent, fraction in [0.5, 1)
+  float scaled = std::nearbyint(fraction * 2048.0f);  // 11 significant bits, round half to even
   if (scaled >= 2048.0f) {
     scaled /= 2.0f;
     ++exponent;
@@ -103,12 +110,18 @@ std::uint16_t float_to_fp16(float value) {
 
 double load_as_double(const void* base, DType dtype, std::int64_t index) {
   switch (dtype) {
-    case DType::kBF16: return bf16_to_float(static_cast<const std::uint16_t*>(base)[index]);
-    case DType::kFP16: return fp16_to_float(static_cast<const std::uint16_t*>(base)[index]);
-    case DType::kFP32: return static_cast<const float*>(base)[index];
-    case DType::kFP64: return static_cast<const double*>(base)[index];
-    case DType::kInt32: return static_cast<const std::int32_t*>(base)[index];
-    case DType::kBool: return static_cast<const std::uint8_t*>(base)[index] ? 1.0 : 0.0;
+    case DType::kBF16:
+      return bf16_to_float(static_cast<const std::uint16_t*>(base)[index]);
+    case DType::kFP16:
+      return fp16_to_float(static_cast<const std::uint16_t*>(base)[index]);
+    case DType::kFP32:
+      return static_cast<const float*>(base)[index];
+    case DType::kFP64:
+      return static_cast<const double*>(base)[index];
+    case DType::kInt32:
+      return static_cast<const std::int32_t*>(base)[index];
+    case DType::kBool:
+      return static_cast<const std::uint8_t*>(base)[index] ? 1.0 : 0.0;
   }
   return 0.0;
 }
@@ -121,10 +134,18 @@ void store_from_double(void* base, DType dtype, std::int64_t index, double value
     case DType::kFP16:
       static_cast<std::uint16_t*>(base)[index] = float_to_fp16(static_cast<float>(value));
       return;
-    case DType::kFP32: static_cast<float*>(base)[index] = static_cast<float>(value); return;
-    case DType::kFP64: static_cast<double*>(base)[index] = value; return;
-    case DType::kInt32: static_cast<std::int32_t*>(base)[index] = static_cast<std::int32_t>(value); return;
-    case DType::kBool: static_cast<std::uint8_t*>(base)[index] = value != 0.0; return;
+    case DType::kFP32:
+      static_cast<float*>(base)[index] = static_cast<float>(value);
+      return;
+    case DType::kFP64:
+      static_cast<double*>(base)[index] = value;
+      return;
+    case DType::kInt32:
+      static_cast<std::int32_t*>(base)[index] = static_cast<std::int32_t>(value);
+      return;
+    case DType::kBool:
+      static_cast<std::uint8_t*>(base)[index] = value != 0.0;
+      return;
   }
 }
 

@@ -4,8 +4,8 @@
 
 namespace sparsefill {
 
-void gpu_block_sparse_attention(const TensorView&, const TensorView&, const TensorView&, const BlockMask&, bool,
-                                const TensorView&, const TensorView&) {
+void gpu_block_sparse_attention(const TensorView&, const TensorView&, const TensorView&, const BlockMask&,
+                                bool, const TensorView&, const TensorView&) {
   throw Error("device", "this build has no CUDA kernels (configure with a CUDA compiler)");
 }
 

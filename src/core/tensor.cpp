@@ -67,12 +67,14 @@ TensorView make_view(void* data, DType dtype, std::initializer_list<std::int64_t
   return make_view(data, dtype, std::vector<std::int64_t>(shape));
 }
 
-HostTensor::HostTensor(DType dtype, std::vector<std::int64_t> shape) : dtype_(dtype), shape_(std::move(shape)) {
+HostTensor::HostTensor(DType dtype, std::vector<std::int64_t> shape)
+    : dtype_(dtype), shape_(std::move(shape)) {
   require(shape_.size() <= static_cast<std::size_t>(kMaxRank), "shape", "rank above 4 is not supported");
   std::int64_t n = 1;
   for (auto extent : shape_) {
     require(extent >= 0, "shape", "negative extent");
-    require(extent == 0 || n <= (std::int64_t{1} << 40) / extent, "shape", "tensor larger than 2^40 elements");
+    require(extent == 0 || n <= (std::int64_t{1} << 40) / extent, "shape",
+            "tensor larger than 2^40 elements");
     n *= extent;
   }
   bytes_.assign(static_cast<std::size_t>(n) * dtype_size(dtype_), 0);
@@ -90,7 +92,9 @@ HostTensor HostTensor::clone() const {
   return copy;
 }
 
-TensorView HostTensor::view() const { return make_view(const_cast<unsigned char*>(bytes_.data()), dtype_, shape_); }
+TensorView HostTensor::view() const {
+  return make_view(const_cast<unsigned char*>(bytes_.data()), dtype_, shape_);
+}
 
 std::vector<double> HostTensor::to_doubles() const {
   require(is_floating(dtype_) || dtype_ == DType::kInt32 || dtype_ == DType::kBool, "tensor", "not numeric");
@@ -100,7 +104,8 @@ std::vector<double> HostTensor::to_doubles() const {
 }
 
 HostTensor HostTensor::converted(DType dtype) const {
-  require(is_floating(dtype_) && is_floating(dtype), "dtype", "conversion is defined between floating dtypes");
+  require(is_floating(dtype_) && is_floating(dtype), "dtype",
+          "conversion is defined between floating dtypes");
   HostTensor out(dtype, shape_);
   for (std::int64_t i = 0; i < numel(); ++i) {
     store_from_double(out.data(), dtype, i, load_as_double(bytes_.data(), dtype_, i));

@@ -15,7 +15,8 @@ std::vector<unsigned char> read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   require(static_cast<bool>(in), path, "cannot open file for reading");
   const std::streamoff size = in.tellg();
-  require(size >= 0 && static_cast<std::size_t>(size) <= kMaxFileBytes, path, "file size unreadable or above 64 GiB");
+  require(size >= 0 && static_cast<std::size_t>(size) <= kMaxFileBytes, path,
+          "file size unreadable or above 64 GiB");
   std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
   in.seekg(0);
   in.read(reinterpret_cast<char*>(bytes.data()), size);
@@ -40,7 +41,8 @@ std::vector<unsigned char> contiguous_bytes(const TensorView& t) {
   return bytes;
 }
 
-void write_file_atomic(const std::string& path, const std::vector<std::pair<const void*, std::size_t>>& parts) {
+void write_file_atomic(const std::string& path,
+                       const std::vector<std::pair<const void*, std::size_t>>& parts) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   bool ok;
   {

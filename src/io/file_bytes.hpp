@@ -15,6 +15,7 @@ std::vector<unsigned char> contiguous_bytes(const TensorView& t);
 
 // Writes `parts` one after the other to `path` through `path.tmp.<pid>`; on any failure removes the temporary
 // file and throws Error(path), leaving an existing `path` untouched.
-void write_file_atomic(const std::string& path, const std::vector<std::pair<const void*, std::size_t>>& parts);
+void write_file_atomic(const std::string& path,
+                       const std::vector<std::pair<const void*, std::size_t>>& parts);
 
 }  // namespace sparsefill

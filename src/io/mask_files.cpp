@@ -33,19 +33,22 @@ void write_block_mask(const std::string& path, const BlockMask& mask) {
   require(has_suffix(path, ".safetensors"), path, "mask files must end in .safetensors or .npy");
   auto counts = mask.kv_num_blocks();
   auto indices = mask.kv_indices();
-  write_safetensors(path,
-                    {{"kv_num_blocks", make_view(counts.data(), DType::kInt32, {mask.batch(), mask.heads(), mask.num_q_blocks()})},
-                     {"kv_indices", make_view(indices.data(), DType::kInt32,
-                                              {mask.batch(), mask.heads(), mask.num_q_blocks(), mask.num_k_blocks()})}},
-                    {{"format", "sparsefill.block_mask"},
-                     {"block_q", std::to_string(mask.block_q())},
-                     {"block_k", std::to_string(mask.block_k())}});
+  write_safetensors(
+      path,
+      {{"kv_num_blocks",
+        make_view(counts.data(), DType::kInt32, {mask.batch(), mask.heads(), mask.num_q_blocks()})},
+       {"kv_indices", make_view(indices.data(), DType::kInt32,
+                                {mask.batch(), mask.heads(), mask.num_q_blocks(), mask.num_k_blocks()})}},
+      {{"format", "sparsefill.block_mask"},
+       {"block_q", std::to_string(mask.block_q())},
+       {"block_k", std::to_string(mask.block_k())}});
 }
 
 BlockMask read_block_mask(const std::string& path, std::int64_t npy_block_size) {
   if (has_suffix(path, ".npy")) {
     HostTensor map = read_npy(path);
-    require(map.dtype() == DType::kBool && map.shape().size() == 4, path, "a .npy mask is a bool [batch, heads, nQb, nKb] array");
+    require(map.dtype() == DType::kBool && map.shape().size() == 4, path,
+            "a .npy mask is a bool [batch, heads, nQb, nKb] array");
     const auto& s = map.shape();
     std::vector<std::uint8_t> bytes(map.ptr<std::uint8_t>(), map.ptr<std::uint8_t>() + map.numel());
     return block_mask_from_dense(bytes, s[0], s[1], s[2], s[3], npy_block_size, npy_block_size);
@@ -53,8 +56,10 @@ BlockMask read_block_mask(const std::string& path, std::int64_t npy_block_size) 
   SafetensorsContents c = read_safetensors(path);
   auto counts = c.tensors.find("kv_num_blocks");
   auto indices = c.tensors.find("kv_indices");
-  require(counts != c.tensors.end() && indices != c.tensors.end(), path, "mask file needs kv_num_blocks and kv_indices");
-  require(counts->second.dtype() == DType::kInt32 && indices->second.dtype() == DType::kInt32, path, "mask arrays must be int32");
+  require(counts != c.tensors.end() && indices != c.tensors.end(), path,
+          "mask file needs kv_num_blocks and kv_indices");
+  require(counts->second.dtype() == DType::kInt32 && indices->second.dtype() == DType::kInt32, path,
+          "mask arrays must be int32");
   const auto& ci = indices->second.shape();
   const auto& cc = counts->second.shape();
   require(ci.size() == 4 && cc.size() == 3 && cc[0] == ci[0] && cc[1] == ci[1] && cc[2] == ci[2], path,
@@ -62,7 +67,8 @@ BlockMask read_block_mask(const std::string& path, std::int64_t npy_block_size) 
   const std::int32_t* cp = counts->second.ptr<std::int32_t>();
   const std::int32_t* ip = indices->second.ptr<std::int32_t>();
   try {
-    return BlockMask::from_arrays(ci[0], ci[1], ci[2], ci[3], metadata_int(c, "block_q", path), metadata_int(c, "block_k", path),
+    return BlockMask::from_arrays(ci[0], ci[1], ci[2], ci[3], metadata_int(c, "block_q", path),
+                                  metadata_int(c, "block_k", path),
                                   std::vector<std::int32_t>(cp, cp + counts->second.numel()),
                                   std::vector<std::int32_t>(ip, ip + indices->second.numel()));
   } catch (const Error& e) {

@@ -1,7 +1,7 @@
 // .safetensors reader/writer: u64 little-endian header length, a JSON header {name: {dtype, shape,
 // data_offsets}, "__metadata__": {str: str}}, then the data. Every offset is checked against the file.
-#include <nlohmann/json.hpp>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
@@ -26,12 +26,18 @@ DType dtype_from_name(const std::string& name, const std::string& path) {
 
 std::string name_of(DType dtype) {
   switch (dtype) {
-    case DType::kBF16: return "BF16";
-    case DType::kFP16: return "F16";
-    case DType::kFP32: return "F32";
-    case DType::kFP64: return "F64";
-    case DType::kInt32: return "I32";
-    case DType::kBool: return "BOOL";
+    case DType::kBF16:
+      return "BF16";
+    case DType::kFP16:
+      return "F16";
+    case DType::kFP32:
+      return "F32";
+    case DType::kFP64:
+      return "F64";
+    case DType::kInt32:
+      return "I32";
+    case DType::kBool:
+      return "BOOL";
   }
   return "";
 }
@@ -46,7 +52,8 @@ SafetensorsContents read_safetensors(const std::string& path) {
   require(header_len <= kMaxHeader && header_len <= bytes.size() - 8, path, "header length exceeds the file");
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len));
+    header =
+        nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len));
   } catch (const nlohmann::json::exception& e) {
     throw Error(path, std::string("malformed safetensors header: ") + e.what());
   }
@@ -66,17 +73,20 @@ SafetensorsContents read_safetensors(const std::string& path) {
       std::int64_t numel = 1;
       for (const auto& e : entry.at("shape")) {
         const std::int64_t extent = e.get<std::int64_t>();
-        require(extent >= 0 && (extent == 0 || numel <= (std::int64_t{1} << 40) / extent), path, "tensor '" + name + "' has a bad shape");
+        require(extent >= 0 && (extent == 0 || numel <= (std::int64_t{1} << 40) / extent), path,
+                "tensor '" + name + "' has a bad shape");
         shape.push_back(extent);
         numel *= extent;
       }
-      require(shape.size() <= static_cast<std::size_t>(kMaxRank), path, "tensor '" + name + "' has rank above 4");
+      require(shape.size() <= static_cast<std::size_t>(kMaxRank), path,
+              "tensor '" + name + "' has rank above 4");
       const auto begin = entry.at("data_offsets").at(0).get<std::uint64_t>();
       const auto end = entry.at("data_offsets").at(1).get<std::uint64_t>();
       require(begin <= end && end <= data_size, path, "tensor '" + name + "' data_offsets exceed the file");
       require(end - begin == static_cast<std::uint64_t>(numel) * dtype_size(dtype), path,
               "tensor '" + name + "' byte range does not match its shape and dtype");
-      for (const auto& [b, e] : ranges) require(end <= b || begin >= e || begin == end, path, "tensor '" + name + "' overlaps another");
+      for (const auto& [b, e] : ranges)
+        require(end <= b || begin >= e || begin == end, path, "tensor '" + name + "' overlaps another");
       ranges.insert({begin, end});
       HostTensor tensor(dtype, shape);
       if (end > begin) std::memcpy(tensor.data(), data + begin, end - begin);
@@ -88,7 +98,8 @@ SafetensorsContents read_safetensors(const std::string& path) {
   return contents;
 }
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, TensorView>>& tensors,
+void write_safetensors(const std::string& path,
+                       const std::vector<std::pair<std::string, TensorView>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
@@ -99,13 +110,16 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
     require(!header.contains(name), "tensors", "duplicate tensor name '" + name + "'");
     blobs.push_back(contiguous_bytes(view));
     std::vector<std::int64_t> shape(view.shape.begin(), view.shape.begin() + view.rank);
-    header[name] = {{"dtype", name_of(view.dtype)}, {"shape", shape}, {"data_offsets", {offset, offset + blobs.back().size()}}};
+    header[name] = {{"dtype", name_of(view.dtype)},
+                    {"shape", shape},
+                    {"data_offsets", {offset, offset + blobs.back().size()}}};
     offset += blobs.back().size();
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   unsigned char length[8];
-  for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>((static_cast<std::uint64_t>(text.size()) >> (8 * i)) & 0xFF);
+  for (int i = 0; i < 8; ++i)
+    length[i] = static_cast<unsigned char>((static_cast<std::uint64_t>(text.size()) >> (8 * i)) & 0xFF);
   std::vector<std::pair<const void*, std::size_t>> parts = {{length, 8}, {text.data(), text.size()}};
   for (const auto& blob : blobs) parts.push_back({blob.data(), blob.size()});
   write_file_atomic(path, parts);
@@ -125,7 +139,8 @@ HostTensor read_tensor(const std::string& spec) {
   require(ends_with(path, ".safetensors"), spec, "expected a .npy or .safetensors[:name] file");
   SafetensorsContents contents = read_safetensors(path);
   if (name.empty()) {
-    require(contents.tensors.size() == 1, spec, "file holds " + std::to_string(contents.tensors.size()) + " tensors; name one as FILE:NAME");
+    require(contents.tensors.size() == 1, spec,
+            "file holds " + std::to_string(contents.tensors.size()) + " tensors; name one as FILE:NAME");
     return std::move(contents.tensors.begin()->second);
   }
   auto it = contents.tensors.find(name);

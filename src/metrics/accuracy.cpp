@@ -14,10 +14,11 @@ namespace {
 void check_block_mass(const TensorView& m, const AttentionProblem& p, std::int64_t nq, std::int64_t nk) {
   require(m.data != nullptr, "block_mass", "data pointer is null");
   require(m.dtype == DType::kFP32 || m.dtype == DType::kFP64, "block_mass", "dtype must be fp32 or fp64");
-  require(m.rank == 4 && m.shape[0] == p.batch && m.shape[1] == p.heads_q && m.shape[2] == nq && m.shape[3] == nk &&
-              m.is_contiguous(),
-          "block_mass", "must be contiguous [batch, heads_q, " + std::to_string(nq) + ", " + std::to_string(nk) + "], got " +
-                            m.shape_string());
+  require(m.rank == 4 && m.shape[0] == p.batch && m.shape[1] == p.heads_q && m.shape[2] == nq &&
+              m.shape[3] == nk && m.is_contiguous(),
+          "block_mass",
+          "must be contiguous [batch, heads_q, " + std::to_string(nq) + ", " + std::to_string(nk) +
+              "], got " + m.shape_string());
 }
 
 double percentile(const std::vector<double>& sorted, double q) {
@@ -45,13 +46,15 @@ Summary summarize(std::vector<double> values) {
   return s;
 }
 
-RecallReport recall_from_lse(const TensorView& lse_sparse, const TensorView& lse_dense, const AttentionProblem& p,
-                             std::int64_t block) {
+RecallReport recall_from_lse(const TensorView& lse_sparse, const TensorView& lse_dense,
+                             const AttentionProblem& p, std::int64_t block) {
   const std::int64_t width = p.max_seqlen_q();
   for (const auto* t : {&lse_sparse, &lse_dense}) {
     require(t->data != nullptr && (t->dtype == DType::kFP32 || t->dtype == DType::kFP64) && t->rank == 3 &&
-                t->shape[0] == p.batch && t->shape[1] == p.heads_q && t->shape[2] == width && t->is_contiguous(),
-            t == &lse_sparse ? "lse_sparse" : "lse_dense", "must be contiguous fp32/fp64 [batch, heads_q, max_seqlen_q]");
+                t->shape[0] == p.batch && t->shape[1] == p.heads_q && t->shape[2] == width &&
+                t->is_contiguous(),
+            t == &lse_sparse ? "lse_sparse" : "lse_dense",
+            "must be contiguous fp32/fp64 [batch, heads_q, max_seqlen_q]");
   }
   require(block >= 1, "block", "must be positive");
   RecallReport report;
@@ -79,9 +82,11 @@ RecallReport recall_from_lse(const TensorView& lse_sparse, const TensorView& lse
   return report;
 }
 
-OutputError output_error(const TensorView& out, const TensorView& reference, const AttentionProblem& problem) {
+OutputError output_error(const TensorView& out, const TensorView& reference,
+                         const AttentionProblem& problem) {
   require(out.rank == reference.rank, "out", "rank differs from the reference's");
-  for (int i = 0; i < out.rank; ++i) require(out.shape[i] == reference.shape[i], "out", "shape differs from the reference's");
+  for (int i = 0; i < out.rank; ++i)
+    require(out.shape[i] == reference.shape[i], "out", "shape differs from the reference's");
   OutputError error;
   double diff_all = 0, ref_all = 0;
   for (std::int64_t h = 0; h < problem.heads_q; ++h) {
@@ -106,8 +111,8 @@ OutputError output_error(const TensorView& out, const TensorView& reference, con
   return error;
 }
 
-std::vector<double> blocks_needed_fraction(const TensorView& block_mass, const AttentionProblem& problem, bool causal,
-                                           double mass) {
+std::vector<double> blocks_needed_fraction(const TensorView& block_mass, const AttentionProblem& problem,
+                                           bool causal, double mass) {
   require(mass > 0 && mass <= 1, "mass", "must be in (0, 1]");
   require(block_mass.rank == 4, "block_mass", "must be [batch, heads_q, nQb, nKb]");
   const std::int64_t nq = block_mass.shape[2], nk = block_mass.shape[3];
@@ -119,11 +124,13 @@ std::vector<double> blocks_needed_fraction(const TensorView& block_mass, const A
     double needed = 0, visible = 0;
     for (std::int64_t b = 0; b < problem.batch; ++b) {
       for (std::int64_t u = 0; u < nq; ++u) {
-        const std::int64_t n = visible_key_blocks(u, block, block, problem.seqlen_q[b], problem.seqlen_k[b], causal);
+        const std::int64_t n =
+            visible_key_blocks(u, block, block, problem.seqlen_q[b], problem.seqlen_k[b], causal);
         if (n == 0) continue;
         std::vector<double> row(static_cast<std::size_t>(n));
         const std::int64_t base = ((b * problem.heads_q + h) * nq + u) * nk;
-        for (std::int64_t v = 0; v < n; ++v) row[v] = load_as_double(block_mass.data, block_mass.dtype, base + v);
+        for (std::int64_t v = 0; v < n; ++v)
+          row[v] = load_as_double(block_mass.data, block_mass.dtype, base + v);
         std::sort(row.begin(), row.end(), std::greater<double>());
         double covered = 0;
         std::int64_t k = 0;

@@ -1,6 +1,6 @@
-// The evaluation pipeline (design note): one dense pass yields the reference output, its LSE and the true block
-// mass; then per method: selector -> block-sparse (or permuted) attention with LSE -> metrics, each stage timed.
-// Recall is exp(lse_sparse - lse_dense) per row, exact for permuted masks too.
+// The evaluation pipeline (design note): one dense pass yields the reference output, its LSE and the true
+// block mass; then per method: selector -> block-sparse (or permuted) attention with LSE -> metrics, each
+// stage timed. Recall is exp(lse_sparse - lse_dense) per row, exact for permuted masks too.
 #include "sparsefill/evaluate.hpp"
 
 #include <chrono>
@@ -26,7 +26,9 @@ ReferenceOptions reference_options(const EvaluationOptions& options, const char*
   return ref;
 }
 
-std::vector<std::int64_t> shape_of(const TensorView& t) { return {t.shape.begin(), t.shape.begin() + t.rank}; }
+std::vector<std::int64_t> shape_of(const TensorView& t) {
+  return {t.shape.begin(), t.shape.begin() + t.rank};
+}
 
 }  // namespace
 
@@ -48,10 +50,12 @@ DenseReference compute_dense_reference(const TensorView& q, const TensorView& k,
   return d;
 }
 
-Evaluation evaluate_selector(const Selector& selector, const TensorView& q, const TensorView& k, const TensorView& v,
-                             const DenseReference& dense, const EvaluationOptions& options) {
+Evaluation evaluate_selector(const Selector& selector, const TensorView& q, const TensorView& k,
+                             const TensorView& v, const DenseReference& dense,
+                             const EvaluationOptions& options) {
   const AttentionProblem& p = dense.problem;
-  require(dense.block_mass.shape().size() == 4 && dense.block_mass.shape()[2] == ceil_div(p.max_seqlen_q(), options.block_size),
+  require(dense.block_mass.shape().size() == 4 &&
+              dense.block_mass.shape()[2] == ceil_div(p.max_seqlen_q(), options.block_size),
           "dense", "was computed with another block size");
   Evaluation e;
   e.sparse_out = HostTensor(DType::kFP32, shape_of(q));
@@ -64,23 +68,27 @@ Evaluation evaluate_selector(const Selector& selector, const TensorView& q, cons
   in.block_size = options.block_size;
   in.rope_layout = options.rope_layout;
   e.times.push_back({"select (" + selector.name() + ")", timed([&] { e.selection = selector.select(in); })});
-  const char* stage = options.device == EvaluationOptions::Device::kCuda ? "sparse attention (GPU, with copies)" : "sparse attention";
-  e.times.push_back({stage, timed([&] {
-                       const ReferenceOptions ref = reference_options(options, "sparse attention");
-                       const ReferenceOutputs outputs{e.sparse_out.view(), e.sparse_lse.view(), {}, 0};
-                       if (options.device == EvaluationOptions::Device::kCuda) {
-                         require(e.selection.key_order.empty(), "device",
-                                 "the GPU kernel has no permuted (PBS) variant yet; use --device cpu");
-                         gpu_block_sparse_attention(q, k, v, e.selection.mask, options.causal, outputs.out, outputs.lse);
-                       } else if (e.selection.key_order.empty()) {
-                         reference_attention(q, k, v, {}, &e.selection.mask, ref, outputs);
-                       } else {
-                         reference_permuted_attention(q, k, v, {}, e.selection.mask, e.selection.key_order, ref, outputs);
-                       }
-                     })});
+  const char* stage = options.device == EvaluationOptions::Device::kCuda
+                          ? "sparse attention (GPU, with copies)"
+                          : "sparse attention";
+  e.times.push_back(
+      {stage, timed([&] {
+         const ReferenceOptions ref = reference_options(options, "sparse attention");
+         const ReferenceOutputs outputs{e.sparse_out.view(), e.sparse_lse.view(), {}, 0};
+         if (options.device == EvaluationOptions::Device::kCuda) {
+           require(e.selection.key_order.empty(), "device",
+                   "the GPU kernel has no permuted (PBS) variant yet; use --device cpu");
+           gpu_block_sparse_attention(q, k, v, e.selection.mask, options.causal, outputs.out, outputs.lse);
+         } else if (e.selection.key_order.empty()) {
+           reference_attention(q, k, v, {}, &e.selection.mask, ref, outputs);
+         } else {
+           reference_permuted_attention(q, k, v, {}, e.selection.mask, e.selection.key_order, ref, outputs);
+         }
+       })});
   e.times.push_back({"metrics", timed([&] {
                        e.density = mask_density(e.selection.mask, p, options.causal);
-                       e.recall = recall_from_lse(e.sparse_lse.view(), dense.lse.view(), p, options.block_size);
+                       e.recall =
+                           recall_from_lse(e.sparse_lse.view(), dense.lse.view(), p, options.block_size);
                        e.error = output_error(e.sparse_out.view(), dense.out.view(), p);
                      })});
   return e;

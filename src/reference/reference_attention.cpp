@@ -1,10 +1,10 @@
 // CPU reference attention (design note).
 //
 // For each (sequence, KV head) the keys and values are converted once into a contiguous buffer of the
-// accumulation type; then every (query head of the group, query tile) is an independent work item. A row gathers
-// its visible key ranges (mask blocks intersected with the causal limit), takes a two-pass softmax (max, then
-// exp-sum) and a weighted sum of values. Block mass, when asked for, is accumulated per query tile, and tiles are
-// exactly the mass blocks, so no two workers touch one entry.
+// accumulation type; then every (query head of the group, query tile) is an independent work item. A row
+// gathers its visible key ranges (mask blocks intersected with the causal limit), takes a two-pass softmax
+// (max, then exp-sum) and a weighted sum of values. Block mass, when asked for, is accumulated per query
+// tile, and tiles are exactly the mass blocks, so no two workers touch one entry.
 #include "sparsefill/reference_attention.hpp"
 
 #include <algorithm>
@@ -45,14 +45,15 @@ void check_outputs(const TensorView& q, const AttentionProblem& p, const BlockMa
   require(is_floating(out.dtype), "out", "dtype must be floating, got " + dtype_name(out.dtype));
   require(out.rank == q.rank, "out", "shape " + out.shape_string() + " differs from q's " + q.shape_string());
   for (int i = 0; i < q.rank; ++i) {
-    require(out.shape[i] == q.shape[i], "out", "shape " + out.shape_string() + " differs from q's " + q.shape_string());
+    require(out.shape[i] == q.shape[i], "out",
+            "shape " + out.shape_string() + " differs from q's " + q.shape_string());
   }
   require(out.stride[out.rank - 1] == 1, "out", "the last dimension must be contiguous");
   if (outputs.lse.data) {
     const TensorView& lse = outputs.lse;
     require(lse.dtype == DType::kFP32 || lse.dtype == DType::kFP64, "lse", "dtype must be fp32 or fp64");
-    require(lse.rank == 3 && lse.shape[0] == p.batch && lse.shape[1] == p.heads_q && lse.shape[2] == p.max_seqlen_q() &&
-                lse.is_contiguous(),
+    require(lse.rank == 3 && lse.shape[0] == p.batch && lse.shape[1] == p.heads_q &&
+                lse.shape[2] == p.max_seqlen_q() && lse.is_contiguous(),
             "lse", "must be contiguous [batch, heads_q, max_seqlen_q], got " + lse.shape_string());
   }
   if (outputs.block_mass.data) {
@@ -63,8 +64,9 @@ void check_outputs(const TensorView& q, const AttentionProblem& p, const BlockMa
     require(m.rank == 4 && m.shape[0] == p.batch && m.shape[1] == p.heads_q &&
                 m.shape[2] == ceil_div(p.max_seqlen_q(), outputs.mass_block) &&
                 m.shape[3] == ceil_div(p.max_seqlen_k(), outputs.mass_block) && m.is_contiguous(),
-            "block_mass", "must be contiguous [batch, heads_q, nQb, nKb] for block " + std::to_string(outputs.mass_block) +
-                              ", got " + m.shape_string());
+            "block_mass",
+            "must be contiguous [batch, heads_q, nQb, nKb] for block " + std::to_string(outputs.mass_block) +
+                ", got " + m.shape_string());
   }
 }
 
@@ -75,7 +77,8 @@ class ReferenceRunner {
                   const BlockMask* mask, const std::int32_t* key_order, const ReferenceOptions& options,
                   const ReferenceOutputs& outputs)
       : q_(q), k_(k), v_(v), p_(p), mask_(mask), key_order_(key_order), options_(options), outputs_(outputs) {
-    scale_ = options.attention.scale > 0 ? options.attention.scale : 1.0 / std::sqrt(static_cast<double>(p.head_dim));
+    scale_ = options.attention.scale > 0 ? options.attention.scale
+                                         : 1.0 / std::sqrt(static_cast<double>(p.head_dim));
     tile_ = outputs.block_mass.data ? outputs.mass_block : kDefaultTile;
   }
 
@@ -115,7 +118,8 @@ class ReferenceRunner {
     parallel_for(group * tiles, [&](std::int64_t item) {
       const std::int64_t hq = hkv * group + item / tiles;
       const std::int64_t tile = item % tiles;
-      std::vector<T> scores(static_cast<std::size_t>(lk)), acc(static_cast<std::size_t>(d)), qrow(static_cast<std::size_t>(d));
+      std::vector<T> scores(static_cast<std::size_t>(lk)), acc(static_cast<std::size_t>(d)),
+          qrow(static_cast<std::size_t>(d));
       std::vector<KeyRange> ranges;
       for (std::int64_t i = tile * tile_; i < std::min((tile + 1) * tile_, lq); ++i) {
         run_row(b, hq, i, lq, lk, scores, acc, qrow, ranges);
@@ -126,7 +130,8 @@ class ReferenceRunner {
   void visible_ranges(std::int64_t b, std::int64_t hq, std::int64_t i, std::int64_t lq, std::int64_t lk,
                       std::vector<KeyRange>& ranges) const {
     ranges.clear();
-    std::int64_t limit = lk;  // exclusive; with a key order causality is checked per key on original positions
+    std::int64_t limit =
+        lk;  // exclusive; with a key order causality is checked per key on original positions
     if (options_.attention.causal && !key_order_) limit = std::clamp<std::int64_t>(i + lk - lq + 1, 0, lk);
     if (!mask_) {
       if (limit > 0) ranges.push_back({0, limit});
@@ -142,11 +147,13 @@ class ReferenceRunner {
     }
   }
 
-  void run_row(std::int64_t b, std::int64_t hq, std::int64_t i, std::int64_t lq, std::int64_t lk, std::vector<T>& scores,
-               std::vector<T>& acc, std::vector<T>& qrow, std::vector<KeyRange>& ranges) const {
+  void run_row(std::int64_t b, std::int64_t hq, std::int64_t i, std::int64_t lq, std::int64_t lk,
+               std::vector<T>& scores, std::vector<T>& acc, std::vector<T>& qrow,
+               std::vector<KeyRange>& ranges) const {
     const std::int64_t d = p_.head_dim;
     const std::int64_t qo = token_offset(q_, p_.varlen, p_.start_q[b], b, i, hq);
-    for (std::int64_t c = 0; c < d; ++c) qrow[c] = static_cast<T>(load_as_double(q_.data, q_.dtype, qo + c) * scale_);
+    for (std::int64_t c = 0; c < d; ++c)
+      qrow[c] = static_cast<T>(load_as_double(q_.data, q_.dtype, qo + c) * scale_);
     visible_ranges(b, hq, i, lq, lk, ranges);
 
     const std::int32_t* order = key_order_ ? key_order_ + (b * p_.heads_q + hq) * p_.max_seqlen_k() : nullptr;
@@ -174,18 +181,21 @@ class ReferenceRunner {
     const TensorView& out = outputs_.out;
     const std::int64_t oo = token_offset(out, p_.varlen, p_.start_q[b], b, i, hq);
     for (std::int64_t c = 0; c < d; ++c) {
-      store_from_double(out.data, out.dtype, oo + c, ranges.empty() ? 0.0 : static_cast<double>(acc[c] / sum));
+      store_from_double(out.data, out.dtype, oo + c,
+                        ranges.empty() ? 0.0 : static_cast<double>(acc[c] / sum));
     }
     if (ranges.empty()) return;
     if (outputs_.lse.data) {
       const std::int64_t li = (b * p_.heads_q + hq) * p_.max_seqlen_q() + i;
-      store_from_double(outputs_.lse.data, outputs_.lse.dtype, li, static_cast<double>(row_max) + std::log(static_cast<double>(sum)));
+      store_from_double(outputs_.lse.data, outputs_.lse.dtype, li,
+                        static_cast<double>(row_max) + std::log(static_cast<double>(sum)));
     }
     if (outputs_.block_mass.data) add_block_mass(b, hq, i, lq, scores, sum, ranges);
   }
 
   // Splits position ranges so that only keys whose original position is <= last_key remain.
-  static void keep_causal_keys(const std::int32_t* order, std::int64_t last_key, std::vector<KeyRange>& ranges) {
+  static void keep_causal_keys(const std::int32_t* order, std::int64_t last_key,
+                               std::vector<KeyRange>& ranges) {
     std::vector<KeyRange> kept;
     for (const KeyRange& r : ranges) {
       for (std::int64_t j = r.begin; j < r.end;) {
@@ -198,8 +208,8 @@ class ReferenceRunner {
     ranges.swap(kept);
   }
 
-  void add_block_mass(std::int64_t b, std::int64_t hq, std::int64_t i, std::int64_t lq, const std::vector<T>& probs, T sum,
-                      const std::vector<KeyRange>& ranges) const {
+  void add_block_mass(std::int64_t b, std::int64_t hq, std::int64_t i, std::int64_t lq,
+                      const std::vector<T>& probs, T sum, const std::vector<KeyRange>& ranges) const {
     const TensorView& m = outputs_.block_mass;
     const std::int64_t mb = outputs_.mass_block, u = i / mb;
     const double rows = static_cast<double>(std::min((u + 1) * mb, lq) - u * mb);
@@ -210,7 +220,8 @@ class ReferenceRunner {
         double block_sum = 0;
         for (std::int64_t j = start; j < end; ++j) block_sum += static_cast<double>(probs[j]);
         const double current = load_as_double(m.data, m.dtype, base + block);
-        store_from_double(m.data, m.dtype, base + block, current + block_sum / static_cast<double>(sum) / rows);
+        store_from_double(m.data, m.dtype, base + block,
+                          current + block_sum / static_cast<double>(sum) / rows);
         start = end;
       }
     }
@@ -230,8 +241,8 @@ class ReferenceRunner {
 void check_key_order(const std::vector<std::int32_t>& order, const AttentionProblem& p) {
   const std::int64_t width = p.max_seqlen_k();
   require(static_cast<std::int64_t>(order.size()) == p.batch * p.heads_q * width, "key_order",
-          "expected batch * heads_q * max_seqlen_k = " + std::to_string(p.batch * p.heads_q * width) + " entries, got " +
-              std::to_string(order.size()));
+          "expected batch * heads_q * max_seqlen_k = " + std::to_string(p.batch * p.heads_q * width) +
+              " entries, got " + std::to_string(order.size()));
   std::vector<char> seen(static_cast<std::size_t>(width));
   for (std::int64_t b = 0; b < p.batch; ++b) {
     for (std::int64_t h = 0; h < p.heads_q; ++h) {
@@ -239,15 +250,17 @@ void check_key_order(const std::vector<std::int32_t>& order, const AttentionProb
       const std::int32_t* row = order.data() + (b * p.heads_q + h) * width;
       for (std::int64_t pos = 0; pos < p.seqlen_k[b]; ++pos) {
         require(row[pos] >= 0 && row[pos] < p.seqlen_k[b] && !seen[row[pos]], "key_order",
-                "row (" + std::to_string(b) + ", " + std::to_string(h) + ") is not a permutation of the sequence's keys");
+                "row (" + std::to_string(b) + ", " + std::to_string(h) +
+                    ") is not a permutation of the sequence's keys");
         seen[row[pos]] = 1;
       }
     }
   }
 }
 
-void run_reference(const TensorView& q, const TensorView& k, const TensorView& v, const VarlenSequences& varlen,
-                   const BlockMask* mask, const std::vector<std::int32_t>* key_order, const ReferenceOptions& options,
+void run_reference(const TensorView& q, const TensorView& k, const TensorView& v,
+                   const VarlenSequences& varlen, const BlockMask* mask,
+                   const std::vector<std::int32_t>* key_order, const ReferenceOptions& options,
                    const ReferenceOutputs& outputs) {
   const AttentionProblem problem = describe_attention(q, k, v, varlen);
   if (mask) mask->validate_for(problem);
@@ -256,7 +269,8 @@ void run_reference(const TensorView& q, const TensorView& k, const TensorView& v
   require(all_finite(k), "k", "contains NaN or Inf");
   require(all_finite(v), "v", "contains NaN or Inf");
   check_outputs(q, problem, mask, outputs);
-  require(std::isfinite(options.attention.scale) && options.attention.scale >= 0, "scale", "must be finite and >= 0");
+  require(std::isfinite(options.attention.scale) && options.attention.scale >= 0, "scale",
+          "must be finite and >= 0");
   const std::int32_t* order = key_order ? key_order->data() : nullptr;
   if (options.accumulation == Accumulation::kFP64) {
     ReferenceRunner<double>(q, k, v, problem, mask, order, options, outputs).run();
@@ -267,8 +281,9 @@ void run_reference(const TensorView& q, const TensorView& k, const TensorView& v
 
 }  // namespace
 
-void reference_attention(const TensorView& q, const TensorView& k, const TensorView& v, const VarlenSequences& varlen,
-                         const BlockMask* mask, const ReferenceOptions& options, const ReferenceOutputs& outputs) {
+void reference_attention(const TensorView& q, const TensorView& k, const TensorView& v,
+                         const VarlenSequences& varlen, const BlockMask* mask,
+                         const ReferenceOptions& options, const ReferenceOutputs& outputs) {
   run_reference(q, k, v, varlen, mask, nullptr, options, outputs);
 }
 

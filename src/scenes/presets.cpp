@@ -3,8 +3,9 @@
 // Realistic presets (llama31-like, qwen25-like) draw each query head's class, without replacement, from the
 // MInference priors of the real model (vertical-dominant, slash/local or broad, with its layer), so a preset
 // reproduces the model's head mixture; layers 0-1 get weak sinks, later layers a sink mass in 0.3-0.9 as real
-// Llama-family heads do. Retrieval heads (needle queries) come from KV heads whose DuoAttention gate is 1, with
-// probability kRetrievalChance, about 3% of heads as scenes.md asks. Stress presets give every head one pattern.
+// Llama-family heads do. Retrieval heads (needle queries) come from KV heads whose DuoAttention gate is 1,
+// with probability kRetrievalChance, about 3% of heads as scenes.md asks. Stress presets give every head one
+// pattern.
 #include "scenes/presets.hpp"
 
 #include <algorithm>
@@ -110,31 +111,44 @@ std::vector<HeadRecipe> realistic_recipes(const std::string& model, std::int64_t
 
 std::string head_kind_name(HeadKind kind) {
   switch (kind) {
-    case HeadKind::kVertical: return "vertical";
-    case HeadKind::kSlash: return "slash";
-    case HeadKind::kBroad: return "broad";
-    case HeadKind::kSink: return "sink";
-    case HeadKind::kTopic: return "topic";
-    case HeadKind::kNeedle: return "needle";
+    case HeadKind::kVertical:
+      return "vertical";
+    case HeadKind::kSlash:
+      return "slash";
+    case HeadKind::kBroad:
+      return "broad";
+    case HeadKind::kSink:
+      return "sink";
+    case HeadKind::kTopic:
+      return "topic";
+    case HeadKind::kNeedle:
+      return "needle";
   }
   return "?";
 }
 
 const std::vector<ScenePreset>& scene_presets() {
   static const std::vector<ScenePreset> presets = {
-      {"llama31-like", "Llama-3.1-8B heads: MInference mixture (15% vertical, 58% slash/local, 27% broad), sinks, "
-                       "~3% retrieval heads; 32/8 heads, d 128, theta 5e5", 32, 8, 128, 500000.0},
-      {"qwen25-like", "Qwen2.5-7B heads: MInference mixture (26% vertical, 21% slash/local, 52% broad), sinks, "
-                      "~3% retrieval heads; 28/4 heads, d 128, theta 1e6", 28, 4, 128, 1000000.0},
-      {"slash", "one sharp slash per head at an offset that is not a multiple of 128, no sink", 32, 8, 128, 500000.0},
-      {"slash-stress", "local window plus up to two high-frequency slashes at arbitrary offsets: mean pooling's blind "
-                       "spot", 32, 8, 128, 500000.0},
+      {"llama31-like",
+       "Llama-3.1-8B heads: MInference mixture (15% vertical, 58% slash/local, 27% broad), sinks, "
+       "~3% retrieval heads; 32/8 heads, d 128, theta 5e5",
+       32, 8, 128, 500000.0},
+      {"qwen25-like",
+       "Qwen2.5-7B heads: MInference mixture (26% vertical, 21% slash/local, 52% broad), sinks, "
+       "~3% retrieval heads; 28/4 heads, d 128, theta 1e6",
+       28, 4, 128, 1000000.0},
+      {"slash", "one sharp slash per head at an offset that is not a multiple of 128, no sink", 32, 8, 128,
+       500000.0},
+      {"slash-stress",
+       "local window plus up to two high-frequency slashes at arbitrary offsets: mean pooling's blind "
+       "spot",
+       32, 8, 128, 500000.0},
       {"vertical", "vertical stripes on anchor keys not aligned to blocks", 32, 8, 128, 500000.0},
-      {"sink", "attention sink on token 0 only (target mass 0.3-0.9 per head) over background noise", 32, 8, 128,
-       500000.0},
+      {"sink", "attention sink on token 0 only (target mass 0.3-0.9 per head) over background noise", 32, 8,
+       128, 500000.0},
       {"local-window", "local windows of varying width straddling block edges", 32, 8, 128, 500000.0},
-      {"topic", "topic segments (64-2048 tokens) attended across the sequence: off-diagonal rectangles", 32, 8, 128,
-       500000.0},
+      {"topic", "topic segments (64-2048 tokens) attended across the sequence: off-diagonal rectangles", 32,
+       8, 128, 500000.0},
       {"needle", "retrieval heads: late queries attend to a few early key spans", 32, 8, 128, 500000.0},
   };
   return presets;
@@ -155,7 +169,9 @@ HeadMixture preset_prior_mixture(const std::string& preset) {
   HeadMixture mixture;
   const auto& priors = minference_priors(model);
   for (const auto& p : priors) {
-    (p.kind == HeadKind::kVertical ? mixture.vertical : p.kind == HeadKind::kSlash ? mixture.slash : mixture.broad) += 1.0;
+    (p.kind == HeadKind::kVertical ? mixture.vertical
+     : p.kind == HeadKind::kSlash  ? mixture.slash
+                                   : mixture.broad) += 1.0;
   }
   mixture.vertical /= priors.size();
   mixture.slash /= priors.size();
@@ -163,8 +179,8 @@ HeadMixture preset_prior_mixture(const std::string& preset) {
   return mixture;
 }
 
-std::vector<HeadRecipe> build_head_recipes(const std::string& preset, std::int64_t heads_q, std::int64_t head_dim,
-                                           std::uint64_t seed) {
+std::vector<HeadRecipe> build_head_recipes(const std::string& preset, std::int64_t heads_q,
+                                           std::int64_t head_dim, std::uint64_t seed) {
   const std::int64_t pairs = head_dim / 2;
   if (preset == "llama31-like") return realistic_recipes("llama31", heads_q, pairs, seed);
   if (preset == "qwen25-like") return realistic_recipes("qwen25", heads_q, pairs, seed);
@@ -181,8 +197,9 @@ std::vector<HeadRecipe> build_head_recipes(const std::string& preset, std::int64
       r.window_pairs = pairs / 4;
       r.vertical_logit = 0.0;
     } else if (preset == "slash-stress") {
-      // Slash energy in the dead and early transition zones (pairs below 3P/8), where block pooling nearly cancels
-      // it and full-dimension pooling is dominated by semantic-zone content: the case Prism was made for.
+      // Slash energy in the dead and early transition zones (pairs below 3P/8), where block pooling nearly
+      // cancels it and full-dimension pooling is dominated by semantic-zone content: the case Prism was made
+      // for.
       r = class_recipe(HeadKind::kSlash, pairs, rng);
       r.window_pairs = rng.integer(pairs / 4 + 2, (pairs * 3) / 8);
       r.slash_offsets = {unaligned_offset(rng, 1, 2000), unaligned_offset(rng, 1, 2000)};

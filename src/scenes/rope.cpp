@@ -30,7 +30,8 @@ std::vector<double> rope_frequencies(std::int64_t head_dim, const RopeConfig& co
   return freqs;
 }
 
-std::pair<std::int64_t, std::int64_t> rope_pair_dims(std::int64_t pair, std::int64_t head_dim, RopeLayout layout) {
+std::pair<std::int64_t, std::int64_t> rope_pair_dims(std::int64_t pair, std::int64_t head_dim,
+                                                     RopeLayout layout) {
   if (layout == RopeLayout::kInterleaved) return {2 * pair, 2 * pair + 1};
   return {pair, pair + head_dim / 2};
 }

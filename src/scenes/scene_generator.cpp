@@ -1,17 +1,18 @@
 // Scene generator (design note).
 //
-// Work in the complex pair picture of RoPE: a head vector is z in C^P (P = head_dim / 2), pair i lives on the two
-// dims given by the layout, and RoPE at position t multiplies z_i by exp(i w_i t). The logit between query t and
-// key s is Re(sum_i q_i conj(k_i) exp(i w_i (t - s))) / sqrt(d), so a component shared by q and k yields a pattern
-// that depends on t - s through the frequencies it occupies, exactly as in a real model.
+// Work in the complex pair picture of RoPE: a head vector is z in C^P (P = head_dim / 2), pair i lives on the
+// two dims given by the layout, and RoPE at position t multiplies z_i by exp(i w_i t). The logit between
+// query t and key s is Re(sum_i q_i conj(k_i) exp(i w_i (t - s))) / sqrt(d), so a component shared by q and k
+// yields a pattern that depends on t - s through the frequencies it occupies, exactly as in a real model.
 //
-// Keys carry token content (per sequence, shared by KV heads): a constant "local amplitude" on the high-frequency
-// half of the pairs (slashes and windows), a sink direction on token 0, a vertical direction on anchor tokens, one
-// direction per topic, one per needle span; all low-frequency directions are orthonormalised so components do not
-// leak into each other at distance 0. Every direction has unit norm and keys carry it with amplitude kKeyAmp, so a
-// query coefficient of logit * sqrt(d) / kKeyAmp yields exactly that logit. Queries combine the components their
-// head recipe asks for, plus anisotropic noise (more energy on low-frequency pairs), are scaled by the head's
-// temperature, and finally get a sink coefficient calibrated on sampled queries to the head's target sink mass.
+// Keys carry token content (per sequence, shared by KV heads): a constant "local amplitude" on the
+// high-frequency half of the pairs (slashes and windows), a sink direction on token 0, a vertical direction
+// on anchor tokens, one direction per topic, one per needle span; all low-frequency directions are
+// orthonormalised so components do not leak into each other at distance 0. Every direction has unit norm and
+// keys carry it with amplitude kKeyAmp, so a query coefficient of logit * sqrt(d) / kKeyAmp yields exactly
+// that logit. Queries combine the components their head recipe asks for, plus anisotropic noise (more energy
+// on low-frequency pairs), are scaled by the head's temperature, and finally get a sink coefficient
+// calibrated on sampled queries to the head's target sink mass.
 #include <algorithm>
 #include <cmath>
 #include <complex>
@@ -33,20 +34,20 @@ using PairVector = std::vector<Complex>;
 constexpr std::int64_t kMaxSceneTokens = std::int64_t{1} << 22;
 constexpr int kTopics = 8;
 constexpr int kNeedles = 3;
-constexpr double kSinkKeyAmp = 4.0;     // token 0 carries the sink direction this many times stronger
-constexpr double kKeyNoise = 0.5;       // per-dim std of white key noise (before the anisotropy profile)
-constexpr double kQueryNoise = 1.5;     // per-dim std of white query noise at recipe noise 1
-constexpr double kKeyContent = 2.0;     // per-dim std of the smooth semantic-zone key content
-constexpr double kQueryContent = 2.0;   // ... and of the query content, at recipe noise 1
+constexpr double kSinkKeyAmp = 4.0;       // token 0 carries the sink direction this many times stronger
+constexpr double kKeyNoise = 0.5;         // per-dim std of white key noise (before the anisotropy profile)
+constexpr double kQueryNoise = 1.5;       // per-dim std of white query noise at recipe noise 1
+constexpr double kKeyContent = 2.0;       // per-dim std of the smooth semantic-zone key content
+constexpr double kQueryContent = 2.0;     // ... and of the query content, at recipe noise 1
 constexpr double kContentLength = 192.0;  // correlation length (tokens) of the smooth content
-constexpr double kSinkValueScale = 0.1; // the sink's value has a small norm
+constexpr double kSinkValueScale = 0.1;   // the sink's value has a small norm
 constexpr int kSinkSamples = 32;
 constexpr double kMaxSinkLogit = 60.0;
 
 // Token content of one sequence, shared by every KV head.
 struct TokenContent {
-  std::vector<int> topic_of;              // [L]
-  std::vector<double> anchor_strength;    // [L], 0 for ordinary tokens
+  std::vector<int> topic_of;            // [L]
+  std::vector<double> anchor_strength;  // [L], 0 for ordinary tokens
   std::vector<std::int64_t> needle_key_begin, needle_key_end, needle_query_begin, needle_query_end;
 };
 
@@ -56,7 +57,9 @@ struct KvDirections {
   std::vector<PairVector> topics, needles;
 };
 
-double key_amp(std::int64_t head_dim) { return std::pow(static_cast<double>(head_dim), 0.25); }
+double key_amp(std::int64_t head_dim) {
+  return std::pow(static_cast<double>(head_dim), 0.25);
+}
 
 double noise_profile(std::int64_t pair, std::int64_t pairs) {
   // Most q/k energy on low-frequency (high index) pairs; mean square over pairs is 1.
@@ -65,12 +68,15 @@ double noise_profile(std::int64_t pair, std::int64_t pairs) {
 }
 
 // Slowly varying content on the semantic-zone pairs (i >= P/2): a per-pair complex AR(1) process with unit
-// stationary variance and correlation length kContentLength. Real Q/K dims in that zone change little inside a block
-// (Prism's Fig. 3: their pooled RMS matches the token-level RMS), unlike white noise, which pooling removes.
+// stationary variance and correlation length kContentLength. Real Q/K dims in that zone change little inside
+// a block (Prism's Fig. 3: their pooled RMS matches the token-level RMS), unlike white noise, which pooling
+// removes.
 class SmoothContent {
  public:
-  SmoothContent(std::int64_t pairs, RandomStream& rng) : rng_(rng), state_(static_cast<std::size_t>(pairs)), first_(pairs / 2) {
-    for (std::int64_t i = first_; i < pairs; ++i) state_[i] = Complex(rng_.normal(), rng_.normal()) / std::sqrt(2.0);
+  SmoothContent(std::int64_t pairs, RandomStream& rng)
+      : rng_(rng), state_(static_cast<std::size_t>(pairs)), first_(pairs / 2) {
+    for (std::int64_t i = first_; i < pairs; ++i)
+      state_[i] = Complex(rng_.normal(), rng_.normal()) / std::sqrt(2.0);
   }
   // Advances one token and returns the current content (zero below the semantic zone).
   const PairVector& next() {
@@ -90,7 +96,8 @@ class SmoothContent {
 PairVector random_direction(RandomStream& rng, std::int64_t pairs, std::int64_t first, double decay) {
   PairVector z(static_cast<std::size_t>(pairs));
   for (std::int64_t i = first; i < pairs; ++i) {
-    const double weight = decay > 0 ? std::exp((static_cast<double>(i) - static_cast<double>(pairs - 1)) / decay) : 1.0;
+    const double weight =
+        decay > 0 ? std::exp((static_cast<double>(i) - static_cast<double>(pairs - 1)) / decay) : 1.0;
     z[i] = Complex(rng.normal(), rng.normal()) * weight;
   }
   return z;
@@ -118,7 +125,8 @@ void orthonormalise(std::vector<PairVector*> vectors) {
   }
 }
 
-TokenContent make_token_content(std::int64_t L, const std::string& preset, std::uint64_t seed, std::int64_t b) {
+TokenContent make_token_content(std::int64_t L, const std::string& preset, std::uint64_t seed,
+                                std::int64_t b) {
   TokenContent c;
   RandomStream rng({seed, static_cast<std::uint64_t>(b), 0xC0417E47});
   c.topic_of.assign(static_cast<std::size_t>(L), 0);
@@ -147,11 +155,11 @@ TokenContent make_token_content(std::int64_t L, const std::string& preset, std::
 }
 
 KvDirections make_directions(std::int64_t pairs, std::uint64_t seed, std::int64_t b, std::int64_t g) {
-  RandomStream rng({seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(g), 0xD1EC7})
-;
+  RandomStream rng({seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(g), 0xD1EC7});
   KvDirections d;
   d.local_amp.assign(static_cast<std::size_t>(pairs), Complex(0, 0));
-  for (std::int64_t i = 0; i < pairs / 2; ++i) d.local_amp[i] = std::polar(1.0, rng.uniform(0.0, 6.283185307179586));
+  for (std::int64_t i = 0; i < pairs / 2; ++i)
+    d.local_amp[i] = std::polar(1.0, rng.uniform(0.0, 6.283185307179586));
   normalise(d.local_amp);
   const std::int64_t low = pairs / 2;
   d.sink = random_direction(rng, pairs, (pairs * 69) / 100, 3.0);
@@ -203,7 +211,8 @@ class SceneBuilder {
     parallel_for(cfg_.heads_q, [&](std::int64_t h) { build_query_head(b, h); });
   }
 
-  void write(HostTensor& t, std::int64_t b, std::int64_t s, std::int64_t h, std::int64_t heads, const float* vec) {
+  void write(HostTensor& t, std::int64_t b, std::int64_t s, std::int64_t h, std::int64_t heads,
+             const float* vec) {
     const std::int64_t base = ((b * L_ + s) * heads + h) * d_;
     for (std::int64_t c = 0; c < d_; ++c) store_from_double(t.data(), t.dtype(), base + c, vec[c]);
   }
@@ -214,7 +223,8 @@ class SceneBuilder {
     RandomStream rng({cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(g), 0x4B45595});
     std::vector<float> real(static_cast<std::size_t>(d_));
     PairVector z(static_cast<std::size_t>(P_));
-    RandomStream content_rng({cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(g), 0xC0A7E47});
+    RandomStream content_rng(
+        {cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(g), 0xC0A7E47});
     SmoothContent content(P_, content_rng);
     PairVector smooth;
     for (std::int64_t s = 0; s < L_; ++s) {
@@ -222,18 +232,21 @@ class SceneBuilder {
       add_scaled(smooth, dir.sink, -real_dot(smooth, dir.sink));  // only token 0 carries the sink direction
       for (std::int64_t i = 0; i < P_; ++i) {
         const double sigma = kKeyNoise * noise_profile(i, P_) / std::sqrt(2.0);
-        z[i] = Complex(rng.normal(), rng.normal()) * sigma + amp_ * dir.local_amp[i] + kKeyContent * smooth[i];
+        z[i] =
+            Complex(rng.normal(), rng.normal()) * sigma + amp_ * dir.local_amp[i] + kKeyContent * smooth[i];
       }
       if (s == 0) add_scaled(z, dir.sink, amp_ * kSinkKeyAmp);
       if (content_.anchor_strength[s] > 0) add_scaled(z, dir.vertical, amp_ * content_.anchor_strength[s]);
       add_scaled(z, dir.topics[content_.topic_of[s]], amp_);
       for (std::size_t n = 0; n < content_.needle_key_begin.size(); ++n) {
-        if (s >= content_.needle_key_begin[n] && s < content_.needle_key_end[n]) add_scaled(z, dir.needles[n], amp_);
+        if (s >= content_.needle_key_begin[n] && s < content_.needle_key_end[n])
+          add_scaled(z, dir.needles[n], amp_);
       }
       float* key = keys_.data() + (g * L_ + s) * d_;
       rotate_to_real(z, static_cast<double>(s), freqs_, cfg_.rope_layout, d_, key);
       write(scene_.k, b, s, g, cfg_.heads_kv, key);
-      for (std::int64_t c = 0; c < d_; ++c) real[c] = static_cast<float>(rng.normal() * (s == 0 ? kSinkValueScale : 1.0));
+      for (std::int64_t c = 0; c < d_; ++c)
+        real[c] = static_cast<float>(rng.normal() * (s == 0 ? kSinkValueScale : 1.0));
       write(scene_.v, b, s, g, cfg_.heads_kv, real.data());
     }
   }
@@ -244,12 +257,14 @@ class SceneBuilder {
     const double unit = std::sqrt(static_cast<double>(d_)) / amp_;  // coefficient per logit
     std::fill(z.begin(), z.end(), Complex(0, 0));
     if (r.local_logit > 0 || !r.slash_offsets.empty()) {
-      // A smooth (logistic) spectral taper centred on window_pairs: a hard cutoff rings, which real heads do not.
+      // A smooth (logistic) spectral taper centred on window_pairs: a hard cutoff rings, which real heads do
+      // not.
       std::vector<double> taper(static_cast<std::size_t>(P_), 0.0);
       double window_energy = 0;
       for (std::int64_t i = 0; i < P_; ++i) {
         const double width = std::max(1.0, static_cast<double>(r.window_pairs) / 8.0);
-        taper[i] = 1.0 / (1.0 + std::exp((static_cast<double>(i) - static_cast<double>(r.window_pairs)) / width));
+        taper[i] =
+            1.0 / (1.0 + std::exp((static_cast<double>(i) - static_cast<double>(r.window_pairs)) / width));
         window_energy += taper[i] * std::norm(dir.local_amp[i]);
       }
       for (std::size_t j = 0; j <= r.slash_offsets.size(); ++j) {
@@ -257,7 +272,8 @@ class SceneBuilder {
         const double offset = j == 0 ? 0.0 : static_cast<double>(r.slash_offsets[j - 1]);
         if (logit <= 0) continue;
         for (std::int64_t i = 0; i < P_; ++i) {
-          z[i] += logit * unit * taper[i] / window_energy * dir.local_amp[i] * std::polar(1.0, -freqs_[i] * offset);
+          z[i] += logit * unit * taper[i] / window_energy * dir.local_amp[i] *
+                  std::polar(1.0, -freqs_[i] * offset);
         }
       }
     }
@@ -270,23 +286,25 @@ class SceneBuilder {
         }
       }
     }
-    // GQA: the query heads of one group share half of their noise (correlated, perturbed queries). The noise has
-    // no component along the sink direction: the massive sink key would turn it into a wildly varying sink logit,
-    // whereas real queries carry a consistent bias on the sink's dims.
+    // GQA: the query heads of one group share half of their noise (correlated, perturbed queries). The noise
+    // has no component along the sink direction: the massive sink key would turn it into a wildly varying
+    // sink logit, whereas real queries carry a consistent bias on the sink's dims.
     PairVector noise(static_cast<std::size_t>(P_));
     for (std::int64_t i = 0; i < P_; ++i) {
       const double sigma = kQueryNoise * r.noise * noise_profile(i, P_) / std::sqrt(2.0);
       const Complex common(shared.normal(), shared.normal()), mine(own.normal(), own.normal());
-      noise[i] = sigma * (std::sqrt(0.5) * common + std::sqrt(0.5) * mine) + kQueryContent * r.noise * smooth[i];
+      noise[i] =
+          sigma * (std::sqrt(0.5) * common + std::sqrt(0.5) * mine) + kQueryContent * r.noise * smooth[i];
     }
     add_scaled(noise, dir.sink, -real_dot(noise, dir.sink));
     add_scaled(z, noise, 1.0);
     for (auto& c : z) c *= r.temperature;
   }
 
-  // Sink coefficient x (in logit units at distance 0) such that the mean share of attention on token 0 over the
-  // sampled queries equals the target. Logits are linear in x: logit_s(x) = base_s + x * slope_s, where slope_s is
-  // the sink direction (rotated to the query's position) against key s; bisection on the monotone mean mass.
+  // Sink coefficient x (in logit units at distance 0) such that the mean share of attention on token 0 over
+  // the sampled queries equals the target. Logits are linear in x: logit_s(x) = base_s + x * slope_s, where
+  // slope_s is the sink direction (rotated to the query's position) against key s; bisection on the monotone
+  // mean mass.
   double calibrate_sink(const HeadRecipe& r, std::int64_t g, const std::vector<PairVector>& sampled,
                         const std::vector<std::int64_t>& positions) const {
     if (r.sink_mass_target <= 0 || positions.empty()) return 0.0;
@@ -336,7 +354,8 @@ class SceneBuilder {
     const KvDirections& dir = directions_[g];
     RandomStream shared({cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(g), 0x51A4ED});
     RandomStream own({cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(h), 0x0A1E});
-    RandomStream content_rng({cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(h), 0xC0A7E48});
+    RandomStream content_rng(
+        {cfg_.seed, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(h), 0xC0A7E48});
     SmoothContent content(P_, content_rng);
     std::vector<PairVector> pre(static_cast<std::size_t>(L_), PairVector(static_cast<std::size_t>(P_)));
     for (std::int64_t t = 0; t < L_; ++t) query_vector(r, dir, shared, own, content.next(), t, pre[t]);
@@ -385,10 +404,12 @@ Scene generate_scene(const SceneConfig& config) {
   if (c.heads_kv == 0) c.heads_kv = c.heads_q == preset.heads_q ? preset.heads_kv : c.heads_q;
   if (c.head_dim == 0) c.head_dim = preset.head_dim;
   if (c.rope_theta == 0) c.rope_theta = preset.rope_theta;
-  require(c.seqlen >= 1 && c.seqlen <= kMaxSceneTokens, "seqlen", "must be in 1..4194304, got " + std::to_string(c.seqlen));
+  require(c.seqlen >= 1 && c.seqlen <= kMaxSceneTokens, "seqlen",
+          "must be in 1..4194304, got " + std::to_string(c.seqlen));
   require(c.batch >= 1 && c.batch <= 64, "batch", "must be in 1..64");
   require(c.heads_q >= 1 && c.heads_kv >= 1 && c.heads_q % c.heads_kv == 0, "heads_kv",
-          "heads_q (" + std::to_string(c.heads_q) + ") must be a positive multiple of heads_kv (" + std::to_string(c.heads_kv) + ")");
+          "heads_q (" + std::to_string(c.heads_q) + ") must be a positive multiple of heads_kv (" +
+              std::to_string(c.heads_kv) + ")");
   require(c.head_dim >= 16 && c.head_dim <= 256 && c.head_dim % 8 == 0, "head_dim",
           "must be a multiple of 8 in 16..256, got " + std::to_string(c.head_dim));
   require(is_floating(c.dtype) && c.dtype != DType::kFP64, "dtype", "scenes are bf16, fp16 or fp32");

@@ -15,6 +15,8 @@ class DenseSelector final : public Selector {
 
 }  // namespace
 
-std::unique_ptr<Selector> make_dense_selector() { return std::make_unique<DenseSelector>(); }
+std::unique_ptr<Selector> make_dense_selector() {
+  return std::make_unique<DenseSelector>();
+}
 
 }  // namespace sparsefill

@@ -1,10 +1,11 @@
-// FlexPrefill (algorithms.md §4.3, following flex_prefill_attention.get_active_blocks): the last block of queries
-// gives token-level vertical and slash distributions, whose gamma-coverage sets the vertical/slash budgets in blocks
-// (count // 128 + 1, clamped to the token budgets); the sqrt Jensen-Shannon divergence between the pooled estimate
-// softmax(mean last q . pooled K) and the block-pooled verticals picks "query-aware" heads (divergence < tau), which
-// fall to the minimum budgets and add a pooled block-attention map cut by T5 (cumulative <= gamma * nQb over the
-// flattened map). Vertical-slash heads take the top vertical blocks (block 0 forced) and the top slash diagonals
-// (the main diagonal forced). Every index the reference pads with 0 selects block (0, 0), as there.
+// FlexPrefill (algorithms.md §4.3, following flex_prefill_attention.get_active_blocks): the last block of
+// queries gives token-level vertical and slash distributions, whose gamma-coverage sets the vertical/slash
+// budgets in blocks (count // 128 + 1, clamped to the token budgets); the sqrt Jensen-Shannon divergence
+// between the pooled estimate softmax(mean last q . pooled K) and the block-pooled verticals picks
+// "query-aware" heads (divergence < tau), which fall to the minimum budgets and add a pooled block-attention
+// map cut by T5 (cumulative <= gamma * nQb over the flattened map). Vertical-slash heads take the top
+// vertical blocks (block 0 forced) and the top slash diagonals (the main diagonal forced). Every index the
+// reference pads with 0 selects block (0, 0), as there.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -79,30 +80,38 @@ class FlexPrefillSelector final : public Selector {
   }
 
  private:
-  std::vector<std::vector<char>> head_blocks(const SelectorInputs& in, const AttentionProblem& p, std::int64_t b,
-                                             std::int64_t h, std::int64_t L, std::int64_t B) const {
+  std::vector<std::vector<char>> head_blocks(const SelectorInputs& in, const AttentionProblem& p,
+                                             std::int64_t b, std::int64_t h, std::int64_t L,
+                                             std::int64_t B) const {
     const std::int64_t d = p.head_dim, nb = ceil_div(L, B);
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
     const std::vector<float> q = load_head_rows(in.q, p, true, b, h);
     const std::vector<float> k = load_head_rows(in.k, p, false, b, p.kv_head_of(h));
     // Last-block attention: the last B queries against every key, causal inside the last block.
     std::vector<double> vertical(static_cast<std::size_t>(L), 0.0), slash(static_cast<std::size_t>(L), 0.0);
-    std::vector<double> logits(static_cast<std::size_t>(L)), probs(static_cast<std::size_t>(L)), mean_q(static_cast<std::size_t>(d), 0.0);
+    std::vector<double> logits(static_cast<std::size_t>(L)), probs(static_cast<std::size_t>(L)),
+        mean_q(static_cast<std::size_t>(d), 0.0);
     for (std::int64_t r = 0; r < B; ++r) {
       const std::int64_t i = L - B + r;
-      for (std::int64_t c = 0; c < d; ++c) mean_q[c] += static_cast<double>(q[i * d + c]) * scale / static_cast<double>(B);
-      for (std::int64_t j = 0; j <= i; ++j) logits[j] = dot_product(q.data() + i * d, k.data() + j * d, d) * scale;
+      for (std::int64_t c = 0; c < d; ++c)
+        mean_q[c] += static_cast<double>(q[i * d + c]) * scale / static_cast<double>(B);
+      for (std::int64_t j = 0; j <= i; ++j)
+        logits[j] = dot_product(q.data() + i * d, k.data() + j * d, d) * scale;
       softmax_over(logits.data(), block_range(i + 1), L, probs.data());
       for (std::int64_t j = 0; j <= i; ++j) {
         vertical[j] += probs[j] / static_cast<double>(B);
-        slash[L - 1 - (i - j)] += probs[j] / static_cast<double>(B);  // slash index j' <-> distance L - 1 - j'
+        slash[L - 1 - (i - j)] +=
+            probs[j] / static_cast<double>(B);  // slash index j' <-> distance L - 1 - j'
       }
     }
     const std::int64_t min_blocks = ceil_div(c_.min_budget, B);
     const std::int64_t max_blocks = std::min(nb, c_.max_budget > 0 ? ceil_div(c_.max_budget, B) : nb);
-    std::int64_t n_vertical = std::clamp(cover_count(vertical, c_.gamma) / kReferenceBudgetDivisor + 1, min_blocks, max_blocks);
-    std::int64_t n_slash = std::clamp(cover_count(slash, c_.gamma) / kReferenceBudgetDivisor + 1, min_blocks, max_blocks);
-    std::vector<double> vertical_blocks(static_cast<std::size_t>(nb), 0.0), slash_blocks(static_cast<std::size_t>(nb), 0.0);
+    std::int64_t n_vertical =
+        std::clamp(cover_count(vertical, c_.gamma) / kReferenceBudgetDivisor + 1, min_blocks, max_blocks);
+    std::int64_t n_slash =
+        std::clamp(cover_count(slash, c_.gamma) / kReferenceBudgetDivisor + 1, min_blocks, max_blocks);
+    std::vector<double> vertical_blocks(static_cast<std::size_t>(nb), 0.0),
+        slash_blocks(static_cast<std::size_t>(nb), 0.0);
     for (std::int64_t j = 0; j < L; ++j) {
       vertical_blocks[j / B] += vertical[j];
       slash_blocks[j / B] += slash[j];
@@ -115,7 +124,8 @@ class FlexPrefillSelector final : public Selector {
     const bool query_aware = sqrt_js_divergence(estimate, vertical_blocks) < c_.tau;
     if (query_aware) n_vertical = n_slash = min_blocks;
 
-    std::vector<std::vector<char>> blocks(static_cast<std::size_t>(nb), std::vector<char>(static_cast<std::size_t>(nb), 0));
+    std::vector<std::vector<char>> blocks(static_cast<std::size_t>(nb),
+                                          std::vector<char>(static_cast<std::size_t>(nb), 0));
     blocks[0][0] = 1;
     vertical_blocks[0] = std::numeric_limits<double>::infinity();
     slash_blocks[nb - 1] = std::numeric_limits<double>::infinity();
@@ -130,20 +140,23 @@ class FlexPrefillSelector final : public Selector {
     return blocks;
   }
 
-  // Pooled Q (true mean over the tokens present) . pooled K / sqrt(d), block-causal softmax per row, flattened,
-  // T5 with gamma * nQb over the whole map.
-  void add_pooled_map(const std::vector<float>& q, const std::vector<double>& pooled_k, std::int64_t L, std::int64_t B,
-                      std::int64_t d, std::vector<std::vector<char>>& blocks) const {
+  // Pooled Q (true mean over the tokens present) . pooled K / sqrt(d), block-causal softmax per row,
+  // flattened, T5 with gamma * nQb over the whole map.
+  void add_pooled_map(const std::vector<float>& q, const std::vector<double>& pooled_k, std::int64_t L,
+                      std::int64_t B, std::int64_t d, std::vector<std::vector<char>>& blocks) const {
     const std::int64_t nb = ceil_div(L, B);
     const std::vector<double> pooled_q = pool_blocks(q, L, d, B, true);
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
     std::vector<double> map(static_cast<std::size_t>(nb * nb), 0.0), logits(static_cast<std::size_t>(nb));
     for (std::int64_t u = 0; u < nb; ++u) {
-      for (std::int64_t v = 0; v <= u; ++v) logits[v] = dot_product(pooled_q.data() + u * d, pooled_k.data() + v * d, d) * scale;
+      for (std::int64_t v = 0; v <= u; ++v)
+        logits[v] = dot_product(pooled_q.data() + u * d, pooled_k.data() + v * d, d) * scale;
       softmax_over(logits.data(), block_range(u + 1), nb, map.data() + u * nb);
     }
-    for (std::int32_t index : select_t5(map.data(), block_range(nb * nb), c_.gamma, static_cast<double>(nb))) {
-      blocks[index / nb][index % nb] = 1;  // rejected entries are padded with index 0: block (0, 0), set already
+    for (std::int32_t index :
+         select_t5(map.data(), block_range(nb * nb), c_.gamma, static_cast<double>(nb))) {
+      blocks[index / nb][index % nb] =
+          1;  // rejected entries are padded with index 0: block (0, 0), set already
     }
   }
 

@@ -1,5 +1,5 @@
-// Mean pooling (algorithms.md §4.1): softmax over block-causal key blocks of pooled Q . pooled K / sqrt(d), then T1,
-// T2 or top-k, with the sink column and the diagonal forced (PBS's "MeanPooling" baseline: T2, 0.9).
+// Mean pooling (algorithms.md §4.1): softmax over block-causal key blocks of pooled Q . pooled K / sqrt(d),
+// then T1, T2 or top-k, with the sink column and the diagonal forced (PBS's "MeanPooling" baseline: T2, 0.9).
 #include <cmath>
 
 #include "select/selector_common.hpp"
@@ -28,7 +28,8 @@ class MeanPoolSelector final : public Selector {
       std::vector<double> logits(static_cast<std::size_t>(geo.nk)), probs(static_cast<std::size_t>(geo.nk));
       for (std::int64_t u = 0; u < geo.nq; ++u) {
         const std::vector<std::int32_t> candidates = geo.candidates(u);
-        for (std::int32_t v : candidates) logits[v] = dot_product(pq.data() + u * d, pk.data() + v * d, d) * scale;
+        for (std::int32_t v : candidates)
+          logits[v] = dot_product(pq.data() + u * d, pk.data() + v * d, d) * scale;
         std::vector<std::int32_t> kept;
         if (softmax_over(logits.data(), candidates, geo.nk, probs.data())) {
           if (c_.rule == "t1") kept = select_t1(probs.data(), candidates, c_.threshold, 1.0);
@@ -48,7 +49,8 @@ class MeanPoolSelector final : public Selector {
 }  // namespace
 
 std::unique_ptr<Selector> make_meanpool_selector(const MeanPoolConfig& config) {
-  require(config.rule == "t1" || config.rule == "t2" || config.rule == "topk", "meanpool.rule", "must be t1, t2 or topk");
+  require(config.rule == "t1" || config.rule == "t2" || config.rule == "topk", "meanpool.rule",
+          "must be t1, t2 or topk");
   require(config.rule == "topk" ? config.top_k >= 1 : config.threshold > 0 && config.threshold <= 1,
           config.rule == "topk" ? "meanpool.top-k" : "meanpool.threshold", "out of range");
   return std::make_unique<MeanPoolSelector>(config);

@@ -1,7 +1,8 @@
-// MInference vertical-slash (algorithms.md §4.4): the last 64 queries' attention (scale 1/sqrt(128), hard-coded in
-// the reference) gives column sums (verticals; the first 30 columns always kept) and diagonal sums (slashes; the 100
-// most recent diagonals always kept); the top vertical_size columns and slash_size diagonals are kept and rasterised
-// to the block size: a block is selected when it holds a kept column or diagonal visible to one of its queries.
+// MInference vertical-slash (algorithms.md §4.4): the last 64 queries' attention (scale 1/sqrt(128),
+// hard-coded in the reference) gives column sums (verticals; the first 30 columns always kept) and diagonal
+// sums (slashes; the 100 most recent diagonals always kept); the top vertical_size columns and slash_size
+// diagonals are kept and rasterised to the block size: a block is selected when it holds a kept column or
+// diagonal visible to one of its queries.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -37,7 +38,8 @@ class MInferenceSelector final : public Selector {
       const std::vector<float> k = load_head_rows(in.k, p, false, b, p.kv_head_of(h));
       const std::int64_t rows = std::min(c_.last_q, lq);
       const double inf = std::numeric_limits<double>::infinity();
-      std::vector<double> vertical(static_cast<std::size_t>(lk), 0.0), slash(static_cast<std::size_t>(lk), 0.0);
+      std::vector<double> vertical(static_cast<std::size_t>(lk), 0.0),
+          slash(static_cast<std::size_t>(lk), 0.0);
       std::vector<double> logits(static_cast<std::size_t>(lk)), probs(static_cast<std::size_t>(lk));
       for (std::int64_t i = lq - rows; i < lq; ++i) {
         const std::int64_t last_key = std::min(lk - 1, i + shift);
@@ -60,7 +62,8 @@ class MInferenceSelector final : public Selector {
           select_top_k(slash.data(), block_range(lk), std::clamp(c_.slash_size, kMinSlash, lk));
       const BlockGeometry geo(lq, lk, B, true);
       for (std::int64_t u = 0; u < geo.nq; ++u) {
-        const std::int64_t first = u * B + shift, last = std::min((u + 1) * B, lq) - 1 + shift;  // key positions
+        const std::int64_t first = u * B + shift,
+                           last = std::min((u + 1) * B, lq) - 1 + shift;  // key positions
         std::vector<char> keep(static_cast<std::size_t>(geo.nk), 0);
         for (std::int32_t j : columns) {
           if (j <= last) keep[j / B] = 1;

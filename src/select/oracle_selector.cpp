@@ -1,5 +1,5 @@
-// Oracle: T1 top-p on the true block attention mass (from one dense reference pass): the accuracy ceiling of any
-// block selector at its density.
+// Oracle: T1 top-p on the true block attention mass (from one dense reference pass): the accuracy ceiling of
+// any block selector at its density.
 #include "select/selector_common.hpp"
 #include "select/selectors.hpp"
 #include "select/top_p_rules.hpp"
@@ -19,7 +19,8 @@ class OracleSelector final : public Selector {
     const std::int64_t B = in.block_size;
     std::vector<std::int64_t> shape(in.q.shape.begin(), in.q.shape.begin() + in.q.rank);
     HostTensor scratch(DType::kFP32, shape);
-    HostTensor mass(DType::kFP64, {p.batch, p.heads_q, ceil_div(p.max_seqlen_q(), B), ceil_div(p.max_seqlen_k(), B)});
+    HostTensor mass(DType::kFP64,
+                    {p.batch, p.heads_q, ceil_div(p.max_seqlen_q(), B), ceil_div(p.max_seqlen_k(), B)});
     ReferenceOptions options;
     options.attention.causal = in.causal;
     reference_attention(in.q, in.k, in.v, in.varlen, nullptr, options, {scratch.view(), {}, mass.view(), B});

@@ -1,9 +1,10 @@
 // PBS-Attn (algorithms.md §3): a global-importance proxy from the last block of queries orders the keys (and
-// values) inside fixed segments, heavy keys first; blocks are then selected on the permuted keys by mean pooling over
-// candidates outside the query block's own segment (T2, tau 0.9), plus the block holding original token 0 and every
-// block of the own segment. Queries stay in place, so the output needs no inverse permutation.
-// Choices where the reference is loose (documented in docs/selectors.md): keys with equal proxy scores keep their
-// original order (the reference's argsort is not stable); scores are fp32-exact (fp64 here).
+// values) inside fixed segments, heavy keys first; blocks are then selected on the permuted keys by mean
+// pooling over candidates outside the query block's own segment (T2, tau 0.9), plus the block holding
+// original token 0 and every block of the own segment. Queries stay in place, so the output needs no inverse
+// permutation. Choices where the reference is loose (documented in docs/selectors.md): keys with equal proxy
+// scores keep their original order (the reference's argsort is not stable); scores are fp32-exact (fp64
+// here).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -25,10 +26,12 @@ class PBSSelector final : public Selector {
     const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
     const std::int64_t B = in.block_size, S = c_.segment, d = p.head_dim;
     require(in.causal, "causal", "PBS-Attn is defined for causal attention only");
-    require(S >= B && S % B == 0, "pbs.segment", "must be a positive multiple of the block size " + std::to_string(B));
+    require(S >= B && S % B == 0, "pbs.segment",
+            "must be a positive multiple of the block size " + std::to_string(B));
     require(c_.tau > 0 && c_.tau <= 1, "pbs.tau", "must be in (0, 1]");
     for (std::int64_t b = 0; b < p.batch; ++b) {
-      require(p.seqlen_q[b] == p.seqlen_k[b], "k", "PBS-Attn needs seqlen_q == seqlen_k (prefill without a prefix)");
+      require(p.seqlen_q[b] == p.seqlen_k[b], "k",
+              "PBS-Attn needs seqlen_q == seqlen_k (prefill without a prefix)");
     }
     const std::int64_t width = p.max_seqlen_k();
     Selection out;
@@ -48,7 +51,8 @@ class PBSSelector final : public Selector {
       const std::int64_t complete = (L / S) * S;
       const std::vector<double> importance = proxy_importance(q, k, L, complete, B, d);
       for (std::int64_t g = 0; g < complete; g += S) {
-        std::stable_sort(order + g, order + g + S, [&](std::int32_t a, std::int32_t c) { return importance[a] > importance[c]; });
+        std::stable_sort(order + g, order + g + S,
+                         [&](std::int32_t a, std::int32_t c) { return importance[a] > importance[c]; });
       }
       std::vector<float> permuted(k.size());
       for (std::int64_t pos = 0; pos < L; ++pos) {
@@ -65,12 +69,15 @@ class PBSSelector final : public Selector {
         for (std::int32_t v : geo.candidates(u)) {
           if (v / blocks_per_segment != segment) candidates.push_back(v);
         }
-        for (std::int64_t v = segment * blocks_per_segment; v < std::min(geo.nk, (segment + 1) * blocks_per_segment); ++v) {
+        for (std::int64_t v = segment * blocks_per_segment;
+             v < std::min(geo.nk, (segment + 1) * blocks_per_segment); ++v) {
           own.push_back(static_cast<std::int32_t>(v));
         }
-        for (std::int32_t v : candidates) logits[v] = dot_product(pq.data() + u * d, pk.data() + v * d, d) * scale;
+        for (std::int32_t v : candidates)
+          logits[v] = dot_product(pq.data() + u * d, pk.data() + v * d, d) * scale;
         std::vector<std::int32_t> kept;
-        if (softmax_over(logits.data(), candidates, geo.nk, probs.data())) kept = select_t2(probs.data(), candidates, c_.tau, 1.0);
+        if (softmax_over(logits.data(), candidates, geo.nk, probs.data()))
+          kept = select_t2(probs.data(), candidates, c_.tau, 1.0);
         mask.set_row(b, h, u, merge_blocks(merge_blocks(kept, {sink_block}), own));
       }
     });
@@ -78,11 +85,13 @@ class PBSSelector final : public Selector {
   }
 
  private:
-  // s[j] = mean over the last B queries of softmax_j(q . k_j / sqrt(d)) over the keys of complete segments, with no
-  // causal mask (as the reference computes it).
-  static std::vector<double> proxy_importance(const std::vector<float>& q, const std::vector<float>& k, std::int64_t L,
-                                              std::int64_t complete, std::int64_t B, std::int64_t d) {
-    std::vector<double> importance(static_cast<std::size_t>(complete), 0.0), logits(static_cast<std::size_t>(complete));
+  // s[j] = mean over the last B queries of softmax_j(q . k_j / sqrt(d)) over the keys of complete segments,
+  // with no causal mask (as the reference computes it).
+  static std::vector<double> proxy_importance(const std::vector<float>& q, const std::vector<float>& k,
+                                              std::int64_t L, std::int64_t complete, std::int64_t B,
+                                              std::int64_t d) {
+    std::vector<double> importance(static_cast<std::size_t>(complete), 0.0),
+        logits(static_cast<std::size_t>(complete));
     const std::int64_t rows = std::min(B, L);
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
     for (std::int64_t r = L - rows; r < L; ++r) {
@@ -105,6 +114,8 @@ class PBSSelector final : public Selector {
 
 }  // namespace
 
-std::unique_ptr<Selector> make_pbs_selector(const PBSConfig& config) { return std::make_unique<PBSSelector>(config); }
+std::unique_ptr<Selector> make_pbs_selector(const PBSConfig& config) {
+  return std::make_unique<PBSSelector>(config);
+}
 
 }  // namespace sparsefill

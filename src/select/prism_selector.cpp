@@ -1,7 +1,7 @@
-// Prism (algorithms.md §1): mean-pooled Q/K scored separately in a high- and a low-frequency RoPE band, each band's
-// logits rescaled by the energy-based temperature, causal block softmax, T1 top-p per band, union, then the sink
-// column and the diagonal block forced. Bands are chosen by RoPE frequency-pair index, so rotate-half and
-// interleaved inputs give the same mask.
+// Prism (algorithms.md §1): mean-pooled Q/K scored separately in a high- and a low-frequency RoPE band, each
+// band's logits rescaled by the energy-based temperature, causal block softmax, T1 top-p per band, union,
+// then the sink column and the diagonal block forced. Bands are chosen by RoPE frequency-pair index, so
+// rotate-half and interleaved inputs give the same mask.
 #include <cmath>
 
 #include "select/selector_common.hpp"
@@ -19,7 +19,8 @@ struct Band {
   double p = 0.95;
 };
 
-Band make_band(std::int64_t first_pair, std::int64_t pairs, std::int64_t head_dim, RopeLayout layout, double p) {
+Band make_band(std::int64_t first_pair, std::int64_t pairs, std::int64_t head_dim, RopeLayout layout,
+               double p) {
   Band band;
   band.p = p;
   for (std::int64_t j = first_pair; j < first_pair + pairs; ++j) {
@@ -31,7 +32,8 @@ Band make_band(std::int64_t first_pair, std::int64_t pairs, std::int64_t head_di
 }
 
 // RMS over all pooled blocks of the given dims (every dim when `dims` is empty).
-double pooled_rms(const std::vector<double>& pooled, std::int64_t dim, const std::vector<std::int64_t>& dims) {
+double pooled_rms(const std::vector<double>& pooled, std::int64_t dim,
+                  const std::vector<std::int64_t>& dims) {
   const std::int64_t n = static_cast<std::int64_t>(pooled.size()) / dim;
   double sum = 0;
   std::int64_t count = 0;
@@ -57,7 +59,8 @@ class PrismSelector final : public Selector {
     const std::int64_t d = p.head_dim, pairs = d / 2;
     require(d % 2 == 0, "q", "Prism needs an even head_dim (RoPE pairs)");
     const std::int64_t d_high = c_.d_high ? c_.d_high : d / 2, d_low = c_.d_low ? c_.d_low : (3 * d) / 4;
-    require(d_high >= 2 && d_high % 2 == 0 && d_high <= d, "prism.d-high", "must be even and in [2, head_dim]");
+    require(d_high >= 2 && d_high % 2 == 0 && d_high <= d, "prism.d-high",
+            "must be even and in [2, head_dim]");
     require(d_low >= 2 && d_low % 2 == 0 && d_low <= d, "prism.d-low", "must be even and in [2, head_dim]");
     require(c_.p_high > 0 && c_.p_high <= 1, "prism.p-high", "must be in (0, 1]");
     require(c_.p_low > 0 && c_.p_low <= 1, "prism.p-low", "must be in (0, 1]");
@@ -68,7 +71,8 @@ class PrismSelector final : public Selector {
     const auto pooled_keys = pool_keys_per_kv_head(in.k, p, block);
     Selection out;
     out.mask = build_per_head_mask(p, block, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
-      const std::vector<double> pq = pool_blocks(load_head_rows(in.q, p, true, b, h), p.seqlen_q[b], d, block);
+      const std::vector<double> pq =
+          pool_blocks(load_head_rows(in.q, p, true, b, h), p.seqlen_q[b], d, block);
       const std::vector<double>& pk = pooled_keys[b][p.kv_head_of(h)];
       const BlockGeometry geo(p.seqlen_q[b], p.seqlen_k[b], block, in.causal);
       const double scale_high = band_scale(high, pq, pk, d), scale_low = band_scale(low, pq, pk, d);
@@ -76,7 +80,8 @@ class PrismSelector final : public Selector {
       for (std::int64_t u = 0; u < geo.nq; ++u) {
         const std::vector<std::int32_t> candidates = geo.candidates(u);
         std::vector<std::int32_t> kept;
-        for (const auto& [band, scale] : {std::pair<const Band*, double>{&high, scale_high}, {&low, scale_low}}) {
+        for (const auto& [band, scale] :
+             {std::pair<const Band*, double>{&high, scale_high}, {&low, scale_low}}) {
           for (std::int32_t v : candidates) {
             double s = 0;
             for (std::int64_t c : band->dims) s += pq[u * d + c] * pk[v * d + c];
@@ -93,12 +98,15 @@ class PrismSelector final : public Selector {
   }
 
  private:
-  // 1 / (sqrt(d_z) * tau_z), with tau_z = sqrt(d_z / d) * rms(Q_z)/rms(Q) * rms(K_z)/rms(K) (1 without calibration).
-  double band_scale(const Band& band, const std::vector<double>& pq, const std::vector<double>& pk, std::int64_t d) const {
+  // 1 / (sqrt(d_z) * tau_z), with tau_z = sqrt(d_z / d) * rms(Q_z)/rms(Q) * rms(K_z)/rms(K) (1 without
+  // calibration).
+  double band_scale(const Band& band, const std::vector<double>& pq, const std::vector<double>& pk,
+                    std::int64_t d) const {
     const double dz = static_cast<double>(band.dims.size());
     double tau = 1.0;
     if (c_.calibrate) {
-      tau = std::sqrt(dz / static_cast<double>(d)) * (pooled_rms(pq, d, band.dims) / std::max(pooled_rms(pq, d, {}), kRmsFloor)) *
+      tau = std::sqrt(dz / static_cast<double>(d)) *
+            (pooled_rms(pq, d, band.dims) / std::max(pooled_rms(pq, d, {}), kRmsFloor)) *
             (pooled_rms(pk, d, band.dims) / std::max(pooled_rms(pk, d, {}), kRmsFloor));
     }
     return 1.0 / (std::sqrt(dz) * std::max(tau, kRmsFloor));
@@ -109,6 +117,8 @@ class PrismSelector final : public Selector {
 
 }  // namespace
 
-std::unique_ptr<Selector> make_prism_selector(const PrismConfig& config) { return std::make_unique<PrismSelector>(config); }
+std::unique_ptr<Selector> make_prism_selector(const PrismConfig& config) {
+  return std::make_unique<PrismSelector>(config);
+}
 
 }  // namespace sparsefill

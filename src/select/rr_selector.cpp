@@ -1,8 +1,8 @@
-// RRAttention (algorithms.md §2): per stride of S tokens one sampled query whose in-stride offset rotates with the
-// head (round-robin), scored against stride-summed keys with scale 1/(S sqrt(d)), softmax over the allowed key
-// strides, probabilities summed into blocks, then top-tau: v1 = T3 (the default, as released), v2 = T1 then AND the
-// causal blocks, OR column 0 and the diagonal. Finally the sink column and the whole last query-block row.
-// GQA is native: stride sums are computed once per KV head.
+// RRAttention (algorithms.md §2): per stride of S tokens one sampled query whose in-stride offset rotates
+// with the head (round-robin), scored against stride-summed keys with scale 1/(S sqrt(d)), softmax over the
+// allowed key strides, probabilities summed into blocks, then top-tau: v1 = T3 (the default, as released), v2
+// = T1 then AND the causal blocks, OR column 0 and the diagonal. Finally the sink column and the whole last
+// query-block row. GQA is native: stride sums are computed once per KV head.
 #include <cmath>
 
 #include "select/selector_common.hpp"
@@ -45,7 +45,8 @@ class RRSelector final : public Selector {
       const std::int64_t offset = c_.offset == "mirrored" ? S - 1 - (h % S) : h % S;
       const double scale = 1.0 / (static_cast<double>(S) * std::sqrt(static_cast<double>(d)));
       std::vector<double> blocks(static_cast<std::size_t>(geo.nq * geo.nk), 0.0);
-      std::vector<double> logits(static_cast<std::size_t>(key_strides)), probs(static_cast<std::size_t>(key_strides));
+      std::vector<double> logits(static_cast<std::size_t>(key_strides)),
+          probs(static_cast<std::size_t>(key_strides));
       for (std::int64_t i = 0; i < ceil_div(lq, S); ++i) {
         const std::int64_t t = i * S + offset;
         if (t >= lq) continue;  // the sampled query is padding: its row contributes nothing

@@ -9,8 +9,8 @@
 
 namespace sparsefill {
 
-std::vector<float> load_head_rows(const TensorView& t, const AttentionProblem& p, bool query_side, std::int64_t b,
-                                  std::int64_t head) {
+std::vector<float> load_head_rows(const TensorView& t, const AttentionProblem& p, bool query_side,
+                                  std::int64_t b, std::int64_t head) {
   const std::int64_t length = query_side ? p.seqlen_q[b] : p.seqlen_k[b];
   const std::int64_t start = query_side ? p.start_q[b] : p.start_k[b];
   std::vector<float> rows(static_cast<std::size_t>(length * p.head_dim));
@@ -32,7 +32,8 @@ std::vector<double> pool_blocks(const std::vector<float>& rows, std::int64_t len
     for (std::int64_t c = 0; c < dim; ++c) dst[c] += rows[s * dim + c];
   }
   for (std::int64_t u = 0; u < n; ++u) {
-    const double count = divide_by_count ? static_cast<double>(std::min(block, length - u * block)) : static_cast<double>(block);
+    const double count = divide_by_count ? static_cast<double>(std::min(block, length - u * block))
+                                         : static_cast<double>(block);
     for (std::int64_t c = 0; c < dim; ++c) pooled[u * dim + c] /= count;
   }
   return pooled;
@@ -69,16 +70,20 @@ std::vector<std::int32_t> block_range(std::int64_t n) {
   return c;
 }
 
-std::vector<std::int32_t> BlockGeometry::candidates(std::int64_t u) const { return block_range(last_candidate(u)); }
+std::vector<std::int32_t> BlockGeometry::candidates(std::int64_t u) const {
+  return block_range(last_candidate(u));
+}
 
-std::vector<std::int32_t> BlockGeometry::with_forced(std::int64_t u, std::vector<std::int32_t> blocks, bool sink,
-                                                     bool diagonal) const {
+std::vector<std::int32_t> BlockGeometry::with_forced(std::int64_t u, std::vector<std::int32_t> blocks,
+                                                     bool sink, bool diagonal) const {
   if (sink && nk > 0) blocks = merge_blocks(blocks, {0});
-  if (diagonal && has_diagonal(u)) blocks = merge_blocks(blocks, {static_cast<std::int32_t>(this->diagonal(u))});
+  if (diagonal && has_diagonal(u))
+    blocks = merge_blocks(blocks, {static_cast<std::int32_t>(this->diagonal(u))});
   return blocks;
 }
 
-std::vector<std::vector<std::vector<double>>> pool_keys_per_kv_head(const TensorView& k, const AttentionProblem& p,
+std::vector<std::vector<std::vector<double>>> pool_keys_per_kv_head(const TensorView& k,
+                                                                    const AttentionProblem& p,
                                                                     std::int64_t block) {
   std::vector<std::vector<std::vector<double>>> pooled(static_cast<std::size_t>(p.batch));
   for (std::int64_t b = 0; b < p.batch; ++b) {
@@ -91,11 +96,13 @@ std::vector<std::vector<std::vector<double>>> pool_keys_per_kv_head(const Tensor
 
 std::vector<std::int32_t> BlockGeometry::causal_only(std::int64_t u, std::vector<std::int32_t> blocks) const {
   const std::int64_t end = last_candidate(u);
-  blocks.erase(std::remove_if(blocks.begin(), blocks.end(), [&](std::int32_t v) { return v >= end; }), blocks.end());
+  blocks.erase(std::remove_if(blocks.begin(), blocks.end(), [&](std::int32_t v) { return v >= end; }),
+               blocks.end());
   return blocks;
 }
 
-bool softmax_over(const double* logits, const std::vector<std::int32_t>& candidates, std::int64_t n, double* probs) {
+bool softmax_over(const double* logits, const std::vector<std::int32_t>& candidates, std::int64_t n,
+                  double* probs) {
   std::fill(probs, probs + n, 0.0);
   if (candidates.empty()) return false;
   double m = -std::numeric_limits<double>::infinity();
@@ -106,23 +113,28 @@ bool softmax_over(const double* logits, const std::vector<std::int32_t>& candida
   return true;
 }
 
-void add_stride_row(const double* probs, std::int64_t key_strides, std::int64_t strides_per_block, double* block_row) {
+void add_stride_row(const double* probs, std::int64_t key_strides, std::int64_t strides_per_block,
+                    double* block_row) {
   for (std::int64_t j = 0; j < key_strides; ++j) block_row[j / strides_per_block] += probs[j];
 }
 
-std::vector<std::int32_t> select_t3_row(const double* row, const BlockGeometry& geo, std::int64_t u, bool column0_forced,
-                                        double tau, bool reference) {
+std::vector<std::int32_t> select_t3_row(const double* row, const BlockGeometry& geo, std::int64_t u,
+                                        bool column0_forced, double tau, bool reference) {
   std::vector<std::int32_t> forced;
   if ((column0_forced || !reference) && geo.nk > 0) forced.push_back(0);
-  if (geo.has_diagonal(u) && (forced.empty() || geo.diagonal(u) != 0)) forced.push_back(static_cast<std::int32_t>(geo.diagonal(u)));
-  std::vector<std::int32_t> kept = reference ? select_t3_reference(row, geo.nk, forced, tau) : select_t3_clean(row, geo.nk, forced, tau);
+  if (geo.has_diagonal(u) && (forced.empty() || geo.diagonal(u) != 0))
+    forced.push_back(static_cast<std::int32_t>(geo.diagonal(u)));
+  std::vector<std::int32_t> kept =
+      reference ? select_t3_reference(row, geo.nk, forced, tau) : select_t3_clean(row, geo.nk, forced, tau);
   return geo.causal_only(u, std::move(kept));
 }
 
 BlockMask build_per_head_mask(const AttentionProblem& p, std::int64_t block,
                               const std::function<void(std::int64_t, std::int64_t, BlockMask&)>& rows) {
-  BlockMask mask(p.batch, p.heads_q, ceil_div(p.max_seqlen_q(), block), ceil_div(p.max_seqlen_k(), block), block, block);
-  parallel_for(p.batch * p.heads_q, [&](std::int64_t item) { rows(item / p.heads_q, item % p.heads_q, mask); });
+  BlockMask mask(p.batch, p.heads_q, ceil_div(p.max_seqlen_q(), block), ceil_div(p.max_seqlen_k(), block),
+                 block, block);
+  parallel_for(p.batch * p.heads_q,
+               [&](std::int64_t item) { rows(item / p.heads_q, item % p.heads_q, mask); });
   return mask;
 }
 

@@ -10,12 +10,12 @@
 namespace sparsefill {
 
 // Rows [0, length) of head `head` of sequence `b` as fp32 [length][head_dim].
-std::vector<float> load_head_rows(const TensorView& t, const AttentionProblem& p, bool query_side, std::int64_t b,
-                                  std::int64_t head);
+std::vector<float> load_head_rows(const TensorView& t, const AttentionProblem& p, bool query_side,
+                                  std::int64_t b, std::int64_t head);
 
-// Block mean pooling [ceil(length / block)][dim], fp64. divide_by_count = false divides by `block` (zero padding
-// dilutes a partial last block, as Prism, PBS, XAttention and mean pooling do); true divides by the tokens present
-// (FlexPrefill).
+// Block mean pooling [ceil(length / block)][dim], fp64. divide_by_count = false divides by `block` (zero
+// padding dilutes a partial last block, as Prism, PBS, XAttention and mean pooling do); true divides by the
+// tokens present (FlexPrefill).
 std::vector<double> pool_blocks(const std::vector<float>& rows, std::int64_t length, std::int64_t dim,
                                 std::int64_t block, bool divide_by_count = false);
 
@@ -24,7 +24,8 @@ double dot_product(const float* a, const double* b, std::int64_t n);
 double dot_product(const float* a, const float* b, std::int64_t n);
 
 // Block geometry of one sequence under the block-level causal rule of algorithms.md §0.1: key block v is a
-// candidate of query block u iff v <= u + (nk - nq) (every v < nk when not causal); the diagonal is u + nk - nq.
+// candidate of query block u iff v <= u + (nk - nq) (every v < nk when not causal); the diagonal is u + nk -
+// nq.
 struct BlockGeometry {
   std::int64_t nq = 0, nk = 0, shift = 0;
   bool causal = true;
@@ -34,32 +35,37 @@ struct BlockGeometry {
   bool has_diagonal(std::int64_t u) const { return diagonal(u) >= 0 && diagonal(u) < nk; }
   std::vector<std::int32_t> candidates(std::int64_t u) const;
   // Adds block 0 (sink) and/or the diagonal block (when in range) to a sorted row.
-  std::vector<std::int32_t> with_forced(std::int64_t u, std::vector<std::int32_t> blocks, bool sink, bool diagonal) const;
+  std::vector<std::int32_t> with_forced(std::int64_t u, std::vector<std::int32_t> blocks, bool sink,
+                                        bool diagonal) const;
   // Drops blocks above the causal diagonal (block-causal tril); no-op when not causal.
   std::vector<std::int32_t> causal_only(std::int64_t u, std::vector<std::int32_t> blocks) const;
 };
 
 // Block-pooled keys of every (sequence, KV head): result[b][g] as from pool_blocks (divided by the block).
-std::vector<std::vector<std::vector<double>>> pool_keys_per_kv_head(const TensorView& k, const AttentionProblem& p,
+std::vector<std::vector<std::vector<double>>> pool_keys_per_kv_head(const TensorView& k,
+                                                                    const AttentionProblem& p,
                                                                     std::int64_t block);
 
 // The block indices 0 .. n-1.
 std::vector<std::int32_t> block_range(std::int64_t n);
 
 // probs[v] = softmax over `candidates` of logits[v]; 0 elsewhere. Returns false (all zero) for no candidates.
-bool softmax_over(const double* logits, const std::vector<std::int32_t>& candidates, std::int64_t n, double* probs);
+bool softmax_over(const double* logits, const std::vector<std::int32_t>& candidates, std::int64_t n,
+                  double* probs);
 
-// Adds one stride row's probabilities over key strides into its block row: block_row[v] += sum of probs[j] over
-// the key strides j of block v (strides_per_block = block / stride).
-void add_stride_row(const double* probs, std::int64_t key_strides, std::int64_t strides_per_block, double* block_row);
+// Adds one stride row's probabilities over key strides into its block row: block_row[v] += sum of probs[j]
+// over the key strides j of block v (strides_per_block = block / stride).
+void add_stride_row(const double* probs, std::int64_t key_strides, std::int64_t strides_per_block,
+                    double* block_row);
 
-// T3 on block row u (§0.3) followed by the block-causal tril. The forced set is the diagonal, plus column 0 when
-// `column0_forced` (XAttention's chunk rule: current_index > 0); t3_clean always forces column 0 and the diagonal.
-std::vector<std::int32_t> select_t3_row(const double* row, const BlockGeometry& geo, std::int64_t u, bool column0_forced,
-                                        double tau, bool reference);
+// T3 on block row u (§0.3) followed by the block-causal tril. The forced set is the diagonal, plus column 0
+// when `column0_forced` (XAttention's chunk rule: current_index > 0); t3_clean always forces column 0 and the
+// diagonal.
+std::vector<std::int32_t> select_t3_row(const double* row, const BlockGeometry& geo, std::int64_t u,
+                                        bool column0_forced, double tau, bool reference);
 
-// Runs rows(b, h, mask) for every (sequence b, query head h) in parallel; `rows` calls mask.set_row(b, h, u, ...)
-// for its own rows only. Returns the per-query-head mask (heads = heads_q).
+// Runs rows(b, h, mask) for every (sequence b, query head h) in parallel; `rows` calls mask.set_row(b, h, u,
+// ...) for its own rows only. Returns the per-query-head mask (heads = heads_q).
 BlockMask build_per_head_mask(const AttentionProblem& p, std::int64_t block,
                               const std::function<void(std::int64_t, std::int64_t, BlockMask&)>& rows);
 

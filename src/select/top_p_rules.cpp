@@ -12,7 +12,9 @@ std::vector<std::int32_t> sorted(std::vector<std::int32_t> v) {
   return v;
 }
 
-double row_total(const double* scores, std::int64_t n) { return std::accumulate(scores, scores + n, 0.0); }
+double row_total(const double* scores, std::int64_t n) {
+  return std::accumulate(scores, scores + n, 0.0);
+}
 
 // The forced blocks of a T3 row (each counted once) and their mass.
 struct ForcedSet {
@@ -36,8 +38,8 @@ std::vector<std::int32_t> order_by_score(const double* scores, std::vector<std::
   return candidates;
 }
 
-std::vector<std::int32_t> select_t1(const double* scores, const std::vector<std::int32_t>& candidates, double p,
-                                    double total) {
+std::vector<std::int32_t> select_t1(const double* scores, const std::vector<std::int32_t>& candidates,
+                                    double p, double total) {
   std::vector<std::int32_t> kept;
   double before = 0;
   for (std::int32_t c : order_by_score(scores, candidates)) {
@@ -48,8 +50,8 @@ std::vector<std::int32_t> select_t1(const double* scores, const std::vector<std:
   return sorted(kept);
 }
 
-std::vector<std::int32_t> select_t2(const double* scores, const std::vector<std::int32_t>& candidates, double tau,
-                                    double total) {
+std::vector<std::int32_t> select_t2(const double* scores, const std::vector<std::int32_t>& candidates,
+                                    double tau, double total) {
   std::vector<std::int32_t> kept;
   double cumulative = 0;
   for (std::int32_t c : order_by_score(scores, candidates)) {
@@ -60,8 +62,8 @@ std::vector<std::int32_t> select_t2(const double* scores, const std::vector<std:
   return {};
 }
 
-std::vector<std::int32_t> select_t5(const double* scores, const std::vector<std::int32_t>& candidates, double gamma,
-                                    double total) {
+std::vector<std::int32_t> select_t5(const double* scores, const std::vector<std::int32_t>& candidates,
+                                    double gamma, double total) {
   std::vector<std::int32_t> kept;
   double cumulative = 0;
   for (std::int32_t c : order_by_score(scores, candidates)) {
@@ -79,8 +81,8 @@ std::vector<std::int32_t> select_top_k(const double* scores, const std::vector<s
   return sorted(order);
 }
 
-std::vector<std::int32_t> select_t3_reference(const double* scores, std::int64_t n, const std::vector<std::int32_t>& forced,
-                                              double tau) {
+std::vector<std::int32_t> select_t3_reference(const double* scores, std::int64_t n,
+                                              const std::vector<std::int32_t>& forced, double tau) {
   const double required = tau * row_total(scores, n);
   const ForcedSet set(scores, n, forced);
   std::vector<std::int32_t> forced_list, others;
@@ -88,7 +90,8 @@ std::vector<std::int32_t> select_t3_reference(const double* scores, std::int64_t
   std::vector<std::int32_t> order = order_by_score(scores, forced_list);
   const std::vector<std::int32_t> ranked_others = order_by_score(scores, others);
   order.insert(order.end(), ranked_others.begin(), ranked_others.end());
-  // The list whose prefix sums are compared: [0, forced_mass, o_1, o_2, ...] (o: non-forced scores, descending).
+  // The list whose prefix sums are compared: [0, forced_mass, o_1, o_2, ...] (o: non-forced scores,
+  // descending).
   std::vector<double> counted = {0.0, set.mass};
   for (std::int32_t o : ranked_others) counted.push_back(scores[o]);
   std::vector<char> keep = set.is_forced;
@@ -108,8 +111,8 @@ std::vector<std::int32_t> select_t3_reference(const double* scores, std::int64_t
   return kept;
 }
 
-std::vector<std::int32_t> select_t3_clean(const double* scores, std::int64_t n, const std::vector<std::int32_t>& forced,
-                                          double tau) {
+std::vector<std::int32_t> select_t3_clean(const double* scores, std::int64_t n,
+                                          const std::vector<std::int32_t>& forced, double tau) {
   const double required = tau * row_total(scores, n);
   const ForcedSet set(scores, n, forced);
   double before = set.mass;
@@ -127,7 +130,8 @@ std::vector<std::int32_t> select_t3_clean(const double* scores, std::int64_t n, 
   return kept;
 }
 
-std::vector<std::int32_t> merge_blocks(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {
+std::vector<std::int32_t> merge_blocks(const std::vector<std::int32_t>& a,
+                                       const std::vector<std::int32_t>& b) {
   std::vector<std::int32_t> out;
   std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
   return out;

@@ -1,9 +1,10 @@
-// XAttention (algorithms.md §4.2): antidiagonal stride scoring. Stride row i of Q holds its S queries in reverse
-// order, stride column j of K its S keys in order, so their dot product sums the antidiagonal of the S x S
-// sub-block; scale 1/(sqrt(d) S); softmax over the allowed key strides; sums over (B/S) x (B/S) tiles; T3 per row
-// with the reference's chunked forcing (column 0 only forced in chunks past the first); block-causal tril.
-// Departure, documented: the reference aligns causality at chunk granularity for seqlen_k > seqlen_q; we use the
-// library's rule (key stride j allowed iff j <= i + (seqlen_k - seqlen_q) / S) and diagonal u + nk - nq.
+// XAttention (algorithms.md §4.2): antidiagonal stride scoring. Stride row i of Q holds its S queries in
+// reverse order, stride column j of K its S keys in order, so their dot product sums the antidiagonal of the
+// S x S sub-block; scale 1/(sqrt(d) S); softmax over the allowed key strides; sums over (B/S) x (B/S) tiles;
+// T3 per row with the reference's chunked forcing (column 0 only forced in chunks past the first);
+// block-causal tril. Departure, documented: the reference aligns causality at chunk granularity for seqlen_k
+// > seqlen_q; we use the library's rule (key stride j allowed iff j <= i + (seqlen_k - seqlen_q) / S) and
+// diagonal u + nk - nq.
 #include <cmath>
 
 #include "select/selector_common.hpp"
@@ -30,7 +31,8 @@ class XAttentionSelector final : public Selector {
     const std::int64_t S = c_.stride, B = in.block_size, d = p.head_dim;
     require(S >= 1 && B % S == 0, "xattn.stride", "must divide the block size " + std::to_string(B));
     require(c_.tau > 0 && c_.tau <= 1, "xattn.tau", "must be in (0, 1]");
-    require(c_.chunk_size == 0 || (c_.chunk_size > 0 && c_.chunk_size % B == 0), "xattn.chunk-size", "must be 0 or a positive multiple of the block");
+    require(c_.chunk_size == 0 || (c_.chunk_size > 0 && c_.chunk_size % B == 0), "xattn.chunk-size",
+            "must be 0 or a positive multiple of the block");
     const std::int64_t per_block = B / S;
     Selection out;
     out.mask = build_per_head_mask(p, B, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
@@ -41,7 +43,8 @@ class XAttentionSelector final : public Selector {
       const std::int64_t key_strides = ceil_div(lk, S), stride_shift = (lk - lq) / S;
       const double scale = 1.0 / (std::sqrt(static_cast<double>(d)) * static_cast<double>(S));
       std::vector<double> blocks(static_cast<std::size_t>(geo.nq * geo.nk), 0.0);
-      std::vector<double> logits(static_cast<std::size_t>(key_strides)), probs(static_cast<std::size_t>(key_strides));
+      std::vector<double> logits(static_cast<std::size_t>(key_strides)),
+          probs(static_cast<std::size_t>(key_strides));
       for (std::int64_t i = 0; i * S < lq; ++i) {
         std::vector<std::int32_t> allowed;
         for (std::int64_t j = 0; j < key_strides && (!in.causal || j <= i + stride_shift); ++j) {
@@ -61,7 +64,8 @@ class XAttentionSelector final : public Selector {
       const std::int64_t chunk_blocks = (c_.chunk_size > 0 ? c_.chunk_size : reference_chunk_size(lk)) / B;
       for (std::int64_t u = 0; u < geo.nq; ++u) {
         const std::int64_t current_index = geo.shift + (u / chunk_blocks) * chunk_blocks;
-        std::vector<std::int32_t> kept = select_t3_row(blocks.data() + u * geo.nk, geo, u, current_index > 0, c_.tau, c_.t3 != "clean");
+        std::vector<std::int32_t> kept =
+            select_t3_row(blocks.data() + u * geo.nk, geo, u, current_index > 0, c_.tau, c_.t3 != "clean");
         if (c_.keep_sink && u == 0) kept = block_range(geo.nk);
         mask.set_row(b, h, u, geo.with_forced(u, std::move(kept), false, c_.keep_recent));
       }
@@ -72,7 +76,8 @@ class XAttentionSelector final : public Selector {
   // Xattention_prefill's default: max(min(max(2048, next_pow2(L)), 128 * 1024 * 2048 / next_pow2(L)), 2048).
   static std::int64_t reference_chunk_size(std::int64_t lk) {
     const std::int64_t p2 = next_pow2(lk);
-    return std::max<std::int64_t>(std::min<std::int64_t>(std::max<std::int64_t>(2048, p2), 128 * 1024 * 2048 / p2), 2048);
+    return std::max<std::int64_t>(
+        std::min<std::int64_t>(std::max<std::int64_t>(2048, p2), 128 * 1024 * 2048 / p2), 2048);
   }
 
  private:

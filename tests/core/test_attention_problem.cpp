@@ -19,7 +19,8 @@ std::string failing_argument(const std::function<void()>& f) {
 
 struct Qkv {
   HostTensor q, k, v;
-  Qkv(std::int64_t b, std::int64_t lq, std::int64_t lk, std::int64_t hq, std::int64_t hk, std::int64_t d, DType dt = DType::kBF16)
+  Qkv(std::int64_t b, std::int64_t lq, std::int64_t lk, std::int64_t hq, std::int64_t hk, std::int64_t d,
+      DType dt = DType::kBF16)
       : q(dt, {b, lq, hq, d}), k(dt, {b, lk, hk, d}), v(dt, {b, lk, hk, d}) {}
 };
 
@@ -35,9 +36,21 @@ TEST(AttentionProblem, DescribesGqaShapes) {
 
 TEST(AttentionProblem, RejectsBadInputsNamingTheArgument) {
   Qkv ok(1, 16, 16, 4, 2, 64);
-  EXPECT_EQ(failing_argument([&] { Qkv t(1, 16, 16, 6, 4, 64); describe_attention(t.q.view(), t.k.view(), t.v.view()); }), "k");
-  EXPECT_EQ(failing_argument([&] { Qkv t(1, 0, 16, 4, 2, 64); describe_attention(t.q.view(), t.k.view(), t.v.view()); }), "q");
-  EXPECT_EQ(failing_argument([&] { Qkv t(1, 16, 0, 4, 2, 64); describe_attention(t.q.view(), t.k.view(), t.v.view()); }), "k");
+  EXPECT_EQ(failing_argument([&] {
+              Qkv t(1, 16, 16, 6, 4, 64);
+              describe_attention(t.q.view(), t.k.view(), t.v.view());
+            }),
+            "k");
+  EXPECT_EQ(failing_argument([&] {
+              Qkv t(1, 0, 16, 4, 2, 64);
+              describe_attention(t.q.view(), t.k.view(), t.v.view());
+            }),
+            "q");
+  EXPECT_EQ(failing_argument([&] {
+              Qkv t(1, 16, 0, 4, 2, 64);
+              describe_attention(t.q.view(), t.k.view(), t.v.view());
+            }),
+            "k");
   EXPECT_EQ(failing_argument([&] {
               HostTensor k(DType::kFP16, {1, 16, 2, 64});
               describe_attention(ok.q.view(), k.view(), ok.v.view());
@@ -89,24 +102,34 @@ TEST(AttentionProblem, ValidatesCuSeqlens) {
   EXPECT_EQ(p.seqlen_q[1], 7);
   EXPECT_EQ(p.start_k[1], 5);
   std::vector<std::int32_t> bad_total = {0, 3, 9}, decreasing = {0, 6, 5, 12}, not_zero = {1, 3, 10};
-  EXPECT_EQ(failing_argument([&] { describe_attention(q.view(), k.view(), v.view(), {bad_total.data(), ck.data(), 2}); }),
+  EXPECT_EQ(failing_argument([&] {
+              describe_attention(q.view(), k.view(), v.view(), {bad_total.data(), ck.data(), 2});
+            }),
             "cu_seqlens_q");
   EXPECT_EQ(failing_argument([&] {
               std::vector<std::int32_t> cq3 = {0, 3, 6, 10};
               describe_attention(q.view(), k.view(), v.view(), {cq3.data(), decreasing.data(), 3});
             }),
             "cu_seqlens_k");
-  EXPECT_EQ(failing_argument([&] { describe_attention(q.view(), k.view(), v.view(), {not_zero.data(), ck.data(), 2}); }),
+  EXPECT_EQ(failing_argument([&] {
+              describe_attention(q.view(), k.view(), v.view(), {not_zero.data(), ck.data(), 2});
+            }),
             "cu_seqlens_q");
-  EXPECT_EQ(failing_argument([&] { describe_attention(q.view(), k.view(), v.view(), {cq.data(), nullptr, 2}); }), "cu_seqlens_k");
+  EXPECT_EQ(failing_argument([&] {
+              describe_attention(q.view(), k.view(), v.view(), {cq.data(), nullptr, 2});
+            }),
+            "cu_seqlens_k");
 }
 
 TEST(BlockVisibility, BottomRightCausal) {
   // seqlen_q 100, seqlen_k 300: query i sees keys <= i + 200.
   EXPECT_EQ(block_visibility(0, 0, 64, 64, 100, 300, true), BlockVisibility::kFull);
-  EXPECT_EQ(block_visibility(0, 3, 64, 64, 100, 300, true), BlockVisibility::kPartial);  // keys 192..255; row 0 sees <= 200
-  EXPECT_EQ(block_visibility(0, 4, 64, 64, 100, 300, true), BlockVisibility::kPartial);  // keys 256..299; row 63 sees <= 263
-  EXPECT_EQ(block_visibility(0, 4, 64, 64, 100, 250, true), BlockVisibility::kNone);     // row 63 sees <= 213, no key 256
+  EXPECT_EQ(block_visibility(0, 3, 64, 64, 100, 300, true),
+            BlockVisibility::kPartial);  // keys 192..255; row 0 sees <= 200
+  EXPECT_EQ(block_visibility(0, 4, 64, 64, 100, 300, true),
+            BlockVisibility::kPartial);  // keys 256..299; row 63 sees <= 263
+  EXPECT_EQ(block_visibility(0, 4, 64, 64, 100, 250, true),
+            BlockVisibility::kNone);  // row 63 sees <= 213, no key 256
   EXPECT_EQ(visible_key_blocks(0, 64, 64, 100, 300, true), 5);
   EXPECT_EQ(visible_key_blocks(1, 64, 64, 100, 300, true), 5);
   EXPECT_EQ(visible_key_blocks(2, 64, 64, 100, 300, true), 0);  // past the end of q

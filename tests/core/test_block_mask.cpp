@@ -46,14 +46,18 @@ TEST(BlockMask, BsrRoundTripWithUnsortedRows) {
 }
 
 TEST(BlockMask, RejectsMalformedIndices) {
-  EXPECT_THROW(BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {1, 2}, {3, 0, 0, 0, 1, 1, 0, 0}), Error);  // not ascending
-  EXPECT_THROW(BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {1, 5}, {0, 0, 0, 0, 0, 1, 2, 3}), Error);  // count > nKb
-  EXPECT_THROW(BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {1, 1}, {4, 0, 0, 0, 0, 0, 0, 0}), Error);  // index >= nKb
-  EXPECT_THROW(BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {1, -1}, {0, 0, 0, 0, 0, 0, 0, 0}), Error);  // negative count
-  EXPECT_THROW(BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {1}, {0, 0, 0, 0}), Error);                  // wrong sizes
-  EXPECT_THROW(BlockMask(1, 1, 2, 2, 96, 96), Error);                                                    // block size
-  EXPECT_THROW(block_mask_from_bsr({0, 2}, {1, 1}, 1, 1, 1, 4), Error);                                   // duplicate
-  EXPECT_THROW(block_mask_from_bsr({0, 1}, {7}, 1, 1, 1, 4), Error);                                      // out of range
+  EXPECT_THROW(BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {1, 2}, {3, 0, 0, 0, 1, 1, 0, 0}),
+               Error);  // not ascending
+  EXPECT_THROW(BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {1, 5}, {0, 0, 0, 0, 0, 1, 2, 3}),
+               Error);  // count > nKb
+  EXPECT_THROW(BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {1, 1}, {4, 0, 0, 0, 0, 0, 0, 0}),
+               Error);  // index >= nKb
+  EXPECT_THROW(BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {1, -1}, {0, 0, 0, 0, 0, 0, 0, 0}),
+               Error);                                                                   // negative count
+  EXPECT_THROW(BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {1}, {0, 0, 0, 0}), Error);  // wrong sizes
+  EXPECT_THROW(BlockMask(1, 1, 2, 2, 96, 96), Error);                                    // block size
+  EXPECT_THROW(block_mask_from_bsr({0, 2}, {1, 1}, 1, 1, 1, 4), Error);                  // duplicate
+  EXPECT_THROW(block_mask_from_bsr({0, 1}, {7}, 1, 1, 1, 4), Error);                     // out of range
   BlockMask mask(1, 1, 2, 4);
   EXPECT_THROW(mask.set_row(0, 0, 0, {0, 0}), Error);
   const BlockMask ok = BlockMask::from_arrays(1, 1, 2, 4, 128, 128, {2, 0}, {1, 3, 9, 9, 9, 9, 9, 9});
@@ -75,7 +79,8 @@ TEST(BlockMask, ValidateForChecksGeometryAndSequenceEnds) {
 }
 
 TEST(BlockMask, DensityCountsVisibleBlocks) {
-  HostTensor q(DType::kBF16, {1, 512, 2, 64}), k(DType::kBF16, {1, 512, 2, 64}), v(DType::kBF16, {1, 512, 2, 64});
+  HostTensor q(DType::kBF16, {1, 512, 2, 64}), k(DType::kBF16, {1, 512, 2, 64}),
+      v(DType::kBF16, {1, 512, 2, 64});
   const AttentionProblem p = describe_attention(q.view(), k.view(), v.view());
   const BlockMask full = full_block_mask(p, true);
   EXPECT_DOUBLE_EQ(mask_density(full, p, true).overall, 1.0);
@@ -90,7 +95,8 @@ TEST(BlockMask, DensityCountsVisibleBlocks) {
 }
 
 TEST(BlockMask, FullMaskBottomRightWithLongerKeys) {
-  HostTensor q(DType::kBF16, {1, 130, 1, 64}), k(DType::kBF16, {1, 400, 1, 64}), v(DType::kBF16, {1, 400, 1, 64});
+  HostTensor q(DType::kBF16, {1, 130, 1, 64}), k(DType::kBF16, {1, 400, 1, 64}),
+      v(DType::kBF16, {1, 400, 1, 64});
   const AttentionProblem p = describe_attention(q.view(), k.view(), v.view());
   const BlockMask full = full_block_mask(p, true);
   // Row 0 (queries 0..127) sees keys <= 127 + 270 = 397: blocks 0..3; row 1 (128, 129) sees all 4 blocks.

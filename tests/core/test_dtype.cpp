@@ -35,10 +35,13 @@ TEST(DType, RoundTripsAreWithinHalfAnUlp) {
   std::mt19937_64 rng(testing::fresh_seed());
   std::uniform_real_distribution<float> exponent(-12.0f, 12.0f);
   for (int i = 0; i < 20000; ++i) {
-    const float x = std::ldexp(1.0f + std::uniform_real_distribution<float>(0, 1)(rng), static_cast<int>(exponent(rng))) *
-                    (i % 2 ? 1.0f : -1.0f);
-    EXPECT_LE(std::fabs(bf16_to_float(float_to_bf16(x)) - x), std::fabs(x) * std::ldexp(1.0f, -8) * 1.0001f) << x;
-    EXPECT_LE(std::fabs(fp16_to_float(float_to_fp16(x)) - x), std::fabs(x) * std::ldexp(1.0f, -11) * 1.0001f) << x;
+    const float x =
+        std::ldexp(1.0f + std::uniform_real_distribution<float>(0, 1)(rng), static_cast<int>(exponent(rng))) *
+        (i % 2 ? 1.0f : -1.0f);
+    EXPECT_LE(std::fabs(bf16_to_float(float_to_bf16(x)) - x), std::fabs(x) * std::ldexp(1.0f, -8) * 1.0001f)
+        << x;
+    EXPECT_LE(std::fabs(fp16_to_float(float_to_fp16(x)) - x), std::fabs(x) * std::ldexp(1.0f, -11) * 1.0001f)
+        << x;
   }
 }
 

@@ -1,6 +1,6 @@
-// The GPU block-sparse attention against the CPU fp64 reference (label gpu: skipped without a device), and its
-// host-side validation (label host). Tolerance (conventions.md): error(kernel) <= 2 * error(the fp64 result rounded
-// to the kernel's dtype) + 1e-5, relative L2 over the whole output.
+// The GPU block-sparse attention against the CPU fp64 reference (label gpu: skipped without a device), and
+// its host-side validation (label host). Tolerance (conventions.md): error(kernel) <= 2 * error(the fp64
+// result rounded to the kernel's dtype) + 1e-5, relative L2 over the whole output.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -20,20 +20,28 @@ namespace {
 using cuda::BlockSparseAttention;
 using cuda::BlockSparseAttentionArgs;
 
-#define SKIP_WITHOUT_GPU()                                                            \
+#define SKIP_WITHOUT_GPU() \
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda_device_description()
 
-void ok(cudaError_t status) { ASSERT_EQ(status, cudaSuccess) << cudaGetErrorString(status); }
+void ok(cudaError_t status) {
+  ASSERT_EQ(status, cudaSuccess) << cudaGetErrorString(status);
+}
 
 class DeviceBuffer {
  public:
-  explicit DeviceBuffer(std::size_t bytes) : bytes_(bytes) { EXPECT_EQ(cudaMalloc(&ptr_, std::max<std::size_t>(bytes, 1)), cudaSuccess); }
+  explicit DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
+    EXPECT_EQ(cudaMalloc(&ptr_, std::max<std::size_t>(bytes, 1)), cudaSuccess);
+  }
   ~DeviceBuffer() { cudaFree(ptr_); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   void* get() const { return ptr_; }
-  void upload(const void* host) { EXPECT_EQ(cudaMemcpy(ptr_, host, bytes_, cudaMemcpyHostToDevice), cudaSuccess); }
-  void download(void* host) const { EXPECT_EQ(cudaMemcpy(host, ptr_, bytes_, cudaMemcpyDeviceToHost), cudaSuccess); }
+  void upload(const void* host) {
+    EXPECT_EQ(cudaMemcpy(ptr_, host, bytes_, cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  void download(void* host) const {
+    EXPECT_EQ(cudaMemcpy(host, ptr_, bytes_, cudaMemcpyDeviceToHost), cudaSuccess);
+  }
   void poison() { EXPECT_EQ(cudaMemset(ptr_, 0xFF, bytes_), cudaSuccess); }  // NaN in bf16, fp16 and fp32
 
  private:
@@ -51,7 +59,9 @@ struct Case {
   double density = 0.5;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 std::vector<Case> cases() {
   return {
@@ -129,9 +139,13 @@ struct DeviceCase {
   DeviceBuffer q, k, v, out, lse, counts, indices, cu_q, cu_k;
   BlockSparseAttentionArgs args;
   DeviceCase(const Case& c, const Prepared& p)
-      : q(p.q.size_bytes()), k(p.k.size_bytes()), v(p.v.size_bytes()), out(p.q.size_bytes()),
+      : q(p.q.size_bytes()),
+        k(p.k.size_bytes()),
+        v(p.v.size_bytes()),
+        out(p.q.size_bytes()),
         lse(static_cast<std::size_t>(p.batch * c.heads_q * p.max_q) * sizeof(float)),
-        counts(p.mask.kv_num_blocks().size() * sizeof(std::int32_t)), indices(p.mask.kv_indices().size() * sizeof(std::int32_t)),
+        counts(p.mask.kv_num_blocks().size() * sizeof(std::int32_t)),
+        indices(p.mask.kv_indices().size() * sizeof(std::int32_t)),
         cu_q(std::max<std::size_t>(p.cu_q.size(), 1) * sizeof(std::int32_t)),
         cu_k(std::max<std::size_t>(p.cu_k.size(), 1) * sizeof(std::int32_t)) {
     q.upload(p.q.data());
@@ -144,8 +158,13 @@ struct DeviceCase {
     args.v = view_on(v, p.v);
     args.out = view_on(out, p.q);
     args.lse = static_cast<float*>(lse.get());
-    args.mask = {static_cast<const std::int32_t*>(counts.get()), static_cast<const std::int32_t*>(indices.get()),
-                 p.mask.heads(), p.mask.num_q_blocks(), p.mask.num_k_blocks(), p.mask.block_q(), p.mask.block_k()};
+    args.mask = {static_cast<const std::int32_t*>(counts.get()),
+                 static_cast<const std::int32_t*>(indices.get()),
+                 p.mask.heads(),
+                 p.mask.num_q_blocks(),
+                 p.mask.num_k_blocks(),
+                 p.mask.block_q(),
+                 p.mask.block_k()};
     args.causal = c.causal;
     if (c.varlen) {
       cu_q.upload(p.cu_q.data());
@@ -178,7 +197,8 @@ TEST_P(GpuBlockSparseAttention, MatchesTheFp64Reference) {
     ReferenceOptions options;
     options.attention.causal = c.causal;
     options.accumulation = Accumulation::kFP64;
-    reference_attention(p.q.view(), p.k.view(), p.v.view(), p.varlen(), &p.mask, options, {want.view(), want_lse.view(), {}, 0});
+    reference_attention(p.q.view(), p.k.view(), p.v.view(), p.varlen(), &p.mask, options,
+                        {want.view(), want_lse.view(), {}, 0});
 
     DeviceCase d(c, p);
     ASSERT_NO_THROW(BlockSparseAttention::validate(d.args));
@@ -244,7 +264,13 @@ TEST(BlockSparseAttentionValidation, RejectsBadArgumentsNamingThem) {
     a.k = make_view(fake, DType::kBF16, {1, 256, 2, 128});
     a.v = a.k;
     a.out = a.q;
-    a.mask = {reinterpret_cast<const std::int32_t*>(fake), reinterpret_cast<const std::int32_t*>(fake), 8, 2, 2, 128, 128};
+    a.mask = {reinterpret_cast<const std::int32_t*>(fake),
+              reinterpret_cast<const std::int32_t*>(fake),
+              8,
+              2,
+              2,
+              128,
+              128};
     return a;
   };
   auto argument = [](const BlockSparseAttentionArgs& a) {

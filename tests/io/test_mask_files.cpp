@@ -12,7 +12,9 @@ namespace sparsefill {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("sparsefill_test_" + std::to_string(testing::fresh_seed()) + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("sparsefill_test_" + std::to_string(testing::fresh_seed()) + name))
+      .string();
 }
 
 BlockMask random_mask(std::mt19937_64& rng) {
@@ -39,8 +41,9 @@ TEST(MaskFiles, RoundTripBothFormats) {
 TEST(MaskFiles, RejectsOutOfRangeIndices) {
   std::vector<std::int32_t> counts = {1}, indices = {5, 0};
   const std::string path = temp_path(".safetensors");
-  write_safetensors(path, {{"kv_num_blocks", make_view(counts.data(), DType::kInt32, {1, 1, 1})},
-                           {"kv_indices", make_view(indices.data(), DType::kInt32, {1, 1, 1, 2})}},
+  write_safetensors(path,
+                    {{"kv_num_blocks", make_view(counts.data(), DType::kInt32, {1, 1, 1})},
+                     {"kv_indices", make_view(indices.data(), DType::kInt32, {1, 1, 1, 2})}},
                     {{"block_q", "128"}, {"block_k", "128"}});
   EXPECT_THROW(read_block_mask(path), Error);
   write_safetensors(path, {{"kv_num_blocks", make_view(counts.data(), DType::kInt32, {1, 1, 1})}}, {});

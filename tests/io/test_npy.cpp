@@ -13,7 +13,9 @@ namespace sparsefill {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("sparsefill_test_" + std::to_string(testing::fresh_seed()) + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("sparsefill_test_" + std::to_string(testing::fresh_seed()) + name))
+      .string();
 }
 
 std::vector<char> file_bytes(const std::string& path) {
@@ -71,7 +73,8 @@ TEST(Npy, RejectsCorruptedFiles) {
     write_bytes(bad, b);
     EXPECT_THROW(read_npy(bad), Error);
   };
-  for (std::size_t cut : {std::size_t{0}, std::size_t{5}, std::size_t{9}, std::size_t{40}, bytes.size() - 1}) {
+  for (std::size_t cut :
+       {std::size_t{0}, std::size_t{5}, std::size_t{9}, std::size_t{40}, bytes.size() - 1}) {
     rejects(std::vector<char>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(cut)));
   }
   std::vector<char> b = bytes;

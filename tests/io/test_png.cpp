@@ -12,12 +12,14 @@ namespace sparsefill {
 namespace {
 
 TEST(Png, WritesAValidPictureWithBothPanels) {
-  HostTensor q(DType::kBF16, {1, 512, 2, 16}), k(DType::kBF16, {1, 512, 1, 16}), v(DType::kBF16, {1, 512, 1, 16});
+  HostTensor q(DType::kBF16, {1, 512, 2, 16}), k(DType::kBF16, {1, 512, 1, 16}),
+      v(DType::kBF16, {1, 512, 1, 16});
   const AttentionProblem p = describe_attention(q.view(), k.view(), v.view());
   const BlockMask mask = full_block_mask(p, true);
   HostTensor mass(DType::kFP32, {1, 2, 4, 4});
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("sparsefill_png_" + std::to_string(testing::fresh_seed()) + ".png")).string();
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("sparsefill_png_" + std::to_string(testing::fresh_seed()) + ".png"))
+                               .string();
   const TensorView mass_view = mass.view();
   write_mask_png(path, mask, p, true, &mass_view);
   std::ifstream in(path, std::ios::binary);
@@ -27,7 +29,8 @@ TEST(Png, WritesAValidPictureWithBothPanels) {
   const auto be32 = [&](std::size_t at) {
     return (static_cast<unsigned>(static_cast<unsigned char>(bytes[at])) << 24) |
            (static_cast<unsigned>(static_cast<unsigned char>(bytes[at + 1])) << 16) |
-           (static_cast<unsigned>(static_cast<unsigned char>(bytes[at + 2])) << 8) | static_cast<unsigned char>(bytes[at + 3]);
+           (static_cast<unsigned>(static_cast<unsigned char>(bytes[at + 2])) << 8) |
+           static_cast<unsigned char>(bytes[at + 3]);
   };
   // 4 blocks at scale 8 = 32 px panels; two heads of two panels each side by side with 6 px gaps.
   EXPECT_EQ(be32(16), 2u * (2 * (32 + 6) + 6) + 6);

@@ -13,7 +13,9 @@ namespace sparsefill {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("sparsefill_test_" + std::to_string(testing::fresh_seed()) + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("sparsefill_test_" + std::to_string(testing::fresh_seed()) + name))
+      .string();
 }
 
 TEST(Safetensors, RoundTripsSeveralTensorsAndMetadata) {
@@ -24,7 +26,8 @@ TEST(Safetensors, RoundTripsSeveralTensorsAndMetadata) {
   HostTensor flags(DType::kBool, {5});
   flags.ptr<std::uint8_t>()[2] = 1;
   const std::string path = temp_path(".safetensors");
-  write_safetensors(path, {{"q", q.view()}, {"k", k.view()}, {"f", f.view()}, {"flags", flags.view()}}, {{"layer", "3"}});
+  write_safetensors(path, {{"q", q.view()}, {"k", k.view()}, {"f", f.view()}, {"flags", flags.view()}},
+                    {{"layer", "3"}});
   const SafetensorsContents c = read_safetensors(path);
   EXPECT_EQ(c.metadata.at("layer"), "3");
   EXPECT_EQ(c.tensors.at("q").to_doubles(), q.to_doubles());

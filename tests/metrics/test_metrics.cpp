@@ -12,7 +12,8 @@ namespace sparsefill {
 namespace {
 
 struct TinyProblem {
-  HostTensor q{DType::kBF16, {1, 256, 2, 16}}, k{DType::kBF16, {1, 256, 1, 16}}, v{DType::kBF16, {1, 256, 1, 16}};
+  HostTensor q{DType::kBF16, {1, 256, 2, 16}}, k{DType::kBF16, {1, 256, 1, 16}},
+      v{DType::kBF16, {1, 256, 1, 16}};
   AttentionProblem p = describe_attention(q.view(), k.view(), v.view());
 };
 
@@ -61,17 +62,20 @@ TEST(Metrics, RecallFromLseEqualsSelectedBlockMass) {
       mask.set_row(0, h, u, row);
     }
   }
-  HostTensor out(DType::kFP64, {1, 300, 2, 32}), lse_s(DType::kFP64, {1, 2, 300}), lse_d(DType::kFP64, {1, 2, 300});
+  HostTensor out(DType::kFP64, {1, 300, 2, 32}), lse_s(DType::kFP64, {1, 2, 300}),
+      lse_d(DType::kFP64, {1, 2, 300});
   HostTensor mass(DType::kFP64, {1, 2, 5, 5});
   ReferenceOptions options;
   options.accumulation = Accumulation::kFP64;
   reference_attention(q.view(), k.view(), v.view(), {}, &mask, options, {out.view(), lse_s.view(), {}, 0});
-  reference_attention(q.view(), k.view(), v.view(), {}, nullptr, options, {out.view(), lse_d.view(), mass.view(), 64});
+  reference_attention(q.view(), k.view(), v.view(), {}, nullptr, options,
+                      {out.view(), lse_d.view(), mass.view(), 64});
   const RecallReport r = recall_from_lse(lse_s.view(), lse_d.view(), p, 64);
   for (int h = 0; h < 2; ++h) {
     for (int u = 0; u < 5; ++u) {
       double covered = 0;
-      for (int n = 0; n < mask.row_count(0, h, u); ++n) covered += mass.ptr<double>()[(h * 5 + u) * 5 + mask.row_indices(0, h, u)[n]];
+      for (int n = 0; n < mask.row_count(0, h, u); ++n)
+        covered += mass.ptr<double>()[(h * 5 + u) * 5 + mask.row_indices(0, h, u)[n]];
       EXPECT_NEAR(r.per_head_rows[h][u], covered, 1e-9) << "head " << h << " block " << u;
     }
   }
@@ -81,10 +85,10 @@ TEST(Metrics, BlocksNeededFraction) {
   TinyProblem t;
   HostTensor mass(DType::kFP64, {1, 2, 2, 2});
   double* m = mass.ptr<double>();
-  m[0] = 1.0;              // head 0, row 0
-  m[2] = 0.7, m[3] = 0.3;  // head 0, row 1
-  m[4] = 1.0;              // head 1, row 0
-  m[6] = 0.2, m[7] = 0.8;  // head 1, row 1
+  m[0] = 1.0;                                                                            // head 0, row 0
+  m[2] = 0.7, m[3] = 0.3;                                                                // head 0, row 1
+  m[4] = 1.0;                                                                            // head 1, row 0
+  m[6] = 0.2, m[7] = 0.8;                                                                // head 1, row 1
   EXPECT_DOUBLE_EQ(blocks_needed_fraction(mass.view(), t.p, true, 0.95)[0], 3.0 / 3.0);  // 1 + 2 blocks of 3
   EXPECT_DOUBLE_EQ(blocks_needed_fraction(mass.view(), t.p, true, 0.5)[1], 2.0 / 3.0);   // 1 + 1 blocks of 3
 }

@@ -51,7 +51,8 @@ Case random_case(std::mt19937_64& rng) {
   const std::int64_t fixed_q = length(rng), fixed_k = rng() % 2 ? fixed_q : length(rng);
   for (std::int64_t b = 0; b < batch; ++b) {
     NaiveSequence s;
-    s.seqlen_q = c.varlen ? (b == 1 && rng() % 3 == 0 ? 0 : length(rng)) : fixed_q;  // varlen may hold an empty sequence
+    s.seqlen_q = c.varlen ? (b == 1 && rng() % 3 == 0 ? 0 : length(rng))
+                          : fixed_q;  // varlen may hold an empty sequence
     s.seqlen_k = c.varlen ? (rng() % 2 ? s.seqlen_q : length(rng)) : fixed_k;
     s.start_q = start_q;
     s.start_k = start_k;
@@ -70,7 +71,9 @@ struct CaseTensors {
   std::vector<std::int32_t> cu_q, cu_k;
   std::int64_t max_q = 0, max_k = 0;
   VarlenSequences varlen() const {
-    return cu_q.empty() ? VarlenSequences{} : VarlenSequences{cu_q.data(), cu_k.data(), static_cast<std::int64_t>(cu_q.size()) - 1};
+    return cu_q.empty()
+               ? VarlenSequences{}
+               : VarlenSequences{cu_q.data(), cu_k.data(), static_cast<std::int64_t>(cu_q.size()) - 1};
   }
 };
 
@@ -121,20 +124,22 @@ TEST(ReferenceAttention, MatchesNaiveFp64OnRandomShapes) {
   std::mt19937_64 rng(seed);
   for (int trial = 0; trial < 24; ++trial) {
     const Case c = random_case(rng);
-    SCOPED_TRACE(::testing::Message() << "seed " << seed << " trial " << trial << " varlen " << c.varlen << " causal "
-                                      << c.causal << " heads " << c.heads_q << "/" << c.heads_kv << " d " << c.head_dim
-                                      << " block " << c.block << " mask_heads " << c.mask_heads << " density " << c.density);
+    SCOPED_TRACE(::testing::Message()
+                 << "seed " << seed << " trial " << trial << " varlen " << c.varlen << " causal " << c.causal
+                 << " heads " << c.heads_q << "/" << c.heads_kv << " d " << c.head_dim << " block " << c.block
+                 << " mask_heads " << c.mask_heads << " density " << c.density);
     const CaseTensors t = make_tensors(c, rng);
     std::vector<std::uint8_t> map;
     BlockMask mask;
     const std::int64_t nq = ceil_div(t.max_q, c.block), nk = ceil_div(t.max_k, c.block);
     if (c.mask_heads) {
       map = random_block_map(c, t, rng);
-      mask = block_mask_from_dense(map, static_cast<std::int64_t>(c.sequences.size()), c.mask_heads, nq, nk, c.block, c.block);
+      mask = block_mask_from_dense(map, static_cast<std::int64_t>(c.sequences.size()), c.mask_heads, nq, nk,
+                                   c.block, c.block);
     }
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
-    const testing::NaiveResult want = testing::naive_attention(t.q, t.k, t.v, c.varlen, c.sequences, c.causal, scale, map,
-                                                               c.mask_heads, c.block, nq, nk);
+    const testing::NaiveResult want = testing::naive_attention(t.q, t.k, t.v, c.varlen, c.sequences, c.causal,
+                                                               scale, map, c.mask_heads, c.block, nq, nk);
     for (Accumulation acc : {Accumulation::kFP32, Accumulation::kFP64}) {
       HostTensor out(DType::kFP64, t.q.shape());
       HostTensor lse(DType::kFP64, {static_cast<std::int64_t>(c.sequences.size()), c.heads_q, t.max_q});
@@ -143,8 +148,8 @@ TEST(ReferenceAttention, MatchesNaiveFp64OnRandomShapes) {
       ReferenceOptions options;
       options.attention.causal = c.causal;
       options.accumulation = acc;
-      reference_attention(t.q.view(), t.k.view(), t.v.view(), t.varlen(), c.mask_heads ? &mask : nullptr, options,
-                          {out.view(), lse.view(), {}, 0});
+      reference_attention(t.q.view(), t.k.view(), t.v.view(), t.varlen(), c.mask_heads ? &mask : nullptr,
+                          options, {out.view(), lse.view(), {}, 0});
       const std::vector<double> got = out.to_doubles(), got_lse = lse.to_doubles();
       for (double x : got) ASSERT_TRUE(std::isfinite(x)) << "an output element was not written";
       const double tolerance = acc == Accumulation::kFP64 ? 1e-12 : 2e-6;
@@ -233,12 +238,17 @@ TEST(ReferenceAttention, BadInputLeavesOutputsUntouched) {
   for (std::int64_t i = 0; i < out.numel(); ++i) ASSERT_TRUE(std::isnan(out.ptr<float>()[i]));
   k.ptr<float>()[77] = 0;
   HostTensor wrong_out(DType::kFP32, {1, 64, 2, 16});
-  EXPECT_THROW(reference_attention(q.view(), k.view(), v.view(), {}, nullptr, {}, {wrong_out.view(), {}, {}, 0}), Error);
+  EXPECT_THROW(
+      reference_attention(q.view(), k.view(), v.view(), {}, nullptr, {}, {wrong_out.view(), {}, {}, 0}),
+      Error);
   BlockMask wrong_mask(1, 1, 3, 1, 64, 64);
-  EXPECT_THROW(reference_attention(q.view(), k.view(), v.view(), {}, &wrong_mask, {}, {out.view(), {}, {}, 0}), Error);
+  EXPECT_THROW(
+      reference_attention(q.view(), k.view(), v.view(), {}, &wrong_mask, {}, {out.view(), {}, {}, 0}), Error);
   HostTensor mass(DType::kFP32, {1, 2, 1, 1});
   BlockMask mask(1, 1, 1, 1, 64, 64);
-  EXPECT_THROW(reference_attention(q.view(), k.view(), v.view(), {}, &mask, {}, {out.view(), {}, mass.view(), 64}), Error);
+  EXPECT_THROW(
+      reference_attention(q.view(), k.view(), v.view(), {}, &mask, {}, {out.view(), {}, mass.view(), 64}),
+      Error);
 }
 
 }  // namespace

@@ -25,9 +25,9 @@ TEST(Rope, Llama3ScalingKeepsHighAndDividesLowFrequencies) {
   RopeConfig scaled;
   scaled.llama3_scaling = true;
   const auto plain = rope_frequencies(128, RopeConfig{}), w = rope_frequencies(128, scaled);
-  EXPECT_DOUBLE_EQ(w[0], plain[0]);   // wavelength 6 < 2048
+  EXPECT_DOUBLE_EQ(w[0], plain[0]);          // wavelength 6 < 2048
   EXPECT_DOUBLE_EQ(w[63], plain[63] / 8.0);  // wavelength > 8192
-  EXPECT_LT(w[30], plain[30]);        // smooth band in between
+  EXPECT_LT(w[30], plain[30]);               // smooth band in between
   EXPECT_GT(w[30], plain[30] / 8.0);
 }
 

@@ -44,7 +44,8 @@ SceneConfig small(const std::string& preset, std::uint64_t seed, std::int64_t le
 
 TEST(Scenes, DeterministicInSeed) {
   const std::uint64_t seed = testing::fresh_seed();
-  const Scene a = generate_scene(small("llama31-like", seed, 300)), b = generate_scene(small("llama31-like", seed, 300));
+  const Scene a = generate_scene(small("llama31-like", seed, 300)),
+              b = generate_scene(small("llama31-like", seed, 300));
   const Scene c = generate_scene(small("llama31-like", seed + 1, 300));
   EXPECT_EQ(a.q.to_doubles(), b.q.to_doubles());
   EXPECT_EQ(a.k.to_doubles(), b.k.to_doubles());
@@ -73,8 +74,8 @@ TEST(Scenes, PureSlashHeadsPeakAtTheirOffset) {
 }
 
 TEST(Scenes, SinkHeadsPutTheirTargetMassOnTokenZero) {
-  // The calibration matches the mean sink share of sampled queries; queries differ (their content differs), so the
-  // test checks each head's mean over other queries loosely and the average over heads tightly.
+  // The calibration matches the mean sink share of sampled queries; queries differ (their content differs),
+  // so the test checks each head's mean over other queries loosely and the average over heads tightly.
   const std::uint64_t seed = testing::fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
   const Scene s = generate_scene(small("sink", seed, 2048));

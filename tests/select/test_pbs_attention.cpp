@@ -1,5 +1,5 @@
-// PBS: the permuted attention (keys read in the selector's order, own segment masked by original positions) equals
-// dense fp64 attention restricted to the same set of original keys per query.
+// PBS: the permuted attention (keys read in the selector's order, own segment masked by original positions)
+// equals dense fp64 attention restricted to the same set of original keys per query.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -32,7 +32,8 @@ TEST(PbsAttention, PermutedAttentionEqualsRestrictedDenseAttention) {
   settings.pbs.tau = 0.5;  // sparse enough that the key sets really differ from dense
   const Selection s = make_selector("pbs", settings)->select(in);
   // Original keys each query may see: keys at selected permuted positions whose original index is causal.
-  std::vector<std::vector<char>> allowed(static_cast<std::size_t>(hq * L), std::vector<char>(static_cast<std::size_t>(L), 0));
+  std::vector<std::vector<char>> allowed(static_cast<std::size_t>(hq * L),
+                                         std::vector<char>(static_cast<std::size_t>(L), 0));
   std::int64_t kept = 0;
   for (std::int64_t h = 0; h < hq; ++h) {
     const std::int32_t* order = s.key_order.data() + h * L;
@@ -50,14 +51,17 @@ TEST(PbsAttention, PermutedAttentionEqualsRestrictedDenseAttention) {
     }
   }
   EXPECT_LT(kept, hq * L * (L + 1) / 2) << "the mask should drop some keys";
-  const testing::NaiveResult want = testing::naive_attention(
-      q, k, v, false, {{0, 0, L, L}}, 1.0 / std::sqrt(static_cast<double>(d)),
-      [&](std::int64_t, std::int64_t h, std::int64_t i, std::int64_t j) { return allowed[h * L + i][j] != 0; });
+  const testing::NaiveResult want =
+      testing::naive_attention(q, k, v, false, {{0, 0, L, L}}, 1.0 / std::sqrt(static_cast<double>(d)),
+                               [&](std::int64_t, std::int64_t h, std::int64_t i, std::int64_t j) {
+                                 return allowed[h * L + i][j] != 0;
+                               });
   HostTensor out(DType::kFP64, {1, L, hq, d}), lse(DType::kFP64, {1, hq, L});
   testing::poison(out);
   ReferenceOptions options;
   options.accumulation = Accumulation::kFP64;
-  reference_permuted_attention(q.view(), k.view(), v.view(), {}, s.mask, s.key_order, options, {out.view(), lse.view(), {}, 0});
+  reference_permuted_attention(q.view(), k.view(), v.view(), {}, s.mask, s.key_order, options,
+                               {out.view(), lse.view(), {}, 0});
   const std::vector<double> got = out.to_doubles(), got_lse = lse.to_doubles();
   double diff = 0, ref = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
@@ -77,9 +81,13 @@ TEST(PbsAttention, RejectsAnOrderThatIsNotAPermutation) {
   for (int i = 0; i < 128; ++i) order[i] = i;
   order[5] = 6;  // 6 twice, 5 missing
   HostTensor out(DType::kFP32, {1, 128, 1, 16});
-  EXPECT_THROW(reference_permuted_attention(q.view(), k.view(), k.view(), {}, mask, order, {}, {out.view(), {}, {}, 0}), Error);
+  EXPECT_THROW(reference_permuted_attention(q.view(), k.view(), k.view(), {}, mask, order, {},
+                                            {out.view(), {}, {}, 0}),
+               Error);
   order.pop_back();
-  EXPECT_THROW(reference_permuted_attention(q.view(), k.view(), k.view(), {}, mask, order, {}, {out.view(), {}, {}, 0}), Error);
+  EXPECT_THROW(reference_permuted_attention(q.view(), k.view(), k.view(), {}, mask, order, {},
+                                            {out.view(), {}, {}, 0}),
+               Error);
 }
 
 }  // namespace

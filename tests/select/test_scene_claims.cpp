@@ -1,7 +1,8 @@
-// Prism's central claim on slash-dominated scenes: at matched density its mean recall of attention mass beats mean
-// pooling's, and the oracle beats both (Prism at 0.6 and 0.7, where its edge on our scenes is clearest; docs/selectors.md
-// has the full curves). Densities are matched by bisecting the competitor's T1 threshold; recall
-// comes from the dense block mass (exact for unpermuted masks). Several fresh seeds; the claim is asserted on the mean.
+// Prism's central claim on slash-dominated scenes: at matched density its mean recall of attention mass beats
+// mean pooling's, and the oracle beats both (Prism at 0.6 and 0.7, where its edge on our scenes is clearest;
+// docs/selectors.md has the full curves). Densities are matched by bisecting the competitor's T1 threshold;
+// recall comes from the dense block mass (exact for unpermuted masks). Several fresh seeds; the claim is
+// asserted on the mean.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -36,7 +37,8 @@ Measured measure(const Selection& s, const HostTensor& mass, const AttentionProb
   return {mask_density(s.mask, p, true).overall, recall / static_cast<double>(rows)};
 }
 
-// The oracle selector's mask for threshold p (T1 on each row's true block mass), from the mass already computed.
+// The oracle selector's mask for threshold p (T1 on each row's true block mass), from the mass already
+// computed.
 Selection oracle_from_mass(const HostTensor& mass, const AttentionProblem& p, double threshold) {
   const std::int64_t nq = mass.shape()[2], nk = mass.shape()[3];
   Selection s{BlockMask(1, p.heads_q, nq, nk), {}, 0};
@@ -51,8 +53,8 @@ Selection oracle_from_mass(const HostTensor& mass, const AttentionProblem& p, do
 }
 
 // A method's recall at `density`, by bisection on its threshold (density grows with the threshold).
-Measured at_density(const std::string& method, double density, const SelectorInputs& in, const HostTensor& mass,
-                    const AttentionProblem& p) {
+Measured at_density(const std::string& method, double density, const SelectorInputs& in,
+                    const HostTensor& mass, const AttentionProblem& p) {
   double lo = 0.05, hi = 0.9999;
   Measured best;
   for (int step = 0; step < 30; ++step) {
@@ -60,7 +62,8 @@ Measured at_density(const std::string& method, double density, const SelectorInp
     SelectorSettings s;
     s.meanpool.rule = "t1";
     s.set_threshold(method, mid);
-    best = measure(method == "oracle" ? oracle_from_mass(mass, p, mid) : make_selector(method, s)->select(in), mass, p);
+    best = measure(method == "oracle" ? oracle_from_mass(mass, p, mid) : make_selector(method, s)->select(in),
+                   mass, p);
     if (std::fabs(best.density - density) < 0.002) break;
     (best.density < density ? lo : hi) = mid;
   }
@@ -81,7 +84,8 @@ TEST(SceneClaims, PrismBeatsMeanPoolingAtMatchedDensityOnSlashScenes) {
     const Scene scene = generate_scene(c);
     const AttentionProblem p = describe_attention(scene.q.view(), scene.k.view(), scene.v.view());
     HostTensor out(DType::kFP32, {1, 4096, 16, 128}), mass(DType::kFP64, {1, 16, 32, 32});
-    reference_attention(scene.q.view(), scene.k.view(), scene.v.view(), {}, nullptr, {}, {out.view(), {}, mass.view(), 128});
+    reference_attention(scene.q.view(), scene.k.view(), scene.v.view(), {}, nullptr, {},
+                        {out.view(), {}, mass.view(), 128});
     SelectorInputs in;
     in.q = scene.q.view();
     in.k = scene.k.view();
@@ -92,9 +96,10 @@ TEST(SceneClaims, PrismBeatsMeanPoolingAtMatchedDensityOnSlashScenes) {
       const Measured prism = measure(make_selector("prism", s)->select(in), mass, p);
       const Measured meanpool = at_density("meanpool", prism.density, in, mass, p);
       const Measured oracle = at_density("oracle", prism.density, in, mass, p);
-      std::printf("seed %llu p %.2f: prism density %.4f recall %.4f | meanpool %.4f %.4f | oracle %.4f %.4f\n",
-                  static_cast<unsigned long long>(seed), threshold, prism.density, prism.recall, meanpool.density,
-                  meanpool.recall, oracle.density, oracle.recall);
+      std::printf(
+          "seed %llu p %.2f: prism density %.4f recall %.4f | meanpool %.4f %.4f | oracle %.4f %.4f\n",
+          static_cast<unsigned long long>(seed), threshold, prism.density, prism.recall, meanpool.density,
+          meanpool.recall, oracle.density, oracle.recall);
       EXPECT_NEAR(meanpool.density, prism.density, 0.01);
       EXPECT_NEAR(oracle.density, prism.density, 0.01);
       prism_sum += prism.recall;

@@ -1,6 +1,7 @@
-// Properties every selector must have on scenes with fresh seeds: a valid per-query-head mask, its forced blocks,
-// nothing above the causal diagonal except where the method says so, determinism, native GQA equal to replicated
-// K/V, bottom-right alignment with seqlen_k > seqlen_q, and Prism's independence of the RoPE layout.
+// Properties every selector must have on scenes with fresh seeds: a valid per-query-head mask, its forced
+// blocks, nothing above the causal diagonal except where the method says so, determinism, native GQA equal to
+// replicated K/V, bottom-right alignment with seqlen_k > seqlen_q, and Prism's independence of the RoPE
+// layout.
 #include <gtest/gtest.h>
 
 #include "sparsefill/error.hpp"
@@ -41,7 +42,8 @@ SelectorSettings test_settings() {
   return s;
 }
 
-const std::vector<std::string> kSparseMethods = {"prism", "rr", "pbs", "xattn", "flexprefill", "minference", "meanpool", "oracle"};
+const std::vector<std::string> kSparseMethods = {"prism",       "rr",         "pbs",      "xattn",
+                                                 "flexprefill", "minference", "meanpool", "oracle"};
 
 TEST(SelectorProperties, ValidMasksForcedBlocksAndCausality) {
   const std::uint64_t seed = testing::fresh_seed();
@@ -51,7 +53,8 @@ TEST(SelectorProperties, ValidMasksForcedBlocksAndCausality) {
   for (std::int64_t block : {64, 128}) {
     for (const std::string& method : kSparseMethods) {
       SCOPED_TRACE(method + " block " + std::to_string(block));
-      const Selection s = make_selector(method, test_settings())->select(inputs_of(scene.q.view(), scene.k.view(), scene.v.view(), block));
+      const Selection s = make_selector(method, test_settings())
+                              ->select(inputs_of(scene.q.view(), scene.k.view(), scene.v.view(), block));
       ASSERT_NO_THROW(s.mask.validate_for(p));
       ASSERT_EQ(s.mask.heads(), p.heads_q);
       const MaskDensity d = mask_density(s.mask, p, true);
@@ -63,25 +66,30 @@ TEST(SelectorProperties, ValidMasksForcedBlocksAndCausality) {
           for (std::int32_t n = 0; n < s.mask.row_count(0, h, u); ++n) {
             const std::int32_t v = s.mask.row_indices(0, h, u)[n];
             const bool own_segment = method == "pbs" && v / per_segment == u / per_segment;
-            EXPECT_TRUE(v <= u || own_segment) << "block (" << u << ", " << v << ") above the diagonal, head " << h;
+            EXPECT_TRUE(v <= u || own_segment)
+                << "block (" << u << ", " << v << ") above the diagonal, head " << h;
           }
           const bool sink = s.mask.contains(0, h, u, 0), diagonal = s.mask.contains(0, h, u, u);
           if (method == "prism" || method == "meanpool" || method == "rr" || method == "minference") {
             EXPECT_TRUE(sink && diagonal) << "row " << u << " head " << h;
           }
-          if (method == "xattn" || method == "flexprefill") EXPECT_TRUE(diagonal) << "row " << u << " head " << h;
-          if (method == "rr" && u == nq - 1) EXPECT_EQ(s.mask.row_count(0, h, u), nq) << "RR's last row is dense";
+          if (method == "xattn" || method == "flexprefill")
+            EXPECT_TRUE(diagonal) << "row " << u << " head " << h;
+          if (method == "rr" && u == nq - 1)
+            EXPECT_EQ(s.mask.row_count(0, h, u), nq) << "RR's last row is dense";
           if (method == "pbs") {
             const std::int32_t* order = s.key_order.data() + h * 700;
             const std::int64_t sink_block = (std::find(order, order + 700, 0) - order) / block;
             EXPECT_TRUE(s.mask.contains(0, h, u, sink_block));
-            for (std::int64_t v = (u / per_segment) * per_segment; v < std::min(nq, (u / per_segment + 1) * per_segment); ++v) {
+            for (std::int64_t v = (u / per_segment) * per_segment;
+                 v < std::min(nq, (u / per_segment + 1) * per_segment); ++v) {
               EXPECT_TRUE(s.mask.contains(0, h, u, v)) << "own segment block " << v << " of row " << u;
             }
           }
         }
       }
-      const Selection again = make_selector(method, test_settings())->select(inputs_of(scene.q.view(), scene.k.view(), scene.v.view(), block));
+      const Selection again = make_selector(method, test_settings())
+                                  ->select(inputs_of(scene.q.view(), scene.k.view(), scene.v.view(), block));
       EXPECT_EQ(again.mask.kv_indices(), s.mask.kv_indices()) << "not deterministic";
       EXPECT_EQ(again.key_order, s.key_order);
     }
@@ -97,14 +105,18 @@ TEST(SelectorProperties, NativeGqaEqualsReplicatedKv) {
   for (std::int64_t t = 0; t < L; ++t) {
     for (std::int64_t h = 0; h < hq; ++h) {
       for (std::int64_t c = 0; c < d; ++c) {
-        k_rep.ptr<std::uint16_t>()[(t * hq + h) * d + c] = scene.k.ptr<std::uint16_t>()[(t * hk + h / group) * d + c];
-        v_rep.ptr<std::uint16_t>()[(t * hq + h) * d + c] = scene.v.ptr<std::uint16_t>()[(t * hk + h / group) * d + c];
+        k_rep.ptr<std::uint16_t>()[(t * hq + h) * d + c] =
+            scene.k.ptr<std::uint16_t>()[(t * hk + h / group) * d + c];
+        v_rep.ptr<std::uint16_t>()[(t * hq + h) * d + c] =
+            scene.v.ptr<std::uint16_t>()[(t * hk + h / group) * d + c];
       }
     }
   }
   for (const std::string& method : kSparseMethods) {
-    const Selection native = make_selector(method, test_settings())->select(inputs_of(scene.q.view(), scene.k.view(), scene.v.view(), 64));
-    const Selection replicated = make_selector(method, test_settings())->select(inputs_of(scene.q.view(), k_rep.view(), v_rep.view(), 64));
+    const Selection native = make_selector(method, test_settings())
+                                 ->select(inputs_of(scene.q.view(), scene.k.view(), scene.v.view(), 64));
+    const Selection replicated = make_selector(method, test_settings())
+                                     ->select(inputs_of(scene.q.view(), k_rep.view(), v_rep.view(), 64));
     EXPECT_EQ(native.mask.kv_indices(), replicated.mask.kv_indices()) << method;
     EXPECT_EQ(native.mask.kv_num_blocks(), replicated.mask.kv_num_blocks()) << method;
     EXPECT_EQ(native.key_order, replicated.key_order) << method;
@@ -122,19 +134,24 @@ TEST(SelectorProperties, BottomRightAlignmentWithLongerKeys) {
   const AttentionProblem p = describe_attention(q, scene.k.view(), scene.v.view());
   for (const std::string& method : {"prism", "rr", "xattn", "minference", "meanpool", "oracle", "dense"}) {
     SCOPED_TRACE(method);
-    const Selection s = make_selector(method, test_settings())->select(inputs_of(q, scene.k.view(), scene.v.view(), 64));
+    const Selection s =
+        make_selector(method, test_settings())->select(inputs_of(q, scene.k.view(), scene.v.view(), 64));
     ASSERT_NO_THROW(s.mask.validate_for(p));
     for (std::int64_t h = 0; h < s.mask.heads(); ++h) {
       for (std::int64_t u = 0; u < 5; ++u) {
         const std::int32_t count = s.mask.row_count(0, h, u);
         ASSERT_GT(count, 0);
         EXPECT_LE(s.mask.row_indices(0, h, u)[count - 1], u + 5) << "row " << u << " sees past its diagonal";
-        if (std::string(method) != "oracle") EXPECT_TRUE(s.mask.contains(0, h, u, u + 5)) << "diagonal of row " << u;
+        if (std::string(method) != "oracle")
+          EXPECT_TRUE(s.mask.contains(0, h, u, u + 5)) << "diagonal of row " << u;
       }
     }
   }
   for (const std::string& method : {"pbs", "flexprefill"}) {
-    EXPECT_THROW(make_selector(method, test_settings())->select(inputs_of(q, scene.k.view(), scene.v.view(), 64)), Error) << method;
+    EXPECT_THROW(
+        make_selector(method, test_settings())->select(inputs_of(q, scene.k.view(), scene.v.view(), 64)),
+        Error)
+        << method;
   }
 }
 

@@ -13,21 +13,21 @@ const double kRow[] = {0.1, 0.4, 0.2, 0.3};
 const Blocks kAll = {0, 1, 2, 3};
 
 TEST(TopPRules, T1KeepsTheCrossingItem) {
-  EXPECT_EQ(select_t1(kRow, kAll, 0.5, 1.0), (Blocks{1, 3}));     // before: 0, 0.4 < 0.5; then 0.7 stops
-  EXPECT_EQ(select_t1(kRow, kAll, 0.7, 1.0), (Blocks{1, 3}));     // mass before block 2 is 0.7, not < 0.7
+  EXPECT_EQ(select_t1(kRow, kAll, 0.5, 1.0), (Blocks{1, 3}));  // before: 0, 0.4 < 0.5; then 0.7 stops
+  EXPECT_EQ(select_t1(kRow, kAll, 0.7, 1.0), (Blocks{1, 3}));  // mass before block 2 is 0.7, not < 0.7
   EXPECT_EQ(select_t1(kRow, kAll, 0.71, 1.0), (Blocks{1, 2, 3}));
-  EXPECT_EQ(select_t1(kRow, kAll, 0.2, 2.0), (Blocks{1}));        // relative to the row total Z = 2
+  EXPECT_EQ(select_t1(kRow, kAll, 0.2, 2.0), (Blocks{1}));  // relative to the row total Z = 2
   EXPECT_EQ(select_t1(kRow, {0, 2}, 0.9, 1.0), (Blocks{0, 2}));
 }
 
 TEST(TopPRules, T2StopsAtTheFirstReachingPrefix) {
-  EXPECT_EQ(select_t2(kRow, kAll, 0.7, 1.0), (Blocks{1, 3}));     // 0.4 + 0.3 reaches 0.7
+  EXPECT_EQ(select_t2(kRow, kAll, 0.7, 1.0), (Blocks{1, 3}));  // 0.4 + 0.3 reaches 0.7
   EXPECT_EQ(select_t2(kRow, kAll, 0.71, 1.0), (Blocks{1, 2, 3}));
-  EXPECT_EQ(select_t2(kRow, {0, 2}, 0.5, 1.0), (Blocks{}));        // 0.3 never reaches 0.5: nothing
+  EXPECT_EQ(select_t2(kRow, {0, 2}, 0.5, 1.0), (Blocks{}));  // 0.3 never reaches 0.5: nothing
 }
 
 TEST(TopPRules, T5ExcludesTheCrossingItem) {
-  EXPECT_EQ(select_t5(kRow, kAll, 0.7, 1.0), (Blocks{1, 3}));     // cumulative 0.4, 0.7 <= 0.7
+  EXPECT_EQ(select_t5(kRow, kAll, 0.7, 1.0), (Blocks{1, 3}));  // cumulative 0.4, 0.7 <= 0.7
   EXPECT_EQ(select_t5(kRow, kAll, 0.69, 1.0), (Blocks{1}));
   EXPECT_EQ(select_t5(kRow, kAll, 0.3, 1.0), (Blocks{}));
 }
@@ -42,21 +42,23 @@ TEST(TopPRules, TopKAndTiesByLowerIndex) {
 TEST(TopPRules, T3ReferenceWithOneForcedBlockSkipsTheCandidateBefore) {
   // Row of 5 blocks, forced = {4} (the diagonal, current_index == 0), scores: 0.05 0.3 0.25 0.2 0.2 (Z = 1).
   const double row[] = {0.05, 0.3, 0.25, 0.2, 0.2};
-  // Order: 4 (forced), then 1 (0.3), 2 (0.25), 3 (0.2), 0 (0.05). Compared sums: [0, 0, fm=0.2, 0.2+0.3=0.5, 0.75].
-  // tau 0.6: 4 kept, 1 (0 < .6), 2 (0.2 < .6), 3 (0.5 < .6), 0 (0.75 >= .6 -> rejected -> column 0 set anyway).
+  // Order: 4 (forced), then 1 (0.3), 2 (0.25), 3 (0.2), 0 (0.05). Compared sums: [0, 0, fm=0.2, 0.2+0.3=0.5,
+  // 0.75]. tau 0.6: 4 kept, 1 (0 < .6), 2 (0.2 < .6), 3 (0.5 < .6), 0 (0.75 >= .6 -> rejected -> column 0 set
+  // anyway).
   EXPECT_EQ(select_t3_reference(row, 5, {4}, 0.6), (Blocks{0, 1, 2, 3, 4}));
   // tau 0.45: 3 is compared with 0.5 -> rejected; 0 rejected; column 0 set by the rejection.
   EXPECT_EQ(select_t3_reference(row, 5, {4}, 0.45), (Blocks{0, 1, 2, 4}));
   // tau 0.15: block 2 is compared with fm = 0.2 -> rejected, so 1 and 4 plus column 0.
   EXPECT_EQ(select_t3_reference(row, 5, {4}, 0.15), (Blocks{0, 1, 4}));
-  // The clean rule forces column 0 too and counts the true mass before: fm = 0.25; 1 (.25 < .45), 2 (.55): stop.
+  // The clean rule forces column 0 too and counts the true mass before: fm = 0.25; 1 (.25 < .45), 2 (.55):
+  // stop.
   EXPECT_EQ(select_t3_clean(row, 5, {0, 4}, 0.45), (Blocks{0, 1, 4}));
 }
 
 TEST(TopPRules, T3ReferenceWithTwoForcedBlocksCountsTheTrueMass) {
   const double row[] = {0.1, 0.3, 0.25, 0.2, 0.15};
   // forced {0, 4}, fm = 0.25; order 4, 0 (forced by score), then 1, 2, 3; compared [0, 0, .25, .55, .8].
-  EXPECT_EQ(select_t3_reference(row, 5, {0, 4}, 0.5), (Blocks{0, 1, 4}));   // 2 compared with .55 -> rejected
+  EXPECT_EQ(select_t3_reference(row, 5, {0, 4}, 0.5), (Blocks{0, 1, 4}));  // 2 compared with .55 -> rejected
   EXPECT_EQ(select_t3_reference(row, 5, {0, 4}, 0.6), (Blocks{0, 1, 2, 4}));
   EXPECT_EQ(select_t3_clean(row, 5, {0, 4}, 0.6), (Blocks{0, 1, 2, 4}));
 }

@@ -6,9 +6,10 @@
 
 namespace sparsefill::testing {
 
-NaiveResult naive_attention(const HostTensor& q, const HostTensor& k, const HostTensor& v, bool varlen,
-                            const std::vector<NaiveSequence>& sequences, double scale,
-                            const std::function<bool(std::int64_t, std::int64_t, std::int64_t, std::int64_t)>& allowed) {
+NaiveResult naive_attention(
+    const HostTensor& q, const HostTensor& k, const HostTensor& v, bool varlen,
+    const std::vector<NaiveSequence>& sequences, double scale,
+    const std::function<bool(std::int64_t, std::int64_t, std::int64_t, std::int64_t)>& allowed) {
   const auto& qs = q.shape();
   const std::int64_t hq = qs[qs.size() - 2], d = qs.back(), hk = k.shape()[k.shape().size() - 2];
   const std::int64_t batch = static_cast<std::int64_t>(sequences.size());
@@ -45,7 +46,8 @@ NaiveResult naive_attention(const HostTensor& q, const HostTensor& k, const Host
         double z = 0;
         for (double& l : logits) z += (l = std::exp(l - m));
         for (std::size_t n = 0; n < keys.size(); ++n) {
-          for (std::int64_t c = 0; c < d; ++c) r.out[q_at(b, i, h) + c] += logits[n] / z * vd[k_at(b, keys[n], kvh) + c];
+          for (std::int64_t c = 0; c < d; ++c)
+            r.out[q_at(b, i, h) + c] += logits[n] / z * vd[k_at(b, keys[n], kvh) + c];
         }
         r.lse[(b * hq + h) * max_lq + i] = m + std::log(z);
       }
@@ -56,16 +58,17 @@ NaiveResult naive_attention(const HostTensor& q, const HostTensor& k, const Host
 
 NaiveResult naive_attention(const HostTensor& q, const HostTensor& k, const HostTensor& v, bool varlen,
                             const std::vector<NaiveSequence>& sequences, bool causal, double scale,
-                            const std::vector<std::uint8_t>& block_map, std::int64_t mask_heads, std::int64_t block,
-                            std::int64_t num_q_blocks, std::int64_t num_k_blocks) {
+                            const std::vector<std::uint8_t>& block_map, std::int64_t mask_heads,
+                            std::int64_t block, std::int64_t num_q_blocks, std::int64_t num_k_blocks) {
   const std::int64_t hq = q.shape()[q.shape().size() - 2], hk = k.shape()[k.shape().size() - 2];
-  return naive_attention(q, k, v, varlen, sequences, scale, [&](std::int64_t b, std::int64_t h, std::int64_t i, std::int64_t j) {
-    const NaiveSequence& s = sequences[b];
-    if (causal && j > i + s.seqlen_k - s.seqlen_q) return false;
-    if (block_map.empty()) return true;
-    const std::int64_t mh = mask_heads == 1 ? 0 : mask_heads == hq ? h : h / (hq / hk);
-    return block_map[((b * mask_heads + mh) * num_q_blocks + i / block) * num_k_blocks + j / block] != 0;
-  });
+  return naive_attention(
+      q, k, v, varlen, sequences, scale, [&](std::int64_t b, std::int64_t h, std::int64_t i, std::int64_t j) {
+        const NaiveSequence& s = sequences[b];
+        if (causal && j > i + s.seqlen_k - s.seqlen_q) return false;
+        if (block_map.empty()) return true;
+        const std::int64_t mh = mask_heads == 1 ? 0 : mask_heads == hq ? h : h / (hq / hk);
+        return block_map[((b * mask_heads + mh) * num_q_blocks + i / block) * num_k_blocks + j / block] != 0;
+      });
 }
 
 }  // namespace sparsefill::testing

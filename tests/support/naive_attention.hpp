@@ -19,15 +19,16 @@ struct NaiveResult {
 };
 
 // allowed(b, h, i, j): may query i of sequence b, head h attend key j (causality included by the caller).
-NaiveResult naive_attention(const HostTensor& q, const HostTensor& k, const HostTensor& v, bool varlen,
-                            const std::vector<NaiveSequence>& sequences, double scale,
-                            const std::function<bool(std::int64_t, std::int64_t, std::int64_t, std::int64_t)>& allowed);
+NaiveResult naive_attention(
+    const HostTensor& q, const HostTensor& k, const HostTensor& v, bool varlen,
+    const std::vector<NaiveSequence>& sequences, double scale,
+    const std::function<bool(std::int64_t, std::int64_t, std::int64_t, std::int64_t)>& allowed);
 
 // q/k/v contiguous, fixed ([B, L, H, D]) or varlen ([T, H, D]) per `varlen`. block_map: optional dense bool
 // [B, Hm, nQb, nKb] map with `mask_heads` heads and square blocks `block` (empty vector = dense).
 NaiveResult naive_attention(const HostTensor& q, const HostTensor& k, const HostTensor& v, bool varlen,
                             const std::vector<NaiveSequence>& sequences, bool causal, double scale,
-                            const std::vector<std::uint8_t>& block_map, std::int64_t mask_heads, std::int64_t block,
-                            std::int64_t num_q_blocks, std::int64_t num_k_blocks);
+                            const std::vector<std::uint8_t>& block_map, std::int64_t mask_heads,
+                            std::int64_t block, std::int64_t num_q_blocks, std::int64_t num_k_blocks);
 
 }  // namespace sparsefill::testing

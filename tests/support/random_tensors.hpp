@@ -12,7 +12,8 @@ namespace sparsefill::testing {
 std::uint64_t fresh_seed();
 
 // Normal(0, scale) entries, rounded to `dtype`.
-HostTensor random_tensor(DType dtype, const std::vector<std::int64_t>& shape, std::mt19937_64& rng, double scale = 1.0);
+HostTensor random_tensor(DType dtype, const std::vector<std::int64_t>& shape, std::mt19937_64& rng,
+                         double scale = 1.0);
 
 // Fills every element of a floating tensor with NaN (poisoning outputs before a run).
 void poison(HostTensor& t);

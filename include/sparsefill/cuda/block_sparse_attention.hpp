@@ -1,19 +1,22 @@
-// Block-sparse attention on the GPU: the host API of the CUDA kernels (layering of CUTLASS / FlashAttention-3).
+// Block-sparse attention on the GPU: the host API of the CUDA kernels (layering of CUTLASS /
+// FlashAttention-3).
 //
-//   BlockSparseAttention::validate(args)        clear errors naming the argument (shapes, dtypes, mask geometry)
-//   BlockSparseAttention::workspace_size(args)  bytes the caller allocates once
-//   BlockSparseAttention::plan(args, ws, s)     GPU-side: turns the mask into a schedule (heaviest tiles first)
-//   BlockSparseAttention::run(args, ws, s)      launches; never allocates, never synchronises: graph-capturable
+//   BlockSparseAttention::validate(args)        clear errors naming the argument (shapes, dtypes, mask
+//   geometry) BlockSparseAttention::workspace_size(args)  bytes the caller allocates once
+//   BlockSparseAttention::plan(args, ws, s)     GPU-side: turns the mask into a schedule (heaviest tiles
+//   first) BlockSparseAttention::run(args, ws, s)      launches; never allocates, never synchronises:
+//   graph-capturable
 //
 // Semantics are those of the CPU reference (reference_attention.hpp): q [batch, seqlen_q, heads_q, head_dim],
-// k/v [batch, seqlen_k, heads_kv, head_dim] (varlen: [total, heads, head_dim] plus device cu_seqlens), bf16 or
-// fp16, head_dim 64 or 128, fp32 accumulation, GQA/MQA by index, causal bottom-right aligned, a row without a
-// visible key gives 0 and LSE -inf. The mask is the canonical one (block_mask.hpp) in device memory: kv_num_blocks
-// [batch, mask_heads, nQb] and kv_indices [batch, mask_heads, nQb, nKb], int32; its contents are trusted (reading
-// them on the host would synchronise) but the kernel never reads outside the tensors for any index value.
+// k/v [batch, seqlen_k, heads_kv, head_dim] (varlen: [total, heads, head_dim] plus device cu_seqlens), bf16
+// or fp16, head_dim 64 or 128, fp32 accumulation, GQA/MQA by index, causal bottom-right aligned, a row
+// without a visible key gives 0 and LSE -inf. The mask is the canonical one (block_mask.hpp) in device
+// memory: kv_num_blocks [batch, mask_heads, nQb] and kv_indices [batch, mask_heads, nQb, nKb], int32; its
+// contents are trusted (reading them on the host would synchronise) but the kernel never reads outside the
+// tensors for any index value.
 //
-// This is the correct-first kernel (fp32 SIMT arithmetic, one CTA per 64 query rows); the wgmma/TMA kernel will
-// replace it behind this API.
+// This is the correct-first kernel (fp32 SIMT arithmetic, one CTA per 64 query rows); the wgmma/TMA kernel
+// will replace it behind this API.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -29,8 +32,8 @@ struct DeviceBlockMask {
 };
 
 struct BlockSparseAttentionArgs {
-  TensorView q, k, v;  // device memory
-  TensorView out;      // device memory, q's shape and dtype
+  TensorView q, k, v;    // device memory
+  TensorView out;        // device memory, q's shape and dtype
   float* lse = nullptr;  // optional [batch, heads_q, max_seqlen_q], device memory
   DeviceBlockMask mask;
   bool causal = true;

@@ -125,15 +125,6 @@ Prepared prepare(const Case& c, std::mt19937_64& rng) {
   return p;
 }
 
-double relative_error(const std::vector<double>& got, const std::vector<double>& want) {
-  double diff = 0, ref = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    diff += (got[i] - want[i]) * (got[i] - want[i]);
-    ref += want[i] * want[i];
-  }
-  return ref > 0 ? std::sqrt(diff / ref) : std::sqrt(diff);
-}
-
 // Device copies of a prepared case and the launch arguments over them.
 struct DeviceCase {
   DeviceBuffer q, k, v, out, lse, counts, indices, cu_q, cu_k;
@@ -214,8 +205,8 @@ TEST_P(GpuBlockSparseAttention, MatchesTheFp64Reference) {
     d.lse.download(got_lse.data());
     const std::vector<double> got_d = got.to_doubles(), want_d = want.to_doubles();
     for (double x : got_d) ASSERT_TRUE(std::isfinite(x)) << "an output element was not written";
-    const double tolerance = 2 * relative_error(want.converted(c.dtype).to_doubles(), want_d) + 1e-5;
-    EXPECT_LE(relative_error(got_d, want_d), tolerance);
+    const double tolerance = 2 * testing::relative_error(want.converted(c.dtype).to_doubles(), want_d) + 1e-5;
+    EXPECT_LE(testing::relative_error(got_d, want_d), tolerance);
     const std::vector<double> lse_want = want_lse.to_doubles();
     for (std::size_t i = 0; i < got_lse.size(); ++i) {
       if (std::isinf(lse_want[i])) {

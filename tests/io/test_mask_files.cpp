@@ -11,12 +11,6 @@
 namespace sparsefill {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("sparsefill_test_" + std::to_string(testing::fresh_seed()) + name))
-      .string();
-}
-
 BlockMask random_mask(std::mt19937_64& rng) {
   std::bernoulli_distribution keep(0.3);
   std::vector<std::uint8_t> map(2 * 4 * 6 * 6);
@@ -28,7 +22,7 @@ TEST(MaskFiles, RoundTripBothFormats) {
   std::mt19937_64 rng(testing::fresh_seed());
   const BlockMask mask = random_mask(rng);
   for (const char* ext : {".safetensors", ".npy"}) {
-    const std::string path = temp_path(ext);
+    const std::string path = testing::temp_path(ext);
     write_block_mask(path, mask);
     const BlockMask back = read_block_mask(path, 64);
     EXPECT_EQ(back.kv_num_blocks(), mask.kv_num_blocks()) << ext;
@@ -40,7 +34,7 @@ TEST(MaskFiles, RoundTripBothFormats) {
 
 TEST(MaskFiles, RejectsOutOfRangeIndices) {
   std::vector<std::int32_t> counts = {1}, indices = {5, 0};
-  const std::string path = temp_path(".safetensors");
+  const std::string path = testing::temp_path(".safetensors");
   write_safetensors(path,
                     {{"kv_num_blocks", make_view(counts.data(), DType::kInt32, {1, 1, 1})},
                      {"kv_indices", make_view(indices.data(), DType::kInt32, {1, 1, 1, 2})}},
@@ -48,7 +42,7 @@ TEST(MaskFiles, RejectsOutOfRangeIndices) {
   EXPECT_THROW(read_block_mask(path), Error);
   write_safetensors(path, {{"kv_num_blocks", make_view(counts.data(), DType::kInt32, {1, 1, 1})}}, {});
   EXPECT_THROW(read_block_mask(path), Error);
-  EXPECT_THROW(write_block_mask(temp_path(".txt"), BlockMask(1, 1, 1, 1)), Error);
+  EXPECT_THROW(write_block_mask(testing::temp_path(".txt"), BlockMask(1, 1, 1, 1)), Error);
   std::remove(path.c_str());
 }
 

@@ -12,12 +12,6 @@
 namespace sparsefill {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("sparsefill_test_" + std::to_string(testing::fresh_seed()) + name))
-      .string();
-}
-
 std::vector<char> file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), {}};
@@ -32,7 +26,7 @@ TEST(Npy, RoundTripsEveryDtype) {
   std::mt19937_64 rng(testing::fresh_seed());
   for (DType dtype : {DType::kBF16, DType::kFP16, DType::kFP32, DType::kFP64}) {
     const HostTensor t = testing::random_tensor(dtype, {2, 3, 5}, rng);
-    const std::string path = temp_path(".npy");
+    const std::string path = testing::temp_path(".npy");
     write_npy(path, t.view());
     const HostTensor back = read_npy(path);
     EXPECT_EQ(back.dtype(), dtype);
@@ -42,7 +36,7 @@ TEST(Npy, RoundTripsEveryDtype) {
   }
   HostTensor ints(DType::kInt32, {4});
   for (int i = 0; i < 4; ++i) ints.ptr<std::int32_t>()[i] = i * 1000 - 7;
-  const std::string path = temp_path(".npy");
+  const std::string path = testing::temp_path(".npy");
   write_npy(path, ints.view());
   EXPECT_EQ(read_npy(path).to_doubles(), ints.to_doubles());
   std::remove(path.c_str());
@@ -54,7 +48,7 @@ TEST(Npy, WritesStridedViewsInLogicalOrder) {
   TensorView transposed = t.view();
   std::swap(transposed.shape[0], transposed.shape[1]);
   std::swap(transposed.stride[0], transposed.stride[1]);
-  const std::string path = temp_path(".npy");
+  const std::string path = testing::temp_path(".npy");
   write_npy(path, transposed);
   const HostTensor back = read_npy(path);
   EXPECT_EQ(back.shape(), (std::vector<std::int64_t>{4, 3}));
@@ -65,10 +59,10 @@ TEST(Npy, WritesStridedViewsInLogicalOrder) {
 TEST(Npy, RejectsCorruptedFiles) {
   std::mt19937_64 rng(testing::fresh_seed());
   const HostTensor t = testing::random_tensor(DType::kFP32, {8, 8}, rng);
-  const std::string good = temp_path(".npy");
+  const std::string good = testing::temp_path(".npy");
   write_npy(good, t.view());
   const std::vector<char> bytes = file_bytes(good);
-  const std::string bad = temp_path("_bad.npy");
+  const std::string bad = testing::temp_path("_bad.npy");
   auto rejects = [&](std::vector<char> b) {
     write_bytes(bad, b);
     EXPECT_THROW(read_npy(bad), Error);
@@ -93,7 +87,7 @@ TEST(Npy, RejectsCorruptedFiles) {
   text = std::string(bytes.begin(), bytes.end());
   text.replace(text.find("False"), 5, "True ");
   rejects(std::vector<char>(text.begin(), text.end()));
-  EXPECT_THROW(read_npy(temp_path("_missing.npy")), Error);
+  EXPECT_THROW(read_npy(testing::temp_path("_missing.npy")), Error);
   std::remove(good.c_str());
   std::remove(bad.c_str());
 }

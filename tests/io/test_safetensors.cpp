@@ -12,12 +12,6 @@
 namespace sparsefill {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("sparsefill_test_" + std::to_string(testing::fresh_seed()) + name))
-      .string();
-}
-
 TEST(Safetensors, RoundTripsSeveralTensorsAndMetadata) {
   std::mt19937_64 rng(testing::fresh_seed());
   const HostTensor q = testing::random_tensor(DType::kBF16, {1, 7, 4, 16}, rng);
@@ -25,7 +19,7 @@ TEST(Safetensors, RoundTripsSeveralTensorsAndMetadata) {
   const HostTensor f = testing::random_tensor(DType::kFP32, {3}, rng);
   HostTensor flags(DType::kBool, {5});
   flags.ptr<std::uint8_t>()[2] = 1;
-  const std::string path = temp_path(".safetensors");
+  const std::string path = testing::temp_path(".safetensors");
   write_safetensors(path, {{"q", q.view()}, {"k", k.view()}, {"f", f.view()}, {"flags", flags.view()}},
                     {{"layer", "3"}});
   const SafetensorsContents c = read_safetensors(path);
@@ -43,11 +37,11 @@ TEST(Safetensors, RoundTripsSeveralTensorsAndMetadata) {
 TEST(Safetensors, RejectsCorruptedFiles) {
   std::mt19937_64 rng(testing::fresh_seed());
   const HostTensor t = testing::random_tensor(DType::kFP32, {4, 4}, rng);
-  const std::string good = temp_path(".safetensors");
+  const std::string good = testing::temp_path(".safetensors");
   write_safetensors(good, {{"t", t.view()}});
   std::ifstream in(good, std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), {});
-  const std::string bad = temp_path("_bad.safetensors");
+  const std::string bad = testing::temp_path("_bad.safetensors");
   auto rejects = [&](const std::string& b, const char* why) {
     std::ofstream(bad, std::ios::binary) << b;
     EXPECT_THROW(read_safetensors(bad), Error) << why;
@@ -76,10 +70,10 @@ TEST(Safetensors, RejectsCorruptedFiles) {
 
 TEST(Safetensors, FailedWriteLeavesNothing) {
   HostTensor t(DType::kFP32, {2});
-  const std::string dir = temp_path("_no_such_dir");
+  const std::string dir = testing::temp_path("_no_such_dir");
   EXPECT_THROW(write_safetensors(dir + "/x.safetensors", {{"t", t.view()}}), Error);
   EXPECT_FALSE(std::filesystem::exists(dir));
-  EXPECT_THROW(write_safetensors(temp_path(".safetensors"), {{"__metadata__", t.view()}}), Error);
+  EXPECT_THROW(write_safetensors(testing::temp_path(".safetensors"), {{"__metadata__", t.view()}}), Error);
 }
 
 }  // namespace

@@ -14,15 +14,6 @@ namespace {
 
 using testing::NaiveSequence;
 
-double relative_error(const std::vector<double>& got, const std::vector<double>& want) {
-  double diff = 0, ref = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    diff += (got[i] - want[i]) * (got[i] - want[i]);
-    ref += want[i] * want[i];
-  }
-  return ref > 0 ? std::sqrt(diff / ref) : std::sqrt(diff);
-}
-
 struct Case {
   bool varlen = false, causal = true;
   std::int64_t heads_q = 4, heads_kv = 2, head_dim = 64, block = 64;
@@ -153,7 +144,8 @@ TEST(ReferenceAttention, MatchesNaiveFp64OnRandomShapes) {
       const std::vector<double> got = out.to_doubles(), got_lse = lse.to_doubles();
       for (double x : got) ASSERT_TRUE(std::isfinite(x)) << "an output element was not written";
       const double tolerance = acc == Accumulation::kFP64 ? 1e-12 : 2e-6;
-      EXPECT_LT(relative_error(got, want.out), tolerance) << (acc == Accumulation::kFP64 ? "fp64" : "fp32");
+      EXPECT_LT(testing::relative_error(got, want.out), tolerance)
+          << (acc == Accumulation::kFP64 ? "fp64" : "fp32");
       for (std::size_t i = 0; i < got_lse.size(); ++i) {
         if (std::isinf(want.lse[i])) {
           EXPECT_TRUE(std::isinf(got_lse[i]) && got_lse[i] < 0) << "lse " << i;

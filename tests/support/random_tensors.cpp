@@ -1,5 +1,7 @@
 #include "support/random_tensors.hpp"
 
+#include <cmath>
+#include <filesystem>
 #include <limits>
 
 namespace sparsefill::testing {
@@ -21,6 +23,21 @@ void poison(HostTensor& t) {
   for (std::int64_t i = 0; i < t.numel(); ++i) {
     store_from_double(t.data(), t.dtype(), i, std::numeric_limits<double>::quiet_NaN());
   }
+}
+
+std::string temp_path(const std::string& suffix) {
+  return (std::filesystem::temp_directory_path() /
+          ("sparsefill_test_" + std::to_string(fresh_seed()) + suffix))
+      .string();
+}
+
+double relative_error(const std::vector<double>& got, const std::vector<double>& want) {
+  double diff = 0, ref = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    diff += (got[i] - want[i]) * (got[i] - want[i]);
+    ref += want[i] * want[i];
+  }
+  return ref > 0 ? std::sqrt(diff / ref) : std::sqrt(diff);
 }
 
 }  // namespace sparsefill::testing

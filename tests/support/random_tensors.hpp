@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "sparsefill/tensor.hpp"
@@ -17,5 +18,11 @@ HostTensor random_tensor(DType dtype, const std::vector<std::int64_t>& shape, st
 
 // Fills every element of a floating tensor with NaN (poisoning outputs before a run).
 void poison(HostTensor& t);
+
+// A fresh path in the temporary directory ending with `suffix` (not created).
+std::string temp_path(const std::string& suffix);
+
+// ||got - want|| / ||want|| (the plain norm of the difference when want is all zero).
+double relative_error(const std::vector<double>& got, const std::vector<double>& want);
 
 }  // namespace sparsefill::testing

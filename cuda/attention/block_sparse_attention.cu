@@ -5,12 +5,14 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cub/device/device_radix_sort.cuh>
 #include <string>
 
 #include "attention/attention_params.hpp"
 #include "attention/attention_tiles.hpp"
-#include "attention/simt_attention_kernel.cuh"
+#include "attention/schedule_kernel.cuh"
+#include "attention/tensor_core_attention_kernel.cuh"
 #include "sparsefill/cuda/block_sparse_attention.hpp"
 #include "sparsefill/error.hpp"
 
@@ -134,6 +136,14 @@ AttentionKernelParams params_of(const BlockSparseAttentionArgs& a, const Geometr
   p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
   p.schedule = schedule;
   p.q_tiles = g.q_tiles;
+  // 16-byte loads need 16-byte aligned rows: base pointers and every token/head/batch stride a multiple of 8
+  // elements (both dtypes are 2 bytes).
+  bool aligned = true;
+  for (const TensorView* t : {&a.q, &a.k, &a.v}) {
+    aligned = aligned && reinterpret_cast<std::uintptr_t>(t->data) % 16 == 0;
+    for (int i = 0; i < t->rank - 1; ++i) aligned = aligned && t->stride[i] % 8 == 0;
+  }
+  p.vector_loads = aligned ? 1 : 0;
   return p;
 }
 
@@ -171,7 +181,11 @@ Workspace carve(void* base, int items) {
 
 template <typename Element, int kHeadDim>
 void launch(const AttentionKernelParams& p, int items, cudaStream_t stream) {
-  simt_block_sparse_attention<Element, kHeadDim><<<items, kThreads, 0, stream>>>(p);
+  constexpr int kSmem = tensor_core_smem_bytes<Element, kHeadDim>();
+  check_cuda(cudaFuncSetAttribute(tensor_core_block_sparse_attention<Element, kHeadDim>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem),
+             "shared memory opt-in");
+  tensor_core_block_sparse_attention<Element, kHeadDim><<<items, kThreads, kSmem, stream>>>(p);
 }
 
 }  // namespace

@@ -36,8 +36,12 @@ class DeviceBuffer {
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   void* get() const { return ptr_; }
-  void upload(const void* host) {
-    EXPECT_EQ(cudaMemcpy(ptr_, host, bytes_, cudaMemcpyHostToDevice), cudaSuccess);
+  void upload(const void* host) { upload(host, bytes_, 0); }
+  // Copies `bytes` from the host to `offset` bytes into the buffer.
+  void upload(const void* host, std::size_t bytes, std::size_t offset) {
+    ASSERT_LE(bytes + offset, bytes_);
+    EXPECT_EQ(cudaMemcpy(static_cast<char*>(ptr_) + offset, host, bytes, cudaMemcpyHostToDevice),
+              cudaSuccess);
   }
   void download(void* host) const {
     EXPECT_EQ(cudaMemcpy(host, ptr_, bytes_, cudaMemcpyDeviceToHost), cudaSuccess);
@@ -57,6 +61,7 @@ struct Case {
   DType dtype = DType::kBF16;
   std::string mask_heads = "q";  // "1", "kv" or "q"
   double density = 0.5;
+  bool misaligned = false;  // q/k/v views start one element into their buffers: the kernel's scalar-load path
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
@@ -72,6 +77,7 @@ std::vector<Case> cases() {
       {"noncausal_half", {190}, {333}, false, false, 4, 2, 128, 64, DType::kFP16, "kv", 0.5},
       {"varlen", {130, 1, 380}, {130, 77, 400}, true, true, 8, 4, 128, 64, DType::kBF16, "q", 0.5},
       {"dense_long", {1024, 1024}, {1024, 1024}, false, true, 8, 8, 128, 128, DType::kBF16, "1", 1.0},
+      {"misaligned_views", {333}, {333}, false, true, 4, 2, 64, 64, DType::kFP16, "q", 0.5, true},
   };
 }
 
@@ -129,25 +135,27 @@ Prepared prepare(const Case& c, std::mt19937_64& rng) {
 struct DeviceCase {
   DeviceBuffer q, k, v, out, lse, counts, indices, cu_q, cu_k;
   BlockSparseAttentionArgs args;
+  std::size_t shift;  // bytes the q/k/v views start into their buffers
   DeviceCase(const Case& c, const Prepared& p)
-      : q(p.q.size_bytes()),
-        k(p.k.size_bytes()),
-        v(p.v.size_bytes()),
+      : q(p.q.size_bytes() + 2),
+        k(p.k.size_bytes() + 2),
+        v(p.v.size_bytes() + 2),
         out(p.q.size_bytes()),
         lse(static_cast<std::size_t>(p.batch * c.heads_q * p.max_q) * sizeof(float)),
         counts(p.mask.kv_num_blocks().size() * sizeof(std::int32_t)),
         indices(p.mask.kv_indices().size() * sizeof(std::int32_t)),
         cu_q(std::max<std::size_t>(p.cu_q.size(), 1) * sizeof(std::int32_t)),
-        cu_k(std::max<std::size_t>(p.cu_k.size(), 1) * sizeof(std::int32_t)) {
-    q.upload(p.q.data());
-    k.upload(p.k.data());
-    v.upload(p.v.data());
+        cu_k(std::max<std::size_t>(p.cu_k.size(), 1) * sizeof(std::int32_t)),
+        shift(c.misaligned ? 2 : 0) {
+    q.upload(p.q.data(), p.q.size_bytes(), shift);
+    k.upload(p.k.data(), p.k.size_bytes(), shift);
+    v.upload(p.v.data(), p.v.size_bytes(), shift);
     counts.upload(p.mask.kv_num_blocks().data());
     indices.upload(p.mask.kv_indices().data());
-    args.q = view_on(q, p.q);
-    args.k = view_on(k, p.k);
-    args.v = view_on(v, p.v);
-    args.out = view_on(out, p.q);
+    args.q = view_on(q, p.q, shift);
+    args.k = view_on(k, p.k, shift);
+    args.v = view_on(v, p.v, shift);
+    args.out = view_on(out, p.q, 0);
     args.lse = static_cast<float*>(lse.get());
     args.mask = {static_cast<const std::int32_t*>(counts.get()),
                  static_cast<const std::int32_t*>(indices.get()),
@@ -167,9 +175,9 @@ struct DeviceCase {
       args.max_seqlen_k = p.max_k;
     }
   }
-  static TensorView view_on(const DeviceBuffer& buffer, const HostTensor& like) {
+  static TensorView view_on(const DeviceBuffer& buffer, const HostTensor& like, std::size_t shift) {
     TensorView view = like.view();
-    view.data = buffer.get();
+    view.data = static_cast<char*>(buffer.get()) + shift;
     return view;
   }
 };

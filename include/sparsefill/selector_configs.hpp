@@ -7,16 +7,6 @@
 
 namespace sparsefill {
 
-// The cumulative-threshold rules of algorithms.md §0.2 (T4 belongs to SpargeAttn, not offered).
-enum class TopPRule {
-  kT1,           // keep while the mass before the item < p * Z (includes the crossing item)
-  kT2,           // keep up to the first item whose cumulative mass >= tau * Z; nothing if never reached
-  kT3Reference,  // XAttention find_blocks_chunked as the reference code behaves (§0.3)
-  kT3Clean,      // column 0 and diagonal forced, then the true mass before each candidate < tau * Z
-  kT5,           // keep items whose cumulative mass <= gamma * Z (excludes the crossing item)
-  kTopK,         // the k largest
-};
-
 struct ParamSpec {
   enum class Kind { kDouble, kInt, kBool, kChoice };
   std::string name;  // flag name without the method prefix, e.g. "p-high"
@@ -53,7 +43,7 @@ struct PBSConfig {
 };
 
 struct MeanPoolConfig {
-  std::string rule = "t2";  // t1 | t2 | topk
+  std::string rule = "t2";  // t1 | t2 | t4 | t5 | topk (the rules of algorithms.md §0.2; T3 is XAttention's)
   double threshold = 0.9;
   std::int64_t top_k = 16;
   bool force_sink = true, force_diagonal = true;

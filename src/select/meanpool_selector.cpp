@@ -34,6 +34,8 @@ class MeanPoolSelector final : public Selector {
         if (softmax_over(logits.data(), candidates, geo.nk, probs.data())) {
           if (c_.rule == "t1") kept = select_t1(probs.data(), candidates, c_.threshold, 1.0);
           if (c_.rule == "t2") kept = select_t2(probs.data(), candidates, c_.threshold, 1.0);
+          if (c_.rule == "t4") kept = select_t4(probs.data(), candidates, c_.threshold, 1.0);
+          if (c_.rule == "t5") kept = select_t5(probs.data(), candidates, c_.threshold, 1.0);
           if (c_.rule == "topk") kept = select_top_k(probs.data(), candidates, c_.top_k);
         }
         mask.set_row(b, h, u, geo.with_forced(u, std::move(kept), c_.force_sink, c_.force_diagonal));
@@ -49,8 +51,9 @@ class MeanPoolSelector final : public Selector {
 }  // namespace
 
 std::unique_ptr<Selector> make_meanpool_selector(const MeanPoolConfig& config) {
-  require(config.rule == "t1" || config.rule == "t2" || config.rule == "topk", "meanpool.rule",
-          "must be t1, t2 or topk");
+  require(config.rule == "t1" || config.rule == "t2" || config.rule == "t4" || config.rule == "t5" ||
+              config.rule == "topk",
+          "meanpool.rule", "must be t1, t2, t4, t5 or topk");
   require(config.rule == "topk" ? config.top_k >= 1 : config.threshold > 0 && config.threshold <= 1,
           config.rule == "topk" ? "meanpool.top-k" : "meanpool.threshold", "out of range");
   return std::make_unique<MeanPoolSelector>(config);

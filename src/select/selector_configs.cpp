@@ -55,11 +55,12 @@ std::vector<ParamSpec> PBSConfig::params() {
 }
 
 std::vector<ParamSpec> MeanPoolConfig::params() {
-  return {{"rule", "selection rule", K::kChoice, &rule, {"t1", "t2", "topk"}},
-          {"threshold", "top-p threshold (t1, t2)", K::kDouble, &threshold, {}},
-          {"top-k", "blocks per row (topk)", K::kInt, &top_k, {}},
-          {"force-sink", "force key block 0", K::kBool, &force_sink, {}},
-          {"force-diagonal", "force the diagonal block", K::kBool, &force_diagonal, {}}};
+  return {
+      {"rule", "selection rule (algorithms.md §0.2)", K::kChoice, &rule, {"t1", "t2", "t4", "t5", "topk"}},
+      {"threshold", "cumulative threshold (t1, t2, t4, t5)", K::kDouble, &threshold, {}},
+      {"top-k", "blocks per row (topk)", K::kInt, &top_k, {}},
+      {"force-sink", "force key block 0", K::kBool, &force_sink, {}},
+      {"force-diagonal", "force the diagonal block", K::kBool, &force_diagonal, {}}};
 }
 
 std::vector<ParamSpec> XAttentionConfig::params() {

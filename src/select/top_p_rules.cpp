@@ -74,6 +74,13 @@ std::vector<std::int32_t> select_t5(const double* scores, const std::vector<std:
   return sorted(kept);
 }
 
+std::vector<std::int32_t> select_t4(const double* scores, const std::vector<std::int32_t>& candidates,
+                                    double tau, double total) {
+  std::vector<std::int32_t> kept = select_t5(scores, candidates, tau, total);
+  if (kept.empty() && !candidates.empty()) kept = select_top_k(scores, candidates, 1);
+  return kept;
+}
+
 std::vector<std::int32_t> select_top_k(const double* scores, const std::vector<std::int32_t>& candidates,
                                        std::int64_t k) {
   std::vector<std::int32_t> order = order_by_score(scores, candidates);

@@ -16,6 +16,10 @@ std::vector<std::int32_t> select_t1(const double* scores, const std::vector<std:
 // T2: keep items up to the first whose cumulative mass >= tau * total; nothing when no prefix reaches it.
 std::vector<std::int32_t> select_t2(const double* scores, const std::vector<std::int32_t>& candidates,
                                     double tau, double total);
+// T4 (SpargeAttn): keep the items whose cumulative mass <= tau * total, but at least one (the crossing item
+// is not kept).
+std::vector<std::int32_t> select_t4(const double* scores, const std::vector<std::int32_t>& candidates,
+                                    double tau, double total);
 // T5: keep items whose cumulative mass <= gamma * total (the crossing item is not kept).
 std::vector<std::int32_t> select_t5(const double* scores, const std::vector<std::int32_t>& candidates,
                                     double gamma, double total);

@@ -194,7 +194,7 @@ TEST(SelectorProperties, InvalidSettingsNameTheParameter) {
   s.oracle.p = 1.5;
   EXPECT_EQ(argument("oracle", s), "oracle.p");
   s = {};
-  s.meanpool.rule = "t4";
+  s.meanpool.rule = "t3";
   EXPECT_EQ(argument("meanpool", s), "meanpool.rule");
   EXPECT_EQ(argument("nosuch", {}), "method");
 }

@@ -32,6 +32,12 @@ TEST(TopPRules, T5ExcludesTheCrossingItem) {
   EXPECT_EQ(select_t5(kRow, kAll, 0.3, 1.0), (Blocks{}));
 }
 
+TEST(TopPRules, T4IsT5WithAtLeastOneItem) {
+  EXPECT_EQ(select_t4(kRow, kAll, 0.7, 1.0), (Blocks{1, 3}));  // as T5
+  EXPECT_EQ(select_t4(kRow, kAll, 0.3, 1.0), (Blocks{1}));     // T5 keeps nothing; T4 keeps the top item
+  EXPECT_EQ(select_t4(kRow, {}, 0.3, 1.0), (Blocks{}));
+}
+
 TEST(TopPRules, TopKAndTiesByLowerIndex) {
   const double ties[] = {0.25, 0.25, 0.25, 0.25};
   EXPECT_EQ(select_top_k(ties, kAll, 2), (Blocks{0, 1}));

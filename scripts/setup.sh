@@ -43,5 +43,6 @@ configure_and_build() {
 }
 
 install_debian_packages
+"$repo/scripts/fetch_model.sh"
 mkdir -p "$build_dir"
 configure_and_build

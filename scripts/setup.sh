@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${SPARSEFILL_BUILD_DIR:-$repo/build}
 
 debian_packages=(cmake ninja-build g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev libpng-dev libfreetype-dev
-                 fonts-dejavu-core libgtest-dev googletest python3)
+                 fonts-dejavu-core libopenblas-dev libgtest-dev googletest python3 python3-pip)
 
 install_debian_packages() {
   local missing=()

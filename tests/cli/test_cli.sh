@@ -56,6 +56,17 @@ fails_with "eval rejects a bad sweep" "--sweep" "$bin" eval --methods prism --sw
 if ! command -v nvidia-smi >/dev/null 2>&1; then
   fails_with "--device cuda without a GPU is a clear error" "device" "$bin" run --len 64 --heads-q 2 --heads-kv 1 --device cuda
 fi
+if [ -f "${SPARSEFILL_MODEL:-}" ]; then
+  "$bin" capture --model "$SPARSEFILL_MODEL" --prompt "The capital of France is Paris. The capital of Italy is Rome." \
+    --layers 0,29 --out "$work" >/dev/null 2>&1
+  check "capture writes the chosen layers" test -s "$work/layer_0.safetensors" -a -s "$work/layer_29.safetensors"
+  check "captured q/k/v run through every selector path" bash -c "'$bin' run --q '$work/layer_29.safetensors:q' \
+    --k '$work/layer_29.safetensors:k' --v '$work/layer_29.safetensors:v' --rope-layout interleaved --method prism \
+    --block-size 64 >/dev/null 2>&1"
+  fails_with "capture rejects a layer out of range" "--layers" "$bin" capture --model "$SPARSEFILL_MODEL" --prompt hi --layers 30 --out "$work"
+else
+  echo "skip - capture checks (no model: scripts/fetch_model.sh)"
+fi
 fails_with "unknown method is rejected" "method" "$bin" run --method nosuch --len 64
 fails_with "zero length is rejected" "--len" "$bin" run --len 0
 fails_with "bad head split is rejected" "heads_kv" "$bin" run --len 64 --heads-q 6 --heads-kv 4

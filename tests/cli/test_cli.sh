@@ -20,7 +20,7 @@ fails_with() {  # fails_with "description" "expected text" command...
 check "help documents run flags" bash -c "'$bin' run --help | grep -q -- '--mask-out'"
 check "scenes lists presets" bash -c "'$bin' scenes | grep -q llama31-like"
 
-out=$("$bin" run --scene llama31-like --len 300 --heads-q 8 --heads-kv 2 --seed 3 --json "$work/r.json" \
+out=$("$bin" run --scene llama31-like --len 300 --heads-q 8 --heads-kv 2 --seed 3 --device cpu --json "$work/r.json" \
       --mask-out "$work/m.safetensors" --png "$work/m.png" 2>&1)
 check "run exits 0" test $? -eq 0
 check "run prints the table" grep -q "recall mean" <<<"$out"

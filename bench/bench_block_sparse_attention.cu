@@ -109,8 +109,8 @@ int main(int argc, char** argv) {
   check(cudaGetDeviceProperties(&prop, 0), "device");
   std::printf("device %s; shape 32/8 heads, d 128, bf16, causal, block 128, per-query-head random masks\n",
               prop.name);
-  std::printf("%8s %8s %9s %10s %12s %14s\n", "len", "density", "ms", "TFLOP/s", "useful TF/s",
-              "x dense time");
+  std::printf("%8s %8s %9s %10s %12s %14s  %s\n", "len", "density", "ms", "TFLOP/s", "useful TF/s",
+              "x dense time", "kernel");
   std::mt19937_64 rng(1234);
   for (const std::string& len_text : split(lens)) {
     const std::int64_t L = std::stoll(len_text), nb = (L + 127) / 128;
@@ -165,10 +165,11 @@ int main(int argc, char** argv) {
       const double ms = times[times.size() / 2];
       if (density >= 1.0) dense_ms = ms;
       const double useful = 4.0 * d * visible_pairs(mask, L);  // pairs summed over the heads
-      std::printf("%8lld %8.3f %9.3f %10.1f %12.1f %14s\n", static_cast<long long>(L),
+      std::printf("%8lld %8.3f %9.3f %10.1f %12.1f %14s  %s\n", static_cast<long long>(L),
                   mask_density(mask, describe_attention(args.q, args.k, args.v), true).overall, ms,
                   dense_flops / ms / 1e9, useful / ms / 1e9,
-                  dense_ms > 0 ? std::to_string(ms / dense_ms).substr(0, 5).c_str() : "-");
+                  dense_ms > 0 ? std::to_string(ms / dense_ms).substr(0, 5).c_str() : "-",
+                  cuda::BlockSparseAttention::kernel_name(args));
       cudaFree(workspace);
       cudaFree(counts);
       cudaFree(indices);

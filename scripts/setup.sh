@@ -34,6 +34,7 @@ configure_and_build() {
   local nvcc
   nvcc=$(find_nvcc || true)
   if [ -n "$nvcc" ]; then
+    "$repo/scripts/fetch_cutlass.sh"
     cmake_args+=(-DCMAKE_CUDA_COMPILER="$nvcc")
   else
     echo "setup: no nvcc found; building without the CUDA kernels"

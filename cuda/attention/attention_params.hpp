@@ -26,7 +26,8 @@ struct AttentionKernelParams {
   int causal;
   float scale_log2;              // softmax scale times log2(e)
   const std::int32_t* schedule;  // work items, heaviest first; item = (b * heads_q + h) * q_tiles + tile
-  int q_tiles;                   // 64-row tiles per (sequence, head) at the maximum length
+  int tile_rows;                 // query rows per work item (the kernel's tile height)
+  int q_tiles;                   // tiles per (sequence, head) at the maximum length
   int vector_loads;  // 1 when q/k/v rows are 16-byte aligned (pointers and strides): 16-byte loads
 };
 

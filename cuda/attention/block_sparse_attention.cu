@@ -1,11 +1,17 @@
 // Host launcher of the block-sparse attention kernels (design note): validate the views and the mask geometry
-// on the host (no device reads), size the workspace (work keys, item ids, their sorted copies, CUB's
-// scratch), plan on the GPU (per-item work, then a descending radix sort: heaviest tiles first), run one CTA
-// per item in that order.
+// on the host (no device reads), choose the kernel, size the workspace (work keys, item ids, their sorted
+// copies, CUB's scratch), plan on the GPU (per-item work, then a descending radix sort: heaviest tiles first),
+// run one CTA per item in that order.
+//
+// Kernels: the Hopper kernel (wgmma + TMA, 128-row tiles; attention/wgmma/) runs whenever it can: an sm_90
+// device, 128x128 mask blocks and 16-byte aligned rows (TMA's requirement). Any other case runs the generic
+// tensor-core kernel (WMMA, 64-row tiles), which takes every block size and alignment. kernel_name() says
+// which one a call uses.
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <cub/device/device_radix_sort.cuh>
 #include <string>
 
@@ -13,6 +19,7 @@
 #include "attention/attention_tiles.hpp"
 #include "attention/schedule_kernel.cuh"
 #include "attention/tensor_core_attention_kernel.cuh"
+#include "attention/wgmma/wgmma_entry.hpp"
 #include "sparsefill/cuda/block_sparse_attention.hpp"
 #include "sparsefill/error.hpp"
 
@@ -33,9 +40,29 @@ bool is_device_pointer(const void* ptr) {
 }
 
 struct Geometry {
-  int batch, seqlen_q, seqlen_k, heads_q, heads_kv, head_dim, q_tiles, items;
-  bool varlen;
+  int batch, seqlen_q, seqlen_k, heads_q, heads_kv, head_dim, tile_rows, q_tiles, items;
+  bool varlen, hopper;  // hopper: the wgmma kernel runs
 };
+
+// 16-byte aligned base pointers and strides (in 2-byte elements: multiples of 8), as TMA and vector loads need.
+bool rows_aligned(std::initializer_list<const TensorView*> views) {
+  bool aligned = true;
+  for (const TensorView* t : views) {
+    aligned = aligned && reinterpret_cast<std::uintptr_t>(t->data) % 16 == 0;
+    for (int i = 0; i < t->rank - 1; ++i) aligned = aligned && t->stride[i] % 8 == 0;
+  }
+  return aligned;
+}
+
+bool current_device_is_sm90() {
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return major == 9;
+}
 
 Geometry geometry_of(const BlockSparseAttentionArgs& a) {
   Geometry g{};
@@ -94,7 +121,10 @@ Geometry geometry_of(const BlockSparseAttentionArgs& a) {
   require(m.num_k_blocks == (g.seqlen_k + m.block_k - 1) / m.block_k, "mask.num_k_blocks",
           "does not match seqlen_k and block_k");
   require(std::isfinite(a.scale) && a.scale >= 0, "scale", "must be finite and >= 0");
-  g.q_tiles = (g.seqlen_q + kTileRows - 1) / kTileRows;
+  g.hopper = m.block_q == wgmma::kRows && m.block_k == wgmma::kRows && rows_aligned({&a.q, &a.k, &a.v, &a.out}) &&
+             current_device_is_sm90();
+  g.tile_rows = g.hopper ? wgmma::kRows : kTileRows;
+  g.q_tiles = (g.seqlen_q + g.tile_rows - 1) / g.tile_rows;
   const long long items = static_cast<long long>(g.batch) * g.heads_q * g.q_tiles;
   require(items < (1LL << 31), "q", "too many query tiles");
   g.items = static_cast<int>(items);
@@ -135,15 +165,9 @@ AttentionKernelParams params_of(const BlockSparseAttentionArgs& a, const Geometr
   const double scale = a.scale > 0 ? a.scale : 1.0 / std::sqrt(static_cast<double>(g.head_dim));
   p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
   p.schedule = schedule;
+  p.tile_rows = g.tile_rows;
   p.q_tiles = g.q_tiles;
-  // 16-byte loads need 16-byte aligned rows: base pointers and every token/head/batch stride a multiple of 8
-  // elements (both dtypes are 2 bytes).
-  bool aligned = true;
-  for (const TensorView* t : {&a.q, &a.k, &a.v}) {
-    aligned = aligned && reinterpret_cast<std::uintptr_t>(t->data) % 16 == 0;
-    for (int i = 0; i < t->rank - 1; ++i) aligned = aligned && t->stride[i] % 8 == 0;
-  }
-  p.vector_loads = aligned ? 1 : 0;
+  p.vector_loads = rows_aligned({&a.q, &a.k, &a.v}) ? 1 : 0;
   return p;
 }
 
@@ -190,6 +214,10 @@ void launch(const AttentionKernelParams& p, int items, cudaStream_t stream) {
 
 }  // namespace
 
+const char* BlockSparseAttention::kernel_name(const BlockSparseAttentionArgs& args) {
+  return geometry_of(args).hopper ? "hopper-wgmma-tma" : "generic-wmma";
+}
+
 void BlockSparseAttention::validate(const BlockSparseAttentionArgs& args) {
   geometry_of(args);
   for (const auto& [ptr, name] : {std::pair<const void*, const char*>{args.q.data, "q"},
@@ -229,6 +257,15 @@ void BlockSparseAttention::run(const BlockSparseAttentionArgs& args, void* works
   const AttentionKernelParams p = params_of(args, g, w.schedule);
   auto s = static_cast<cudaStream_t>(stream);
   const bool bf16 = args.q.dtype == DType::kBF16;
+  if (g.hopper) {
+    const wgmma::TmaExtents extents{static_cast<int>(g.varlen ? args.q.shape[0] : g.seqlen_q),
+                                    static_cast<int>(g.varlen ? args.k.shape[0] : g.seqlen_k),
+                                    g.varlen ? 1 : g.batch};
+    check_cuda(bf16 ? wgmma::launch<cutlass::bfloat16_t>(g.head_dim, p, extents, g.items, s)
+                    : wgmma::launch<cutlass::half_t>(g.head_dim, p, extents, g.items, s),
+               "attention kernel launch");
+    return;
+  }
   if (g.head_dim == 64) {
     bf16 ? launch<__nv_bfloat16, 64>(p, g.items, s) : launch<__half, 64>(p, g.items, s);
   } else {

@@ -1,10 +1,9 @@
-// The planning kernel: the work of each (sequence, query head, 64-row tile) item, which the launcher sorts so
+// The planning kernel: the work of each (sequence, query head, tile) item, which the launcher sorts so
 // the heaviest tiles start first.
 #pragma once
 #include <cstdint>
 
 #include "attention/attention_params.hpp"
-#include "attention/attention_tiles.hpp"
 
 namespace sparsefill::cuda {
 
@@ -18,7 +17,7 @@ __global__ void tile_work_kernel(const AttentionKernelParams p, int items, std::
   const int h = (item / p.q_tiles) % p.heads_q;
   const int b = item / (p.q_tiles * p.heads_q);
   const int mh = p.mask_heads == 1 ? 0 : (p.mask_heads == p.heads_q ? h : h / (p.heads_q / p.heads_kv));
-  const int u = tile * kTileRows / p.block_q;
+  const int u = tile * p.tile_rows / p.block_q;
   work[item] = p.kv_num_blocks[(static_cast<long long>(b) * p.mask_heads + mh) * p.num_q_blocks + u];
   ids[item] = item;
 }

@@ -23,6 +23,12 @@ using cuda::BlockSparseAttentionArgs;
 #define SKIP_WITHOUT_GPU() \
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda_device_description()
 
+bool gpu_is_sm90() {
+  int device = 0, major = 0;
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major == 9;
+}
+
 void ok(cudaError_t status) {
   ASSERT_EQ(status, cudaSuccess) << cudaGetErrorString(status);
 }
@@ -78,6 +84,13 @@ std::vector<Case> cases() {
       {"varlen", {130, 1, 380}, {130, 77, 400}, true, true, 8, 4, 128, 64, DType::kBF16, "q", 0.5},
       {"dense_long", {1024, 1024}, {1024, 1024}, false, true, 8, 8, 128, 128, DType::kBF16, "1", 1.0},
       {"misaligned_views", {333}, {333}, false, true, 4, 2, 64, 64, DType::kFP16, "q", 0.5, true},
+      // 128x128 blocks and aligned rows: the Hopper kernel on sm_90.
+      {"hopper_mha_d64_odd", {777}, {777}, false, true, 4, 4, 64, 128, DType::kBF16, "q", 0.5},
+      {"hopper_varlen_gqa", {130, 1, 380, 129}, {130, 77, 400, 300}, true, true, 8, 2, 128, 128, DType::kFP16, "q", 0.5},
+      {"hopper_varlen_d64", {260, 500}, {300, 500}, true, true, 6, 3, 64, 128, DType::kBF16, "kv", 1.0},
+      {"hopper_noncausal_empty", {257}, {300}, false, false, 4, 2, 64, 128, DType::kFP16, "1", 0.0},
+      {"hopper_noncausal_sparse", {300}, {555}, false, false, 4, 2, 128, 128, DType::kBF16, "kv", 0.25},
+      {"hopper_misaligned_views", {333}, {333}, false, true, 4, 2, 128, 128, DType::kBF16, "q", 0.5, true},
   };
 }
 
@@ -201,6 +214,8 @@ TEST_P(GpuBlockSparseAttention, MatchesTheFp64Reference) {
 
     DeviceCase d(c, p);
     ASSERT_NO_THROW(BlockSparseAttention::validate(d.args));
+    const bool hopper_case = gpu_is_sm90() && c.block == 128 && !c.misaligned;
+    EXPECT_STREQ(BlockSparseAttention::kernel_name(d.args), hopper_case ? "hopper-wgmma-tma" : "generic-wmma");
     DeviceBuffer workspace(BlockSparseAttention::workspace_size(d.args));
     d.out.poison();
     d.lse.poison();

@@ -15,8 +15,9 @@
 // contents are trusted (reading them on the host would synchronise) but the kernel never reads outside the
 // tensors for any index value.
 //
-// This is the correct-first kernel (fp32 SIMT arithmetic, one CTA per 64 query rows); the wgmma/TMA kernel
-// will replace it behind this API.
+// Two kernels sit behind this API: on sm_90 with 128x128 mask blocks and 16-byte aligned rows, the Hopper
+// kernel (wgmma, TMA ring, warp specialisation, 128-row tiles); otherwise a generic tensor-core kernel (WMMA,
+// 64-row tiles) that takes every block size and alignment. Both compute the same function.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -49,6 +50,8 @@ class BlockSparseAttention {
   // Throws sparsefill::Error naming the argument when the call cannot run.
   static void validate(const BlockSparseAttentionArgs& args);
   static std::size_t workspace_size(const BlockSparseAttentionArgs& args);
+  // "hopper-wgmma-tma" or "generic-wmma": the kernel plan() and run() use for these arguments.
+  static const char* kernel_name(const BlockSparseAttentionArgs& args);
   // `stream` is a cudaStream_t.
   static void plan(const BlockSparseAttentionArgs& args, void* workspace, void* stream);
   static void run(const BlockSparseAttentionArgs& args, void* workspace, void* stream);

@@ -43,7 +43,9 @@ int run(const CaptureFlags& f) {
   for (std::int64_t l : wanted) require(l >= 0 && l < model.config().layers, "--layers", "layer " + std::to_string(l) + " out of range");
   const DType dtype = parse_dtype(f.dtype, "--dtype");
   require(dtype == DType::kBF16 || dtype == DType::kFP16 || dtype == DType::kFP32, "--dtype", "must be bf16, fp16 or fp32");
-  model.forward(tokens, {}, [&](const LayerQkv& qkv) {
+  LlamaModel::ForwardOptions options;
+  options.logits_from = static_cast<std::int64_t>(tokens.size()) - 1;  // the logits are not used
+  options.capture = [&](const LayerQkv& qkv) {
     if (!wanted.count(qkv.layer)) return;
     const HostTensor q = qkv.q.converted(dtype), k = qkv.k.converted(dtype), v = qkv.v.converted(dtype);
     const std::string path = f.out_dir + "/layer_" + std::to_string(qkv.layer) + ".safetensors";
@@ -52,7 +54,8 @@ int run(const CaptureFlags& f) {
                        {"rope_theta", fmt::format("{:g}", model.config().rope_theta)}, {"tokens", std::to_string(tokens.size())}});
     fmt::print("wrote {} ({} tokens, {}/{} heads, head_dim {}, {})\n", path, tokens.size(), model.config().heads_q,
                model.config().heads_kv, model.config().head_dim, f.dtype);
-  });
+  };
+  model.forward(tokens, options);
   return 0;
 }
 

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "commands.hpp"
 #include "selector_flags.hpp"
@@ -44,30 +43,6 @@ struct Point {
   double threshold = NAN, density = 0, recall_min = 0, recall_mean = 0, error = 0, select_seconds = 0;
 };
 
-std::map<std::string, std::vector<double>> parse_sweeps(const std::vector<std::string>& sweeps) {
-  std::map<std::string, std::vector<double>> out = default_thresholds();
-  for (const std::string& sweep : sweeps) {
-    const auto eq = sweep.find('=');
-    require(eq != std::string::npos, "--sweep", "expected METHOD=T1,T2,..., got '" + sweep + "'");
-    const std::string method = sweep.substr(0, eq);
-    require(default_thresholds().count(method) > 0, "--sweep",
-            "method '" + method + "' has no threshold to sweep");
-    std::vector<double> values;
-    std::stringstream list(sweep.substr(eq + 1));
-    for (std::string item; std::getline(list, item, ',');) {
-      try {
-        values.push_back(std::stod(item));
-      } catch (const std::exception&) {
-        throw Error("--sweep", "'" + item + "' is not a number");
-      }
-      require(values.back() > 0 && values.back() <= 1, "--sweep", "thresholds must be in (0, 1]");
-    }
-    require(!values.empty(), "--sweep", "no thresholds for " + method);
-    out[method] = values;
-  }
-  return out;
-}
-
 // Means over seeds of the points of one (scene, method, threshold).
 std::vector<Point> average_over_seeds(const std::vector<Point>& points) {
   std::vector<Point> out;
@@ -94,7 +69,7 @@ std::vector<Point> average_over_seeds(const std::vector<Point>& points) {
 }
 
 int run(EvalFlags& f) {
-  const auto thresholds = parse_sweeps(f.sweeps);
+  const auto thresholds = parse_sweeps(f.sweeps, default_thresholds());
   for (const auto& m : f.methods)
     make_selector(m, f.settings);  // validates names and settings before any work
   EvaluationOptions options;

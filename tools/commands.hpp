@@ -10,5 +10,6 @@ std::function<int()> add_run_command(CLI::App& app);
 std::function<int()> add_scenes_command(CLI::App& app);
 std::function<int()> add_eval_command(CLI::App& app);
 std::function<int()> add_capture_command(CLI::App& app);
+std::function<int()> add_model_eval_command(CLI::App& app);
 
 }  // namespace sparsefill::cli

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   commands.back().first = app.get_subcommand("eval");
   commands.emplace_back(nullptr, sparsefill::cli::add_capture_command(app));
   commands.back().first = app.get_subcommand("capture");
+  commands.emplace_back(nullptr, sparsefill::cli::add_model_eval_command(app));
+  commands.back().first = app.get_subcommand("model-eval");
   commands.emplace_back(nullptr, sparsefill::cli::add_scenes_command(app));
   commands.back().first = app.get_subcommand("scenes");
   try {

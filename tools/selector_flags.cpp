@@ -1,5 +1,9 @@
 #include "selector_flags.hpp"
 
+#include <sstream>
+
+#include "sparsefill/error.hpp"
+
 namespace sparsefill::cli {
 
 void add_selector_flags(CLI::App* command, SelectorSettings& settings) {
@@ -25,6 +29,33 @@ void add_selector_flags(CLI::App* command, SelectorSettings& settings) {
       option->capture_default_str()->group(method + " options");
     }
   }
+}
+
+std::map<std::string, std::vector<double>> parse_sweeps(const std::vector<std::string>& sweeps,
+                                                        std::map<std::string, std::vector<double>> defaults) {
+  for (const std::string& sweep : sweeps) {
+    const auto eq = sweep.find('=');
+    require(eq != std::string::npos, "--sweep", "expected METHOD=T1,T2,..., got '" + sweep + "'");
+    const std::string method = sweep.substr(0, eq);
+    try {
+      SelectorSettings{}.set_threshold(method, 0.5);
+    } catch (const Error&) {
+      throw Error("--sweep", "method '" + method + "' has no threshold to sweep");
+    }
+    std::vector<double> values;
+    std::stringstream list(sweep.substr(eq + 1));
+    for (std::string item; std::getline(list, item, ',');) {
+      try {
+        values.push_back(std::stod(item));
+      } catch (const std::exception&) {
+        throw Error("--sweep", "'" + item + "' is not a number");
+      }
+      require(values.back() > 0 && values.back() <= 1, "--sweep", "thresholds must be in (0, 1]");
+    }
+    require(!values.empty(), "--sweep", "no thresholds for " + method);
+    defaults[method] = values;
+  }
+  return defaults;
 }
 
 }  // namespace sparsefill::cli

@@ -1,11 +1,20 @@
-// Registers every selector parameter as a CLI flag "--<method>-<name>" bound to a SelectorSettings.
+// Selector options shared by the CLI's commands: every selector parameter as a flag "--<method>-<name>"
+// bound to a SelectorSettings, and threshold sweeps "--sweep METHOD=T1,T2,...".
 #pragma once
 #include <CLI/CLI.hpp>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "sparsefill/selector.hpp"
 
 namespace sparsefill::cli {
 
 void add_selector_flags(CLI::App* command, SelectorSettings& settings);
+
+// `defaults` with each "METHOD=T1,T2,..." of `sweeps` replacing its method's list. Error("--sweep") for a
+// malformed item, a method without a threshold, or a threshold outside (0, 1].
+std::map<std::string, std::vector<double>> parse_sweeps(const std::vector<std::string>& sweeps,
+                                                        std::map<std::string, std::vector<double>> defaults);
 
 }  // namespace sparsefill::cli

@@ -1,9 +1,10 @@
 // Llama forward pass (design note): weights are dequantised to fp32 once at load (135M parameters: ~0.5 GB).
 // A forward over N tokens keeps the residual stream [N, hidden]; each projection is one sgemm against the
-// [out, in] weight. Attention goes through reference_attention (dense) or a selector plus the block-sparse
-// reference, on [1, N, heads, head_dim] fp32 views, so the real model exercises exactly the library's
-// attention path. generate() recomputes the prefix for each decoded token with dense attention: simple and
-// exact, and cheap at this size.
+// [out, in] weight. Attention runs on [1, N, heads, head_dim] fp32 views through blocked_attention (the
+// tested fast form of the reference), dense or with a selector's mask (PBS: its key order), so the real model
+// exercises the library's selectors. Decode tokens (after ForwardOptions::prefill_tokens) attend densely over
+// everything before them, which is exactly what a KV cache computes; generate() recomputes the sequence per
+// step that way: simple and exact, and cheap at this size.
 #include "sparsefill/llama_model.hpp"
 
 #include <cblas.h>
@@ -11,8 +12,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "sparsefill/blocked_attention.hpp"
 #include "sparsefill/error.hpp"
-#include "sparsefill/reference_attention.hpp"
+#include "sparsefill/metrics.hpp"
 #include "sparsefill/rope.hpp"
 
 namespace sparsefill {
@@ -42,6 +44,53 @@ void rms_norm(const std::vector<float>& x, const std::vector<float>& weight, std
     const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
     for (std::int64_t c = 0; c < dim; ++c) y[r * dim + c] = x[r * dim + c] * inv * weight[c];
   }
+}
+
+// [1, count, heads, head_dim] view of rows [first, first + count) of a [n, heads * head_dim] buffer.
+TensorView rows_view(const std::vector<float>& t, std::int64_t heads, std::int64_t head_dim, std::int64_t first,
+                     std::int64_t count) {
+  return make_view(const_cast<float*>(t.data()) + first * heads * head_dim, DType::kFP32,
+                   {1, count, heads, head_dim});
+}
+
+struct LayerTensors {
+  const std::vector<float>&q, &k, &v;
+  std::vector<float>& out;
+};
+
+// Prefill rows through the selector (or dense), with the layer's statistics when asked for.
+void attend_prefill(const LayerTensors& t, const LlamaConfig& c, std::int64_t prefill, std::int64_t layer,
+                    RopeLayout layout, const LlamaModel::ForwardOptions& o) {
+  const TensorView q = rows_view(t.q, c.heads_q, c.head_dim, 0, prefill);
+  const TensorView k = rows_view(t.k, c.heads_kv, c.head_dim, 0, prefill);
+  const TensorView v = rows_view(t.v, c.heads_kv, c.head_dim, 0, prefill);
+  const TensorView out = rows_view(t.out, c.heads_q, c.head_dim, 0, prefill);
+  if (!o.attention.selector) {
+    blocked_attention(q, k, v, nullptr, nullptr, {}, {out, {}, {}, 0});
+    return;
+  }
+  SelectorInputs in;
+  in.q = q;
+  in.k = k;
+  in.v = v;
+  in.block_size = o.attention.block_size;
+  in.rope_layout = layout;
+  const Selection s = o.attention.selector->select(in);
+  const std::vector<std::int32_t>* order = s.key_order.empty() ? nullptr : &s.key_order;
+  if (!o.layer_stats) {
+    blocked_attention(q, k, v, &s.mask, order, {}, {out, {}, {}, 0});
+    return;
+  }
+  HostTensor sparse_lse(DType::kFP32, {1, c.heads_q, prefill}), dense_lse(DType::kFP32, {1, c.heads_q, prefill});
+  HostTensor dense_out(DType::kFP32, {1, prefill, c.heads_q, c.head_dim});
+  blocked_attention(q, k, v, &s.mask, order, {}, {out, sparse_lse.view(), {}, 0});
+  blocked_attention(q, k, v, nullptr, nullptr, {}, {dense_out.view(), dense_lse.view(), {}, 0});
+  const AttentionProblem problem = describe_attention(q, k, v);
+  const RecallReport recall = recall_from_lse(sparse_lse.view(), dense_lse.view(), problem, o.attention.block_size);
+  double recall_sum = 0;
+  for (double r : recall.head_mean) recall_sum += r;
+  o.layer_stats({layer, mask_density(s.mask, problem, true).overall,
+                 recall_sum / static_cast<double>(recall.head_mean.size())});
 }
 
 }  // namespace
@@ -86,11 +135,15 @@ LlamaModel LlamaModel::load(const GgufFile& f) {
   return m;
 }
 
-HostTensor LlamaModel::forward(const std::vector<std::int32_t>& tokens, const AttentionChoice& attention,
-                               const std::function<void(const LayerQkv&)>& capture) const {
+HostTensor LlamaModel::forward(const std::vector<std::int32_t>& tokens, const ForwardOptions& options) const {
   const LlamaConfig& c = config_;
   const std::int64_t n = static_cast<std::int64_t>(tokens.size());
   require(n >= 1, "tokens", "is empty");
+  require(options.prefill_tokens >= 0 && options.prefill_tokens <= n, "prefill_tokens",
+          "must be in [0, tokens] (0: all prefill), got " + std::to_string(options.prefill_tokens));
+  require(options.logits_from >= 0 && options.logits_from < n, "logits_from",
+          "must be in [0, tokens), got " + std::to_string(options.logits_from));
+  const std::int64_t prefill = options.prefill_tokens > 0 ? options.prefill_tokens : n;
   std::vector<float> x(static_cast<std::size_t>(n * c.hidden));
   for (std::int64_t t = 0; t < n; ++t) {
     require(tokens[t] >= 0 && tokens[t] < c.vocab, "tokens",
@@ -116,36 +169,22 @@ HostTensor LlamaModel::forward(const std::vector<std::int32_t>& tokens, const At
         apply_rope(k.data() + (t * c.heads_kv + hk) * c.head_dim, c.head_dim, static_cast<double>(t), freqs,
                    rope.layout);
     }
-    const TensorView qv = make_view(q.data(), DType::kFP32, {1, n, c.heads_q, c.head_dim});
-    const TensorView kv = make_view(k.data(), DType::kFP32, {1, n, c.heads_kv, c.head_dim});
-    const TensorView vv = make_view(v.data(), DType::kFP32, {1, n, c.heads_kv, c.head_dim});
-    if (capture) {
+    if (options.capture) {
       LayerQkv layer{l, HostTensor(DType::kFP32, {1, n, c.heads_q, c.head_dim}),
                      HostTensor(DType::kFP32, {1, n, c.heads_kv, c.head_dim}),
                      HostTensor(DType::kFP32, {1, n, c.heads_kv, c.head_dim})};
       std::copy(q.begin(), q.end(), layer.q.ptr<float>());
       std::copy(k.begin(), k.end(), layer.k.ptr<float>());
       std::copy(v.begin(), v.end(), layer.v.ptr<float>());
-      capture(layer);
+      options.capture(layer);
     }
     attn_out.assign(q.size(), 0.0f);
-    const ReferenceOutputs outputs{
-        make_view(attn_out.data(), DType::kFP32, {1, n, c.heads_q, c.head_dim}), {}, {}, 0};
-    if (attention.selector) {
-      SelectorInputs in;
-      in.q = qv;
-      in.k = kv;
-      in.v = vv;
-      in.block_size = attention.block_size;
-      in.rope_layout = rope.layout;
-      const Selection s = attention.selector->select(in);
-      if (s.key_order.empty()) {
-        reference_attention(qv, kv, vv, {}, &s.mask, {}, outputs);
-      } else {
-        reference_permuted_attention(qv, kv, vv, {}, s.mask, s.key_order, {}, outputs);
-      }
-    } else {
-      reference_attention(qv, kv, vv, {}, nullptr, {}, outputs);
+    const LayerTensors tensors{q, k, v, attn_out};
+    attend_prefill(tensors, c, prefill, l, rope.layout, options);
+    if (prefill < n) {  // decode rows: dense over every earlier token (bottom-right causal)
+      blocked_attention(rows_view(q, c.heads_q, c.head_dim, prefill, n - prefill),
+                        rows_view(k, c.heads_kv, c.head_dim, 0, n), rows_view(v, c.heads_kv, c.head_dim, 0, n),
+                        nullptr, nullptr, {}, {rows_view(attn_out, c.heads_q, c.head_dim, prefill, n - prefill), {}, {}, 0});
     }
     linear(attn_out, L.wo, n, c.heads_q * c.head_dim, c.hidden, o);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
@@ -156,10 +195,12 @@ HostTensor LlamaModel::forward(const std::vector<std::int32_t>& tokens, const At
     linear(gate, L.w_down, n, c.ffn, c.hidden, o);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
   }
-  rms_norm(x, output_norm_, n, c.hidden, c.norm_eps, h);
-  HostTensor logits(DType::kFP32, {n, c.vocab});
+  const std::int64_t rows = n - options.logits_from;
+  x.erase(x.begin(), x.begin() + options.logits_from * c.hidden);
+  rms_norm(x, output_norm_, rows, c.hidden, c.norm_eps, h);
+  HostTensor logits(DType::kFP32, {rows, c.vocab});
   std::vector<float> out;
-  linear(h, output_.empty() ? embedding_ : output_, n, c.hidden, c.vocab, out);
+  linear(h, output_.empty() ? embedding_ : output_, rows, c.hidden, c.vocab, out);
   std::copy(out.begin(), out.end(), logits.ptr<float>());
   return logits;
 }
@@ -167,9 +208,13 @@ HostTensor LlamaModel::forward(const std::vector<std::int32_t>& tokens, const At
 std::vector<std::int32_t> LlamaModel::generate(const std::vector<std::int32_t>& prompt, std::int64_t steps,
                                                const AttentionChoice& attention) const {
   std::vector<std::int32_t> tokens = prompt, generated;
+  ForwardOptions options;
+  options.attention = attention;
+  options.prefill_tokens = static_cast<std::int64_t>(prompt.size());
   for (std::int64_t s = 0; s < steps; ++s) {
-    const HostTensor logits = forward(tokens, s == 0 ? attention : AttentionChoice{});
-    const float* last = logits.ptr<float>() + (static_cast<std::int64_t>(tokens.size()) - 1) * config_.vocab;
+    options.logits_from = static_cast<std::int64_t>(tokens.size()) - 1;
+    const HostTensor logits = forward(tokens, options);
+    const float* last = logits.ptr<float>();
     const auto best = static_cast<std::int32_t>(std::max_element(last, last + config_.vocab) - last);
     generated.push_back(best);
     tokens.push_back(best);

@@ -64,6 +64,22 @@ if [ -f "${SPARSEFILL_MODEL:-}" ]; then
     --k '$work/layer_29.safetensors:k' --v '$work/layer_29.safetensors:v' --rope-layout interleaved --method prism \
     --block-size 64 >/dev/null 2>&1"
   fails_with "capture rejects a layer out of range" "--layers" "$bin" capture --model "$SPARSEFILL_MODEL" --prompt hi --layers 30 --out "$work"
+  out=$("$bin" model-eval --model "$SPARSEFILL_MODEL" --methods dense,meanpool --sweep meanpool=0.5,0.9 --ppl-tokens 256 \
+        --passkey-lengths 300 --passkey-depths 0.5 --block-size 64 --json "$work/me.json" --png "$work/me.png" 2>/dev/null)
+  check "model-eval prints dense and both thresholds" test "$(grep -cE '^(dense|meanpool) ' <<<"$out")" -eq 3
+  check "model-eval json: delta PPL 0 for dense, per-layer stats and a passkey cell per method" python3 -c "
+import json, sys
+r = json.load(open('$work/me.json'))['results']
+ok = len(r) == 3 and r[0]['delta_perplexity'] == 0 and 'layers' not in r[0] and len(r[1]['layers']) == 30
+ok = ok and all(len(x['passkey']) == 1 and 0 < x['density'] <= 1 for x in r) and r[1]['density'] < r[2]['density']
+sys.exit(0 if ok else 1)"
+  check "model-eval png written" bash -c "head -c 4 '$work/me.png' | grep -q PNG"
+  fails_with "model-eval needs dense first" "--methods" "$bin" model-eval --model "$SPARSEFILL_MODEL" --methods prism,dense --ppl-tokens 64
+  printf 'A short text.' > "$work/short.txt"
+  fails_with "model-eval rejects a text shorter than --ppl-tokens" "--ppl-tokens" "$bin" model-eval --model "$SPARSEFILL_MODEL" \
+    --text "$work/short.txt" --ppl-tokens 4096
+  fails_with "model-eval rejects a passkey length too short for the prompt" "length" "$bin" model-eval --model "$SPARSEFILL_MODEL" \
+    --methods dense --ppl-tokens 64 --passkey-lengths 64
 else
   echo "skip - capture checks (no model: scripts/fetch_model.sh)"
 fi

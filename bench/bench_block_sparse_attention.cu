@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "sparsefill/block_mask.hpp"
 #include "sparsefill/cuda/block_sparse_attention.hpp"
 #include "sparsefill/io.hpp"
@@ -20,13 +21,8 @@
 namespace {
 
 using namespace sparsefill;
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(status));
-    std::exit(1);
-  }
-}
+using bench::check;
+using bench::split;
 
 __global__ void fill_random_bf16(__nv_bfloat16* x, long long n, unsigned seed) {
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
@@ -37,15 +33,6 @@ __global__ void fill_random_bf16(__nv_bfloat16* x, long long n, unsigned seed) {
     h ^= h >> 15;
     x[i] = __float2bfloat16((static_cast<float>(h & 0xFFFFFF) / 16777216.0f - 0.5f) * 3.4f);
   }
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  for (std::size_t comma; (comma = s.find(',', start)) != std::string::npos; start = comma + 1)
-    out.push_back(s.substr(start, comma - start));
-  out.push_back(s.substr(start));
-  return out;
 }
 
 // Random causal mask (per query head) keeping the diagonal; density counts visible blocks.

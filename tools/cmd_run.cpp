@@ -1,6 +1,7 @@
 // `sparsefill run`: one method on a scene or on captured q/k/v files, compared with dense attention.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -12,6 +13,7 @@
 #include "sparsefill/device.hpp"
 #include "sparsefill/error.hpp"
 #include "sparsefill/evaluate.hpp"
+#include "sparsefill/gpu_attention.hpp"
 #include "sparsefill/io.hpp"
 #include "sparsefill/picture.hpp"
 #include "sparsefill/scene.hpp"
@@ -94,6 +96,10 @@ int run(const RunFlags& f, const CLI::App& cmd) {
   options.accumulation = f.accumulation == "fp64" ? Accumulation::kFP64 : Accumulation::kFP32;
   ProgressLine progress;
   options.progress = [&](const std::string& stage, double fraction) { progress.update(stage, fraction); };
+  // On the GPU, selection runs there too when the method has a GPU form (the mask equals the CPU's).
+  const std::vector<std::string> gpu_methods = gpu_selector_methods();
+  if (use_gpu && std::find(gpu_methods.begin(), gpu_methods.end(), f.method) != gpu_methods.end())
+    selector = make_gpu_selector(f.method, f.settings);
   const DenseReference dense = compute_dense_reference(qv, kv, vv, options);
   const Evaluation e = evaluate_selector(*selector, qv, kv, vv, dense, options);
   progress.finish();

@@ -20,24 +20,12 @@
 #include "attention/schedule_kernel.cuh"
 #include "attention/tensor_core_attention_kernel.cuh"
 #include "attention/wgmma/wgmma_entry.hpp"
+#include "common/cuda_check.hpp"
 #include "sparsefill/cuda/block_sparse_attention.hpp"
 #include "sparsefill/error.hpp"
 
 namespace sparsefill::cuda {
 namespace {
-
-void check_cuda(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw Error("cuda", std::string(what) + ": " + cudaGetErrorString(status));
-}
-
-bool is_device_pointer(const void* ptr) {
-  cudaPointerAttributes attributes{};
-  if (cudaPointerGetAttributes(&attributes, ptr) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
-}
 
 struct Geometry {
   int batch, seqlen_q, seqlen_k, heads_q, heads_kv, head_dim, tile_rows, q_tiles, items;

@@ -5,42 +5,16 @@
 #include <utility>
 #include <vector>
 
+#include "common/device_array.hpp"
 #include "sparsefill/cuda/block_sparse_attention.hpp"
 #include "sparsefill/device.hpp"
 #include "sparsefill/error.hpp"
 #include "sparsefill/gpu_attention.hpp"
 
 namespace sparsefill {
-namespace {
-
-class DeviceArray {
- public:
-  explicit DeviceArray(std::size_t bytes) {
-    const cudaError_t status = cudaMalloc(&ptr_, bytes ? bytes : 1);
-    if (status != cudaSuccess)
-      throw Error("device", std::string("cudaMalloc: ") + cudaGetErrorString(status));
-  }
-  ~DeviceArray() { cudaFree(ptr_); }
-  DeviceArray(DeviceArray&& other) noexcept : ptr_(std::exchange(other.ptr_, nullptr)) {}
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  void* get() const { return ptr_; }
-
- private:
-  void* ptr_ = nullptr;
-};
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw Error("device", std::string(what) + ": " + cudaGetErrorString(status));
-}
-
-DeviceArray upload(const void* host, std::size_t bytes) {
-  DeviceArray array(bytes);
-  check(cudaMemcpy(array.get(), host, bytes, cudaMemcpyHostToDevice), "copy to device");
-  return array;
-}
-
-}  // namespace
+using cuda::check_device;
+using cuda::DeviceArray;
+using cuda::upload;
 
 void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const TensorView& v,
                                 const BlockMask& mask, bool causal, const TensorView& out,
@@ -86,11 +60,11 @@ void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const 
   cuda::BlockSparseAttention::plan(args, workspace.get(), nullptr);
   cuda::BlockSparseAttention::run(args, workspace.get(), nullptr);
   std::vector<unsigned char> host_out(q.numel() * es);
-  check(cudaMemcpy(host_out.data(), dout.get(), host_out.size(), cudaMemcpyDeviceToHost), "copy to host");
+  check_device(cudaMemcpy(host_out.data(), dout.get(), host_out.size(), cudaMemcpyDeviceToHost), "copy to host");
   for (std::int64_t i = 0; i < q.numel(); ++i)
     store_from_double(out.data, out.dtype, i, load_as_double(host_out.data(), q.dtype, i));
   if (lse.data)
-    check(cudaMemcpy(lse.data, dlse.get(), lse.numel() * 4, cudaMemcpyDeviceToHost), "copy to host");
+    check_device(cudaMemcpy(lse.data, dlse.get(), lse.numel() * 4, cudaMemcpyDeviceToHost), "copy to host");
 }
 
 }  // namespace sparsefill

@@ -2,7 +2,12 @@
 // the kernel of cuda/block_sparse_attention.hpp, copies the output (and LSE) back. For tools and tests;
 // serving code keeps its tensors on the device and calls BlockSparseAttention directly.
 #pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "sparsefill/block_mask.hpp"
+#include "sparsefill/selector.hpp"
 #include "sparsefill/tensor.hpp"
 
 namespace sparsefill {
@@ -13,5 +18,13 @@ namespace sparsefill {
 void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const TensorView& v,
                                 const BlockMask& mask, bool causal, const TensorView& out,
                                 const TensorView& lse);
+
+// Methods whose selection runs on the GPU (empty in a build without CUDA).
+std::vector<std::string> gpu_selector_methods();
+
+// A Selector running `method`'s GPU form (cuda/gpu_selection.hpp) on host tensors: copies q/k (fixed-length,
+// bf16/fp16) to the device and the mask back; named "<method> (GPU)". Error("device") without CUDA or a
+// device, Error("method") for a method without a GPU form.
+std::unique_ptr<Selector> make_gpu_selector(const std::string& method, const SelectorSettings& settings);
 
 }  // namespace sparsefill

@@ -9,4 +9,12 @@ void gpu_block_sparse_attention(const TensorView&, const TensorView&, const Tens
   throw Error("device", "this build has no CUDA kernels (configure with a CUDA compiler)");
 }
 
+std::vector<std::string> gpu_selector_methods() {
+  return {};
+}
+
+std::unique_ptr<Selector> make_gpu_selector(const std::string&, const SelectorSettings&) {
+  throw Error("device", "this build has no CUDA kernels (configure with a CUDA compiler)");
+}
+
 }  // namespace sparsefill

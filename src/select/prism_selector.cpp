@@ -4,6 +4,7 @@
 // rotate-half and interleaved inputs give the same mask.
 #include <cmath>
 
+#include "select/prism_bands.hpp"
 #include "select/selector_common.hpp"
 #include "select/selectors.hpp"
 #include "select/top_p_rules.hpp"
@@ -13,23 +14,6 @@ namespace sparsefill {
 namespace {
 
 constexpr double kRmsFloor = 1e-6;  // the code clamps RMS denominators at 1e-6
-
-struct Band {
-  std::vector<std::int64_t> dims;
-  double p = 0.95;
-};
-
-Band make_band(std::int64_t first_pair, std::int64_t pairs, std::int64_t head_dim, RopeLayout layout,
-               double p) {
-  Band band;
-  band.p = p;
-  for (std::int64_t j = first_pair; j < first_pair + pairs; ++j) {
-    const auto [x, y] = rope_pair_dims(j, head_dim, layout);
-    band.dims.push_back(x);
-    band.dims.push_back(y);
-  }
-  return band;
-}
 
 // RMS over all pooled blocks of the given dims (every dim when `dims` is empty).
 double pooled_rms(const std::vector<double>& pooled, std::int64_t dim,
@@ -56,16 +40,9 @@ class PrismSelector final : public Selector {
 
   Selection select(const SelectorInputs& in) const override {
     const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
-    const std::int64_t d = p.head_dim, pairs = d / 2;
-    require(d % 2 == 0, "q", "Prism needs an even head_dim (RoPE pairs)");
-    const std::int64_t d_high = c_.d_high ? c_.d_high : d / 2, d_low = c_.d_low ? c_.d_low : (3 * d) / 4;
-    require(d_high >= 2 && d_high % 2 == 0 && d_high <= d, "prism.d-high",
-            "must be even and in [2, head_dim]");
-    require(d_low >= 2 && d_low % 2 == 0 && d_low <= d, "prism.d-low", "must be even and in [2, head_dim]");
-    require(c_.p_high > 0 && c_.p_high <= 1, "prism.p-high", "must be in (0, 1]");
-    require(c_.p_low > 0 && c_.p_low <= 1, "prism.p-low", "must be in (0, 1]");
-    const Band high = make_band(0, d_high / 2, d, in.rope_layout, c_.p_high);
-    const Band low = make_band(pairs - d_low / 2, d_low / 2, d, in.rope_layout, c_.p_low);
+    const std::int64_t d = p.head_dim;
+    const PrismBands bands = prism_bands(c_, d, in.rope_layout);
+    const PrismBand &high = bands.high, &low = bands.low;
     const std::int64_t block = in.block_size;
 
     const auto pooled_keys = pool_keys_per_kv_head(in.k, p, block);
@@ -81,7 +58,7 @@ class PrismSelector final : public Selector {
         const std::vector<std::int32_t> candidates = geo.candidates(u);
         std::vector<std::int32_t> kept;
         for (const auto& [band, scale] :
-             {std::pair<const Band*, double>{&high, scale_high}, {&low, scale_low}}) {
+             {std::pair<const PrismBand*, double>{&high, scale_high}, {&low, scale_low}}) {
           for (std::int32_t v : candidates) {
             double s = 0;
             for (std::int64_t c : band->dims) s += pq[u * d + c] * pk[v * d + c];
@@ -100,7 +77,7 @@ class PrismSelector final : public Selector {
  private:
   // 1 / (sqrt(d_z) * tau_z), with tau_z = sqrt(d_z / d) * rms(Q_z)/rms(Q) * rms(K_z)/rms(K) (1 without
   // calibration).
-  double band_scale(const Band& band, const std::vector<double>& pq, const std::vector<double>& pk,
+  double band_scale(const PrismBand& band, const std::vector<double>& pq, const std::vector<double>& pk,
                     std::int64_t d) const {
     const double dz = static_cast<double>(band.dims.size());
     double tau = 1.0;

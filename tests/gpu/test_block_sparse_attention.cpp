@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 
+#include "gpu/gpu_test_support.hpp"
 #include "sparsefill/cuda/block_sparse_attention.hpp"
 #include "sparsefill/device.hpp"
 #include "sparsefill/error.hpp"
@@ -19,45 +20,9 @@ namespace {
 
 using cuda::BlockSparseAttention;
 using cuda::BlockSparseAttentionArgs;
-
-#define SKIP_WITHOUT_GPU() \
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda_device_description()
-
-bool gpu_is_sm90() {
-  int device = 0, major = 0;
-  return cudaGetDevice(&device) == cudaSuccess &&
-         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major == 9;
-}
-
-void ok(cudaError_t status) {
-  ASSERT_EQ(status, cudaSuccess) << cudaGetErrorString(status);
-}
-
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
-    EXPECT_EQ(cudaMalloc(&ptr_, std::max<std::size_t>(bytes, 1)), cudaSuccess);
-  }
-  ~DeviceBuffer() { cudaFree(ptr_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  void* get() const { return ptr_; }
-  void upload(const void* host) { upload(host, bytes_, 0); }
-  // Copies `bytes` from the host to `offset` bytes into the buffer.
-  void upload(const void* host, std::size_t bytes, std::size_t offset) {
-    ASSERT_LE(bytes + offset, bytes_);
-    EXPECT_EQ(cudaMemcpy(static_cast<char*>(ptr_) + offset, host, bytes, cudaMemcpyHostToDevice),
-              cudaSuccess);
-  }
-  void download(void* host) const {
-    EXPECT_EQ(cudaMemcpy(host, ptr_, bytes_, cudaMemcpyDeviceToHost), cudaSuccess);
-  }
-  void poison() { EXPECT_EQ(cudaMemset(ptr_, 0xFF, bytes_), cudaSuccess); }  // NaN in bf16, fp16 and fp32
-
- private:
-  void* ptr_ = nullptr;
-  std::size_t bytes_;
-};
+using testing::DeviceBuffer;
+using testing::gpu_is_sm90;
+using testing::ok;
 
 struct Case {
   std::string name;

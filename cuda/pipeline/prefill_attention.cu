@@ -1,0 +1,99 @@
+// Select + attend (see prefill_attention.hpp). Workspace layout: mask counts, mask indices, the selector's
+// workspace, the attention kernel's workspace, each 256-byte aligned.
+#include "sparsefill/cuda/prefill_attention.hpp"
+
+#include <cuda_runtime.h>
+
+#include "common/cuda_check.hpp"
+#include "select/full_mask.cuh"
+#include "sparsefill/cuda/gpu_selection.hpp"
+#include "sparsefill/error.hpp"
+
+namespace sparsefill::cuda {
+namespace {
+
+std::size_t align256(std::size_t n) {
+  return (n + 255) / 256 * 256;
+}
+
+struct Layout {
+  std::int64_t heads, nq, nk;
+  std::size_t counts, indices, selection, attention;  // byte offsets
+  std::size_t total;
+};
+
+BlockSparseAttentionArgs attention_args(const PrefillAttentionArgs& a, const DeviceBlockMask& mask) {
+  BlockSparseAttentionArgs args;
+  args.q = a.q;
+  args.k = a.k;
+  args.v = a.v;
+  args.out = a.out;
+  args.lse = a.lse;
+  args.mask = mask;
+  args.causal = a.causal;
+  return args;
+}
+
+GpuSelectionArgs selection_args(const PrefillAttentionArgs& a, std::int32_t* counts, std::int32_t* indices) {
+  return {a.q, a.k, a.causal, a.block_size, a.rope_layout, counts, indices};
+}
+
+Layout layout_of(const PrefillAttentionArgs& a, const std::string& method, const SelectorSettings& settings) {
+  require(a.q.rank == 4 && a.k.rank == 4, "q", "prefill_attention takes fixed-length [batch, seqlen, heads, head_dim]");
+  require(a.block_size == 64 || a.block_size == 128, "block_size", "must be 64 or 128");
+  Layout l{};
+  const bool dense = method == "dense";
+  l.heads = dense ? 1 : a.q.shape[2];
+  l.nq = (a.q.shape[1] + a.block_size - 1) / a.block_size;
+  l.nk = (a.k.shape[1] + a.block_size - 1) / a.block_size;
+  const std::size_t rows = static_cast<std::size_t>(a.q.shape[0] * l.heads * l.nq);
+  l.counts = 0;
+  l.indices = align256(rows * 4);
+  l.selection = l.indices + align256(rows * static_cast<std::size_t>(l.nk) * 4);
+  // Sizing reads only the geometry; the placeholder mask pointers are never dereferenced.
+  static std::int32_t placeholder;
+  const std::size_t selection_bytes =
+      dense ? 0 : GpuSelection(method, settings).workspace_size(selection_args(a, &placeholder, &placeholder));
+  l.attention = l.selection + align256(selection_bytes);
+  const DeviceBlockMask mask{&placeholder, &placeholder, l.heads, l.nq, l.nk, a.block_size, a.block_size};
+  l.total = l.attention + BlockSparseAttention::workspace_size(attention_args(a, mask));
+  return l;
+}
+
+}  // namespace
+
+std::size_t prefill_attention_workspace_size(const PrefillAttentionArgs& args, const std::string& method,
+                                             const SelectorSettings& settings) {
+  return layout_of(args, method, settings).total;
+}
+
+DeviceBlockMask mask_in_workspace(const PrefillAttentionArgs& args, const std::string& method, void* workspace) {
+  const Layout l = layout_of(args, method, SelectorSettings{});
+  auto* base = static_cast<unsigned char*>(workspace);
+  return {reinterpret_cast<const std::int32_t*>(base + l.counts), reinterpret_cast<const std::int32_t*>(base + l.indices),
+          l.heads, l.nq, l.nk, args.block_size, args.block_size};
+}
+
+void prefill_attention(const PrefillAttentionArgs& args, const std::string& method, const SelectorSettings& settings,
+                       void* workspace, void* stream) {
+  require(workspace != nullptr, "workspace", "is null (allocate prefill_attention_workspace_size bytes)");
+  const Layout l = layout_of(args, method, settings);
+  auto* base = static_cast<unsigned char*>(workspace);
+  auto* counts = reinterpret_cast<std::int32_t*>(base + l.counts);
+  auto* indices = reinterpret_cast<std::int32_t*>(base + l.indices);
+  auto s = static_cast<cudaStream_t>(stream);
+  if (method == "dense") {
+    select::full_mask_kernel<<<dim3(static_cast<unsigned>(l.nq), static_cast<unsigned>(args.q.shape[0])), 256, 0, s>>>(
+        static_cast<int>(args.q.shape[1]), static_cast<int>(args.k.shape[1]), static_cast<int>(args.block_size),
+        args.causal ? 1 : 0, counts, indices);
+    check_cuda(cudaGetLastError(), "dense mask launch");
+  } else {
+    GpuSelection(method, settings).run(selection_args(args, counts, indices), base + l.selection, stream);
+  }
+  const BlockSparseAttentionArgs attention =
+      attention_args(args, {counts, indices, l.heads, l.nq, l.nk, args.block_size, args.block_size});
+  BlockSparseAttention::plan(attention, base + l.attention, stream);
+  BlockSparseAttention::run(attention, base + l.attention, stream);
+}
+
+}  // namespace sparsefill::cuda

@@ -1,0 +1,194 @@
+// Host side of the GPU selectors (see gpu_selection.hpp): validation, workspace layout, launches.
+//
+// Prism: pool Q and K (fp64), band energies per head, band multipliers, then one CTA per mask row. Mean
+// pooling (rules t1 and t2): the same kernels with one band of every dim and no calibration.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/cuda_check.hpp"
+#include "select/pooled_scoring.cuh"
+#include "select/prism_bands.hpp"
+#include "sparsefill/cuda/gpu_selection.hpp"
+#include "sparsefill/error.hpp"
+
+namespace sparsefill::cuda {
+namespace {
+
+constexpr int kMaxKeyBlocks = 2048;  // the row kernel's shared-memory capacity
+
+struct Geometry {
+  int batch, lq, lk, heads_q, heads_kv, d, nq, nk;
+};
+
+Geometry geometry_of(const GpuSelectionArgs& a) {
+  for (const auto& [t, name] : {std::pair<const TensorView*, const char*>{&a.q, "q"}, {&a.k, "k"}}) {
+    require(t->data != nullptr, name, "data pointer is null");
+    require(t->rank == 4, name, "GPU selection takes fixed-length [batch, seqlen, heads, head_dim], got " + t->shape_string());
+    require(t->dtype == DType::kBF16 || t->dtype == DType::kFP16, name, "dtype must be bf16 or fp16");
+    require(t->stride[3] == 1, name, "the last (head_dim) dimension must be contiguous");
+  }
+  require(a.k.dtype == a.q.dtype, "k", "dtype differs from q's");
+  Geometry g{static_cast<int>(a.q.shape[0]), static_cast<int>(a.q.shape[1]), static_cast<int>(a.k.shape[1]),
+             static_cast<int>(a.q.shape[2]), static_cast<int>(a.k.shape[2]), static_cast<int>(a.q.shape[3]), 0, 0};
+  require(a.k.shape[0] == g.batch && g.batch >= 1, "k", "batch differs from q's or is empty");
+  require(a.k.shape[3] == g.d, "k", "head_dim differs from q's");
+  require(g.d >= 2 && g.d <= select::kMaxBandDims, "q", "head_dim must be in [2, 256]");
+  require(g.lq >= 1 && g.lk >= 1, "q", "empty sequence");
+  require(g.heads_kv >= 1 && g.heads_q % g.heads_kv == 0, "k", "heads_q must be a multiple of heads_kv");
+  require(a.block_size == 64 || a.block_size == 128, "block_size", "must be 64 or 128");
+  g.nq = static_cast<int>((g.lq + a.block_size - 1) / a.block_size);
+  g.nk = static_cast<int>((g.lk + a.block_size - 1) / a.block_size);
+  require(g.nk <= kMaxKeyBlocks, "k",
+          "GPU selection handles up to " + std::to_string(kMaxKeyBlocks) + " key blocks (" +
+              std::to_string(kMaxKeyBlocks * a.block_size) + " tokens at this block size)");
+  require(a.kv_num_blocks != nullptr && a.kv_indices != nullptr, "mask", "kv_num_blocks and kv_indices are required");
+  return g;
+}
+
+struct Workspace {
+  double *pooled_q, *pooled_k, *energy_q, *energy_k, *scales;
+};
+
+std::size_t align256(std::size_t n) {
+  return (n + 255) / 256 * 256;
+}
+
+std::size_t sizes(const Geometry& g, std::size_t (&bytes)[5]) {
+  bytes[0] = align256(sizeof(double) * g.batch * g.heads_q * g.nq * g.d);
+  bytes[1] = align256(sizeof(double) * g.batch * g.heads_kv * g.nk * g.d);
+  bytes[2] = align256(sizeof(double) * g.batch * g.heads_q * 3);
+  bytes[3] = align256(sizeof(double) * g.batch * g.heads_kv * 3);
+  bytes[4] = align256(sizeof(double) * g.batch * g.heads_q * 2);
+  std::size_t total = 0;
+  for (std::size_t b : bytes) total += b;
+  return total;
+}
+
+Workspace carve(const Geometry& g, void* base) {
+  std::size_t bytes[5];
+  sizes(g, bytes);
+  double* parts[5];
+  auto* cursor = static_cast<unsigned char*>(base);
+  for (int i = 0; i < 5; ++i) {
+    parts[i] = reinterpret_cast<double*>(cursor);
+    cursor += bytes[i];
+  }
+  return {parts[0], parts[1], parts[2], parts[3], parts[4]};
+}
+
+select::Band to_band(const std::vector<std::int64_t>& dims, double p) {
+  select::Band band{};
+  band.count = static_cast<int>(dims.size());
+  for (std::size_t i = 0; i < dims.size(); ++i) band.dims[i] = static_cast<int>(dims[i]);
+  band.p = p;
+  return band;
+}
+
+std::vector<std::int64_t> all_dims(int d) {
+  std::vector<std::int64_t> dims(static_cast<std::size_t>(d));
+  for (int c = 0; c < d; ++c) dims[c] = c;
+  return dims;
+}
+
+template <typename Element>
+void pool(const TensorView& t, int length, int heads, int d, int block, int blocks, bool transposed, double* out,
+          cudaStream_t s) {
+  select::pool_blocks_kernel<Element><<<dim3(blocks, heads, static_cast<int>(t.shape[0])), std::min(d, 128), 0, s>>>(
+      static_cast<const Element*>(t.data), t.stride[0], t.stride[1], t.stride[2], length, heads, d, block, transposed,
+      out);
+}
+
+}  // namespace
+
+GpuSelection::GpuSelection(const std::string& method, const SelectorSettings& settings)
+    : method_(method), settings_(settings) {
+  const std::vector<std::string> known = methods();
+  require(std::find(known.begin(), known.end(), method) != known.end(), "method",
+          "'" + method + "' has no GPU selector yet (GPU: prism, meanpool); select on the CPU");
+  if (method == "meanpool") {
+    require(settings.meanpool.rule == "t1" || settings.meanpool.rule == "t2", "meanpool.rule",
+            "the GPU selector takes t1 and t2 (" + settings.meanpool.rule + " runs on the CPU)");
+    require(settings.meanpool.threshold > 0 && settings.meanpool.threshold <= 1, "meanpool.threshold",
+            "must be in (0, 1]");
+  }
+}
+
+std::vector<std::string> GpuSelection::methods() {
+  return {"prism", "meanpool"};
+}
+
+void GpuSelection::validate(const GpuSelectionArgs& args) const {
+  const Geometry g = geometry_of(args);
+  if (method_ == "prism") prism_bands(settings_.prism, g.d, args.rope_layout);
+  for (const auto& [ptr, name] : {std::pair<const void*, const char*>{args.q.data, "q"},
+                                  {args.k.data, "k"},
+                                  {args.kv_num_blocks, "mask.kv_num_blocks"},
+                                  {args.kv_indices, "mask.kv_indices"}})
+    require(is_device_pointer(ptr), name, "must point to device memory");
+}
+
+std::size_t GpuSelection::workspace_size(const GpuSelectionArgs& args) const {
+  std::size_t bytes[5];
+  return sizes(geometry_of(args), bytes);
+}
+
+void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stream) const {
+  const Geometry g = geometry_of(args);
+  require(workspace != nullptr, "workspace", "is null (allocate workspace_size bytes)");
+  const Workspace w = carve(g, workspace);
+  auto s = static_cast<cudaStream_t>(stream);
+  const int block = static_cast<int>(args.block_size);
+  const bool bf16 = args.q.dtype == DType::kBF16;
+  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.q, g.lq, g.heads_q, g.d, block, g.nq, false, w.pooled_q, s);
+  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.k, g.lk, g.heads_kv, g.d, block, g.nk, true, w.pooled_k, s);
+
+  select::ScoringParams p{};
+  p.pooled_q = w.pooled_q;
+  p.pooled_k = w.pooled_k;
+  p.scales = w.scales;
+  p.batch = g.batch, p.heads_q = g.heads_q, p.heads_kv = g.heads_kv, p.d = g.d, p.nq = g.nq, p.nk = g.nk;
+  p.causal = args.causal ? 1 : 0;
+  p.kv_num_blocks = args.kv_num_blocks;
+  p.kv_indices = args.kv_indices;
+  int calibrate = 0;
+  if (method_ == "prism") {
+    const PrismBands bands = prism_bands(settings_.prism, g.d, args.rope_layout);
+    p.bands = 2;
+    p.band[0] = to_band(bands.high.dims, bands.high.p);
+    p.band[1] = to_band(bands.low.dims, bands.low.p);
+    p.force_sink = settings_.prism.force_sink;
+    p.force_diagonal = settings_.prism.force_recent;
+    calibrate = settings_.prism.calibrate;
+  } else {
+    p.bands = 1;
+    p.band[0] = to_band(all_dims(g.d), settings_.meanpool.threshold);
+    p.band[1] = p.band[0];
+    p.rule_t2 = settings_.meanpool.rule == "t2";
+    p.force_sink = settings_.meanpool.force_sink;
+    p.force_diagonal = settings_.meanpool.force_diagonal;
+  }
+  if (calibrate) {
+    select::pooled_energy_kernel<<<g.batch * g.heads_q, 256, 0, s>>>(w.pooled_q, g.nq, g.d, g.d, 1, p.band[0],
+                                                                      p.band[1], w.energy_q);
+    select::pooled_energy_kernel<<<g.batch * g.heads_kv, 256, 0, s>>>(w.pooled_k, g.nk, g.d, 1, g.nk, p.band[0],
+                                                                       p.band[1], w.energy_k);
+  }
+  select::band_scale_kernel<<<(g.batch * g.heads_q + 127) / 128, 128, 0, s>>>(
+      w.energy_q, w.energy_k, g.batch, g.heads_q, g.heads_kv, g.nq, g.nk, g.d, p.bands, calibrate, p.band[0],
+      p.band[1], w.scales);
+  const dim3 grid(g.nq, g.heads_q, g.batch);
+  // The smallest row capacity that holds every key block: sorting cost follows the capacity.
+  if (g.nk <= 256) {
+    select::score_rows_kernel<128, 2><<<grid, 128, 0, s>>>(p);
+  } else if (g.nk <= 1024) {
+    select::score_rows_kernel<256, 4><<<grid, 256, 0, s>>>(p);
+  } else {
+    select::score_rows_kernel<512, 4><<<grid, 512, 0, s>>>(p);
+  }
+  check_cuda(cudaGetLastError(), "selection kernels launch");
+}
+
+}  // namespace sparsefill::cuda

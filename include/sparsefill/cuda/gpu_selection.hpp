@@ -1,0 +1,48 @@
+// Block selection on the GPU (CUTLASS-style host API; design note in cuda/select/pooled_scoring.cuh).
+//
+//   GpuSelection selection(method, settings)   Error("method") when the method has no GPU form yet,
+//                                               Error(<parameter>) for settings the GPU form does not take
+//   selection.validate(args)                    clear errors naming the argument (no device reads)
+//   selection.workspace_size(args)              bytes the caller allocates once (fp64 pooled Q/K, statistics)
+//   selection.run(args, workspace, stream)      never allocates, never synchronises: graph-capturable
+//
+// The mask it writes is the canonical per-query-head mask (block_mask.hpp) of the CPU selector with the same
+// settings: kv_num_blocks [batch, heads_q, nQb] and kv_indices [batch, heads_q, nQb, nKb] (ascending, zeros
+// after the count), in device memory. Decisions equal the CPU's except where a value lies within fp64
+// rounding of the threshold (tree reductions sum in another order; see the kernels' note).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sparsefill/rope.hpp"
+#include "sparsefill/selector.hpp"
+#include "sparsefill/tensor.hpp"
+
+namespace sparsefill::cuda {
+
+struct GpuSelectionArgs {
+  TensorView q, k;  // device memory, fixed-length [batch, seqlen, heads, head_dim], bf16 or fp16
+  bool causal = true;
+  std::int64_t block_size = 128;
+  RopeLayout rope_layout = RopeLayout::kRotateHalf;
+  std::int32_t* kv_num_blocks = nullptr;  // device outputs, see above
+  std::int32_t* kv_indices = nullptr;
+};
+
+class GpuSelection {
+ public:
+  GpuSelection(const std::string& method, const SelectorSettings& settings);
+  // Methods with a GPU form.
+  static std::vector<std::string> methods();
+  void validate(const GpuSelectionArgs& args) const;
+  std::size_t workspace_size(const GpuSelectionArgs& args) const;
+  void run(const GpuSelectionArgs& args, void* workspace, void* stream) const;
+
+ private:
+  std::string method_;
+  SelectorSettings settings_;
+};
+
+}  // namespace sparsefill::cuda

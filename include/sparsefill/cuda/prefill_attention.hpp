@@ -1,0 +1,36 @@
+// Sparse prefill attention on the GPU in one call: block selection (GpuSelection) into a mask held in the
+// workspace, then the block-sparse kernel (BlockSparseAttention) over it. Method "dense" skips selection and
+// runs every causally visible block (our dense path). No host synchronisation and no allocation: the call
+// can be captured in a CUDA graph.
+//
+// q [batch, seqlen_q, heads_q, head_dim], k/v [batch, seqlen_k, heads_kv, head_dim], out like q: device
+// memory, bf16/fp16, head_dim 64 or 128 (the attention kernel's), fixed length. lse: optional device fp32
+// [batch, heads_q, seqlen_q]. The mask the call used stays readable in the workspace (mask_in_workspace).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "sparsefill/cuda/block_sparse_attention.hpp"
+#include "sparsefill/rope.hpp"
+#include "sparsefill/selector.hpp"
+
+namespace sparsefill::cuda {
+
+struct PrefillAttentionArgs {
+  TensorView q, k, v, out;
+  float* lse = nullptr;
+  bool causal = true;
+  std::int64_t block_size = 128;
+  RopeLayout rope_layout = RopeLayout::kRotateHalf;
+};
+
+// Error("method") for a method without a GPU selector (see GpuSelection::methods(); "dense" is accepted too).
+std::size_t prefill_attention_workspace_size(const PrefillAttentionArgs& args, const std::string& method,
+                                             const SelectorSettings& settings);
+void prefill_attention(const PrefillAttentionArgs& args, const std::string& method, const SelectorSettings& settings,
+                       void* workspace, void* stream);
+// Where the mask of the last call sits in `workspace` (heads: 1 for dense, heads_q otherwise).
+DeviceBlockMask mask_in_workspace(const PrefillAttentionArgs& args, const std::string& method, void* workspace);
+
+}  // namespace sparsefill::cuda

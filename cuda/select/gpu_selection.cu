@@ -59,8 +59,8 @@ std::size_t align256(std::size_t n) {
 std::size_t sizes(const Geometry& g, std::size_t (&bytes)[5]) {
   bytes[0] = align256(sizeof(double) * g.batch * g.heads_q * g.nq * g.d);
   bytes[1] = align256(sizeof(double) * g.batch * g.heads_kv * g.nk * g.d);
-  bytes[2] = align256(sizeof(double) * g.batch * g.heads_q * 3);
-  bytes[3] = align256(sizeof(double) * g.batch * g.heads_kv * 3);
+  bytes[2] = align256(sizeof(double) * g.batch * g.heads_q * 3 * select::kEnergySlices);
+  bytes[3] = align256(sizeof(double) * g.batch * g.heads_kv * 3 * select::kEnergySlices);
   bytes[4] = align256(sizeof(double) * g.batch * g.heads_q * 2);
   std::size_t total = 0;
   for (std::size_t b : bytes) total += b;
@@ -171,10 +171,10 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     p.force_diagonal = settings_.meanpool.force_diagonal;
   }
   if (calibrate) {
-    select::pooled_energy_kernel<<<g.batch * g.heads_q, 256, 0, s>>>(w.pooled_q, g.nq, g.d, g.d, 1, p.band[0],
-                                                                      p.band[1], w.energy_q);
-    select::pooled_energy_kernel<<<g.batch * g.heads_kv, 256, 0, s>>>(w.pooled_k, g.nk, g.d, 1, g.nk, p.band[0],
-                                                                       p.band[1], w.energy_k);
+    select::pooled_energy_kernel<<<dim3(g.batch * g.heads_q, select::kEnergySlices), 256, 0, s>>>(
+        w.pooled_q, g.nq, g.d, g.d, 1, p.band[0], p.band[1], w.energy_q);
+    select::pooled_energy_kernel<<<dim3(g.batch * g.heads_kv, select::kEnergySlices), 256, 0, s>>>(
+        w.pooled_k, g.nk, g.d, 1, g.nk, p.band[0], p.band[1], w.energy_k);
   }
   select::band_scale_kernel<<<(g.batch * g.heads_q + 127) / 128, 128, 0, s>>>(
       w.energy_q, w.energy_k, g.batch, g.heads_q, g.heads_kv, g.nq, g.nk, g.d, p.bands, calibrate, p.band[0],

@@ -60,20 +60,28 @@ __global__ void pool_blocks_kernel(const Element* x, std::int64_t s_batch, std::
   }
 }
 
-// Sums of squares of pooled blocks per (b, h): [0] over every dim, [1 + z] over band z's dims. Element (u, c)
-// of a head sits at u * u_stride + c * c_stride.
+inline constexpr int kEnergySlices = 64;  // CTAs per head of the energy sums (partials reduced in order)
+
+// Partial sums of squares of pooled blocks per (b, h) and slice of its blocks: [0] over every dim, [1 + z]
+// over band z's dims, into partial[(bh * kEnergySlices + slice) * 3 + i]. Element (u, c) of a head sits at
+// u * u_stride + c * c_stride.
 __global__ void pooled_energy_kernel(const double* pooled, int nb, int d, int u_stride, int c_stride, Band high,
-                                     Band low, double* energy) {
-  const int bh = blockIdx.x;
+                                     Band low, double* partial) {
+  const int bh = blockIdx.x, slice = blockIdx.y;
   const double* rows = pooled + static_cast<std::int64_t>(bh) * nb * d;
+  const int u_begin = static_cast<int>(static_cast<long long>(nb) * slice / kEnergySlices);
+  const int n = static_cast<int>(static_cast<long long>(nb) * (slice + 1) / kEnergySlices) - u_begin;
   double all = 0, band0 = 0, band1 = 0;
-  for (int i = threadIdx.x; i < nb * d; i += blockDim.x) all += rows[i] * rows[i];
-  for (int i = threadIdx.x; i < nb * high.count; i += blockDim.x) {
-    const double x = rows[(i / high.count) * u_stride + high.dims[i % high.count] * c_stride];
+  for (int i = threadIdx.x; i < n * d; i += blockDim.x) {
+    const double x = rows[(u_begin + i / d) * u_stride + (i % d) * c_stride];
+    all += x * x;
+  }
+  for (int i = threadIdx.x; i < n * high.count; i += blockDim.x) {
+    const double x = rows[(u_begin + i / high.count) * u_stride + high.dims[i % high.count] * c_stride];
     band0 += x * x;
   }
-  for (int i = threadIdx.x; i < nb * low.count; i += blockDim.x) {
-    const double x = rows[(i / low.count) * u_stride + low.dims[i % low.count] * c_stride];
+  for (int i = threadIdx.x; i < n * low.count; i += blockDim.x) {
+    const double x = rows[(u_begin + i / low.count) * u_stride + low.dims[i % low.count] * c_stride];
     band1 += x * x;
   }
   using Reduce = cub::BlockReduce<double, 256>;
@@ -84,10 +92,18 @@ __global__ void pooled_energy_kernel(const double* pooled, int nb, int d, int u_
   __syncthreads();
   band1 = Reduce(temp).Sum(band1);
   if (threadIdx.x == 0) {
-    energy[bh * 3 + 0] = all;
-    energy[bh * 3 + 1] = band0;
-    energy[bh * 3 + 2] = band1;
+    double* out = partial + (static_cast<std::int64_t>(bh) * kEnergySlices + slice) * 3;
+    out[0] = all;
+    out[1] = band0;
+    out[2] = band1;
   }
+}
+
+// Sum i of a head's energy partials, in slice order (deterministic).
+__device__ inline double energy_sum(const double* partial, int bh, int i) {
+  double sum = 0;
+  for (int slice = 0; slice < kEnergySlices; ++slice) sum += partial[(bh * kEnergySlices + slice) * 3 + i];
+  return sum;
 }
 
 // Prism's band multipliers 1 / (sqrt(d_z) * max(tau_z, 1e-6)), tau_z = sqrt(d_z / d) * rms(Q_z)/rms(Q) *
@@ -98,16 +114,15 @@ __global__ void band_scale_kernel(const double* energy_q, const double* energy_k
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= batch * heads_q) return;
   const int b = i / heads_q, h = i % heads_q, hk = h / (heads_q / heads_kv);
-  const double* eq = energy_q + i * 3;
-  const double* ek = energy_k + (b * heads_kv + hk) * 3;
+  const int bk = b * heads_kv + hk;
   for (int z = 0; z < bands; ++z) {
     const double dz = z == 0 ? high.count : low.count;
     double tau = 1.0;
     if (calibrate) {
-      const double rq = sqrt(eq[1 + z] / (static_cast<double>(nq) * dz)),
-                   rq_all = sqrt(eq[0] / (static_cast<double>(nq) * d));
-      const double rk = sqrt(ek[1 + z] / (static_cast<double>(nk) * dz)),
-                   rk_all = sqrt(ek[0] / (static_cast<double>(nk) * d));
+      const double rq = sqrt(energy_sum(energy_q, i, 1 + z) / (static_cast<double>(nq) * dz)),
+                   rq_all = sqrt(energy_sum(energy_q, i, 0) / (static_cast<double>(nq) * d));
+      const double rk = sqrt(energy_sum(energy_k, bk, 1 + z) / (static_cast<double>(nk) * dz)),
+                   rk_all = sqrt(energy_sum(energy_k, bk, 0) / (static_cast<double>(nk) * d));
       tau = sqrt(dz / d) * (rq / fmax(rq_all, kRmsFloor)) * (rk / fmax(rk_all, kRmsFloor));
     }
     scales[i * bands + z] = 1.0 / (sqrt(dz) * fmax(tau, kRmsFloor));

@@ -3,7 +3,8 @@
 // alone (GpuSelection::run), the whole prefill_attention (select + plan + attend) and, by difference, the
 // attention; the mask's density, and recall (exp(lse - lse_dense), mean over (head, query block)) and output
 // error (relative L2) against our dense path (method "dense", every visible block) on the same inputs.
-// Medians of --reps timed runs after two warm-ups, CUDA events on the default stream.
+// Medians of --reps timed runs after two warm-ups, CUDA events on the default stream. With --mask-dir, each
+// method's mask is written as mask_<len>_<method>.npy so that bench/peers.py times FlexAttention on it.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "sparsefill/block_mask.hpp"
 #include "sparsefill/cuda/gpu_selection.hpp"
 #include "sparsefill/cuda/prefill_attention.hpp"
+#include "sparsefill/io.hpp"
 #include "sparsefill/metrics.hpp"
 #include "sparsefill/scene.hpp"
 
@@ -67,15 +69,16 @@ std::vector<T> download(const void* device, std::size_t count) {
 int main(int argc, char** argv) {
   std::int64_t len = 131072;
   int reps = 5;
-  std::string scene_name = "llama31-like", methods = "dense,prism,meanpool";
+  std::string scene_name = "llama31-like", methods = "dense,prism,meanpool", mask_dir;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--len") len = std::stoll(value);
     else if (flag == "--reps") reps = std::stoi(value);
     else if (flag == "--scene") scene_name = value;
     else if (flag == "--methods") methods = value;
+    else if (flag == "--mask-dir") mask_dir = value;
     else {
-      std::fprintf(stderr, "unknown flag %s (flags: --len L --reps N --scene NAME --methods dense,prism,...)\n",
+      std::fprintf(stderr, "unknown flag %s (flags: --len L --reps N --scene NAME --methods dense,prism,... --mask-dir DIR)\n",
                    flag.c_str());
       return 2;
     }
@@ -143,6 +146,8 @@ int main(int argc, char** argv) {
         1, dm.heads, dm.num_q_blocks, dm.num_k_blocks, 128, 128,
         download<std::int32_t>(dm.kv_num_blocks, static_cast<std::size_t>(dm.heads * dm.num_q_blocks)),
         download<std::int32_t>(dm.kv_indices, static_cast<std::size_t>(dm.heads * dm.num_q_blocks * dm.num_k_blocks)));
+    if (!mask_dir.empty() && method != "dense")
+      write_block_mask(mask_dir + "/mask_" + std::to_string(len) + "_" + method + ".npy", mask);
     const std::vector<float> method_lse = download<float>(lse.ptr, lse_count);
     HostTensor method_out(hq.dtype, scene.q.shape());
     check(cudaMemcpy(method_out.data(), out.ptr, out.bytes, cudaMemcpyDeviceToHost), "download out");

@@ -1,7 +1,8 @@
 """Peers of the block-sparse attention benchmark, timed on the GPU machine in the same run (not a test).
 
 torch SDPA with the cuDNN and flash backends (dense causal, GQA without copying K/V) and FlexAttention on the
-identical block masks written by bench_block_sparse_attention (--mask-dir). Same shape: 32/8 heads, d 128, bf16,
+identical block masks written by bench_block_sparse_attention and bench_prefill (--mask-dir: random masks named by
+density, scene masks by method). Same shape: 32/8 heads, d 128, bf16,
 causal. Prints one line per (length, method) with the median time (CUDA events) and dense-equivalent TFLOP/s.
 """
 import argparse
@@ -80,7 +81,8 @@ def main():
             density = os.path.basename(path)[len(f"mask_{text}_"):-len(".npy")]
             block_mask = flex_block_mask(np.load(path)[0], block)
             ms = timed(lambda: flex(q, k, v, block_mask=block_mask, enable_gqa=True), args.reps)
-            print(f"{n:>8} {'flex density ' + density:<26} {ms:>9.3f} {flops / ms / 1e9:>10.1f}")
+            label = ("flex density " if density[0].isdigit() else "flex mask ") + density
+            print(f"{n:>8} {label:<26} {ms:>9.3f} {flops / ms / 1e9:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ namespace {
 
 using namespace sparsefill;
 using bench::check;
+using bench::median_ms;
 using bench::split;
 
 __global__ void fill_random_bf16(__nv_bfloat16* x, long long n, unsigned seed) {
@@ -134,22 +135,10 @@ int main(int argc, char** argv) {
       args.mask = {counts, indices, hq, nb, nb, 128, 128};
       void* workspace;
       check(cudaMalloc(&workspace, cuda::BlockSparseAttention::workspace_size(args)), "malloc workspace");
-      cudaEvent_t start, stop;
-      cudaEventCreate(&start);
-      cudaEventCreate(&stop);
-      std::vector<float> times;
-      for (int r = 0; r < reps + 2; ++r) {
-        cudaEventRecord(start);
+      const double ms = median_ms(reps, [&] {
         cuda::BlockSparseAttention::plan(args, workspace, nullptr);
         cuda::BlockSparseAttention::run(args, workspace, nullptr);
-        cudaEventRecord(stop);
-        check(cudaEventSynchronize(stop), "run");
-        float ms = 0;
-        cudaEventElapsedTime(&ms, start, stop);
-        if (r >= 2) times.push_back(ms);
-      }
-      std::sort(times.begin(), times.end());
-      const double ms = times[times.size() / 2];
+      });
       if (density >= 1.0) dense_ms = ms;
       const double useful = 4.0 * d * visible_pairs(mask, L);  // pairs summed over the heads
       std::printf("%8lld %8.3f %9.3f %10.1f %12.1f %14s  %s\n", static_cast<long long>(L),

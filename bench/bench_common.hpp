@@ -2,6 +2,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -25,6 +26,28 @@ inline std::vector<std::string> split(const std::string& s) {
     out.push_back(s.substr(start, comma - start));
   out.push_back(s.substr(start));
   return out;
+}
+
+// Median time of `reps` runs of body() after two warm-ups, CUDA events on the default stream.
+template <typename F>
+double median_ms(int reps, F&& body) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::vector<float> times;
+  for (int r = 0; r < reps + 2; ++r) {
+    cudaEventRecord(start);
+    body();
+    cudaEventRecord(stop);
+    check(cudaEventSynchronize(stop), "timed run");
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    if (r >= 2) times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 }  // namespace sparsefill::bench

@@ -25,6 +25,7 @@ namespace {
 
 using namespace sparsefill;
 using bench::check;
+using bench::median_ms;
 using bench::split;
 
 struct DeviceTensor {
@@ -35,27 +36,6 @@ struct DeviceTensor {
   DeviceTensor(const DeviceTensor&) = delete;
   DeviceTensor& operator=(const DeviceTensor&) = delete;
 };
-
-template <typename F>
-double median_ms(int reps, F&& body) {
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::vector<float> times;
-  for (int r = 0; r < reps + 2; ++r) {
-    cudaEventRecord(start);
-    body();
-    cudaEventRecord(stop);
-    check(cudaEventSynchronize(stop), "timed run");
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    if (r >= 2) times.push_back(ms);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 template <typename T>
 std::vector<T> download(const void* device, std::size_t count) {

@@ -9,6 +9,7 @@
 
 #include "sparsefill/blocked_attention.hpp"
 #include "sparsefill/error.hpp"
+#include "support/error_argument.hpp"
 #include "support/random_tensors.hpp"
 
 namespace sparsefill {
@@ -114,14 +115,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"pbs_key_order", 1, 300, 300, 4, 2, 64, 64, 4, true, true, 0.5}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
-std::string argument_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.argument();
-  }
-  return "<no error>";
-}
+using testing::error_argument;
 
 TEST(BlockedAttentionErrors, NameTheArgument) {
   std::mt19937_64 rng(testing::fresh_seed());
@@ -129,14 +123,14 @@ TEST(BlockedAttentionErrors, NameTheArgument) {
   const HostTensor k = testing::random_tensor(DType::kFP32, {1, 64, 2, 32}, rng);
   const HostTensor half = testing::random_tensor(DType::kFP16, {1, 64, 2, 32}, rng);
   HostTensor out(DType::kFP32, {1, 64, 2, 32}), out16(DType::kFP16, {1, 64, 2, 32}), mass(DType::kFP32, {1, 2, 1, 1});
-  EXPECT_EQ(argument_of([&] { blocked_attention(half.view(), half.view(), half.view(), nullptr, nullptr, {}, {out.view(), {}, {}, 0}); }), "q");
-  EXPECT_EQ(argument_of([&] { blocked_attention(q.view(), k.view(), k.view(), nullptr, nullptr, {}, {out16.view(), {}, {}, 0}); }), "out");
-  EXPECT_EQ(argument_of([&] { blocked_attention(q.view(), k.view(), k.view(), nullptr, nullptr, {}, {out.view(), {}, mass.view(), 64}); }), "block_mass");
+  EXPECT_EQ(error_argument([&] { blocked_attention(half.view(), half.view(), half.view(), nullptr, nullptr, {}, {out.view(), {}, {}, 0}); }), "q");
+  EXPECT_EQ(error_argument([&] { blocked_attention(q.view(), k.view(), k.view(), nullptr, nullptr, {}, {out16.view(), {}, {}, 0}); }), "out");
+  EXPECT_EQ(error_argument([&] { blocked_attention(q.view(), k.view(), k.view(), nullptr, nullptr, {}, {out.view(), {}, mass.view(), 64}); }), "block_mass");
   const BlockMask wrong(1, 2, 3, 1, 64, 64);  // three query blocks for one
-  EXPECT_EQ(argument_of([&] { blocked_attention(q.view(), k.view(), k.view(), &wrong, nullptr, {}, {out.view(), {}, {}, 0}); }), "mask.num_q_blocks");
+  EXPECT_EQ(error_argument([&] { blocked_attention(q.view(), k.view(), k.view(), &wrong, nullptr, {}, {out.view(), {}, {}, 0}); }), "mask.num_q_blocks");
   HostTensor nan = testing::random_tensor(DType::kFP32, {1, 64, 2, 32}, rng);
   nan.ptr<float>()[5] = std::nanf("");
-  EXPECT_EQ(argument_of([&] { blocked_attention(nan.view(), k.view(), k.view(), nullptr, nullptr, {}, {out.view(), {}, {}, 0}); }), "q");
+  EXPECT_EQ(error_argument([&] { blocked_attention(nan.view(), k.view(), k.view(), nullptr, nullptr, {}, {out.view(), {}, {}, 0}); }), "q");
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "sparsefill/gpu_attention.hpp"
 #include "sparsefill/reference_attention.hpp"
 #include "sparsefill/scene.hpp"
+#include "support/error_argument.hpp"
 #include "support/random_tensors.hpp"
 
 namespace sparsefill {
@@ -119,18 +120,10 @@ TEST(GpuSelection, MasksEqualTheCpuSelectors) {
 
 TEST(GpuSelection, UnsupportedMethodsAndSettingsAreClearErrors) {
   SKIP_WITHOUT_GPU();
-  auto argument = [](const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return e.argument();
-    }
-    return std::string("<no error>");
-  };
-  EXPECT_EQ(argument([] { cuda::GpuSelection("xattn", {}); }), "method");
+  EXPECT_EQ(testing::error_argument([] { cuda::GpuSelection("xattn", {}); }), "method");
   SelectorSettings topk;
   topk.meanpool.rule = "topk";
-  EXPECT_EQ(argument([&] { cuda::GpuSelection("meanpool", topk); }), "meanpool.rule");
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("meanpool", topk); }), "meanpool.rule");
 }
 
 // prefill_attention (select + attend on the device) equals the fp64 reference on the CPU selector's mask;

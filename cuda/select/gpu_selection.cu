@@ -1,6 +1,6 @@
 // Host side of the GPU selectors (see gpu_selection.hpp): validation, workspace layout, launches.
 //
-// Prism: pool Q and K (fp64), band energies per head, band multipliers, then one CTA per mask row. Mean
+// Prism: pool Q and K (fp64), band energies per head, band multipliers, then one warp per mask row. Mean
 // pooling (rules t1 and t2): the same kernels with one band of every dim and no calibration.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -17,7 +17,7 @@
 namespace sparsefill::cuda {
 namespace {
 
-constexpr int kMaxKeyBlocks = 2048;  // the row kernel's shared-memory capacity
+constexpr int kMaxKeyBlocks = 64 * 32;  // the row kernel's capacity: 64 blocks per lane
 
 struct Geometry {
   int batch, lq, lk, heads_q, heads_kv, d, nq, nk;
@@ -101,6 +101,17 @@ void pool(const TensorView& t, int length, int heads, int d, int block, int bloc
       out);
 }
 
+template <int kItems>
+void score_rows(const select::ScoringParams& p, const Geometry& g, cudaStream_t s) {
+  const int max_band_dims = std::max(p.band[0].count, p.bands > 1 ? p.band[1].count : 0);
+  const std::size_t smem = select::score_rows_smem_bytes(g.d, max_band_dims);
+  check_cuda(cudaFuncSetAttribute(select::score_rows_kernel<kItems>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(smem)),
+             "selection shared memory opt-in");
+  const dim3 grid((g.nq + select::kRowsPerCta - 1) / select::kRowsPerCta, g.heads_q, g.batch);
+  select::score_rows_kernel<kItems><<<grid, select::kRowsPerCta * 32, smem, s>>>(p);
+}
+
 }  // namespace
 
 GpuSelection::GpuSelection(const std::string& method, const SelectorSettings& settings)
@@ -179,14 +190,13 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
   select::band_scale_kernel<<<(g.batch * g.heads_q + 127) / 128, 128, 0, s>>>(
       w.energy_q, w.energy_k, g.batch, g.heads_q, g.heads_kv, g.nq, g.nk, g.d, p.bands, calibrate, p.band[0],
       p.band[1], w.scales);
-  const dim3 grid(g.nq, g.heads_q, g.batch);
-  // The smallest row capacity that holds every key block: sorting cost follows the capacity.
-  if (g.nk <= 256) {
-    select::score_rows_kernel<128, 2><<<grid, 128, 0, s>>>(p);
-  } else if (g.nk <= 1024) {
-    select::score_rows_kernel<256, 4><<<grid, 256, 0, s>>>(p);
+  // Blocks per lane: the smallest capacity that holds every key block (registers follow it).
+  if (g.nk <= 8 * 32) {
+    score_rows<8>(p, g, s);
+  } else if (g.nk <= 32 * 32) {
+    score_rows<32>(p, g, s);
   } else {
-    select::score_rows_kernel<512, 4><<<grid, 512, 0, s>>>(p);
+    score_rows<64>(p, g, s);
   }
   check_cuda(cudaGetLastError(), "selection kernels launch");
 }

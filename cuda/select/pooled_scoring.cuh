@@ -4,18 +4,15 @@
 // the same summation order where the order is per element: block pooling sums a block's tokens in token
 // order and divides by the block; a logit sums its band's dims in the reference's dim order. Reductions over
 // many elements (the bands' RMS statistics, the softmax normaliser, the prefix mass of the top-p rule) run
-// as tree reductions, so a decision can differ from the CPU's only where a value sits within rounding of the
-// threshold or two probabilities tie to the last bit.
+// in another order, so a decision can differ from the CPU's only where a value sits within rounding of the
+// threshold (exact ties are broken by block index, as the CPU does).
 //
-// One CTA scores one (sequence, query head, query block) row: logits of every candidate key block per band,
-// softmax, a stable descending radix sort of the probabilities (ties by block index, as the CPU's stable
-// sort), the exclusive prefix mass, and the kept set OR-ed across bands; then the forced blocks, and the row
-// is compacted into the canonical mask (ascending indices, zeros after the count).
+// A warp scores one (sequence, query head, query block) row: logits of every candidate key block per band,
+// softmax, the top-p cut (the blocks whose higher-ranked mass, ties by block index as the CPU's stable sort,
+// is below p), and the kept set OR-ed across bands; then the forced blocks, and the row is compacted into the
+// canonical mask (ascending indices, zeros after the count).
 #pragma once
-#include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_reduce.cuh>
-#include <cub/block/block_scan.cuh>
-#include <cuda/functional>
 #include <cstdint>
 
 namespace sparsefill::cuda::select {
@@ -129,107 +126,146 @@ __global__ void band_scale_kernel(const double* energy_q, const double* energy_k
   }
 }
 
-template <int kThreads, int kItems>
-__global__ void __launch_bounds__(kThreads) score_rows_kernel(const ScoringParams p) {
-  constexpr int kCapacity = kThreads * kItems;
-  using Sort = cub::BlockRadixSort<double, kThreads, kItems, int>;
-  using Scan = cub::BlockScan<double, kThreads>;
-  using CountScan = cub::BlockScan<int, kThreads>;
-  using Reduce = cub::BlockReduce<double, kThreads>;
-  __shared__ union {
-    typename Sort::TempStorage sort;
-    typename Scan::TempStorage scan;
-    typename CountScan::TempStorage count_scan;
-    typename Reduce::TempStorage reduce;
-  } temp;
-  __shared__ double q_row[kMaxBandDims];
-  __shared__ double probs[kCapacity];
-  __shared__ unsigned char kept[kCapacity];
-  __shared__ double broadcast;
+inline constexpr int kRowsPerCta = 8;  // one warp per mask row
+inline constexpr int kKeyChunk = 32;   // pooled keys staged per step: one per lane
 
-  const int u = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int hk = h / (p.heads_q / p.heads_kv);
-  const int shift = p.nk - p.nq;
-  const int candidates = p.causal ? min(max(u + shift + 1, 0), p.nk) : p.nk;
-  const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u) * p.d;
-  const double* pk = p.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + hk) * p.nk * p.d;
-  for (int c = threadIdx.x; c < p.d; c += kThreads) q_row[c] = pq[c];
-  for (int v = threadIdx.x; v < kCapacity; v += kThreads) kept[v] = 0;
-  __syncthreads();
+// Warp reductions that leave the same value in every lane: lane 0 reduces in a fixed order, then broadcasts.
+__device__ inline double warp_sum(double x) {
+  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_down_sync(0xffffffffu, x, offset);
+  return __shfl_sync(0xffffffffu, x, 0);
+}
+__device__ inline double warp_max(double x) {
+  for (int offset = 16; offset > 0; offset /= 2) x = fmax(x, __shfl_xor_sync(0xffffffffu, x, offset));
+  return x;
+}
+__device__ inline unsigned long long warp_max(unsigned long long x) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const unsigned long long y = __shfl_xor_sync(0xffffffffu, x, offset);
+    x = y > x ? y : x;
+  }
+  return x;
+}
 
-  for (int z = 0; z < p.bands && candidates > 0; ++z) {
+// Shared memory of score_rows_kernel: the tile's pooled query rows and one staged key chunk.
+inline std::size_t score_rows_smem_bytes(int d, int max_band_dims) {
+  return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * d + static_cast<std::size_t>(max_band_dims) * kKeyChunk);
+}
+
+// One CTA scores kRowsPerCta consecutive mask rows of one (sequence, query head), one warp per row; lane l owns
+// key blocks v = 32 c + l (c < kItems). Per band: chunks of 32 pooled keys are staged in shared memory once for
+// the CTA's rows and each lane sums its logit over the band's dims in the reference's order; the warp takes
+// the softmax; the top-p cut is found without sorting: with G(K) the mass of the candidates whose probability
+// (as a 64-bit pattern, monotone for non-negative doubles) exceeds K, a block is kept iff the mass ranked
+// before it (G at its value plus the equal ones of lower index) is below p, so a binary search for the
+// smallest K with G(K) < p decides every block; only the blocks at exactly that value need the tie rule.
+template <int kItems>
+__global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const ScoringParams p) {
+  static_assert(kItems <= 64, "the kept set is a 64-bit mask per lane");
+  extern __shared__ double shared[];
+  double* q_rows = shared;                          // [kRowsPerCta][d]
+  double* chunk = shared + kRowsPerCta * p.d;       // [band dims][kKeyChunk]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int u0 = blockIdx.x * kRowsPerCta, h = blockIdx.y, b = blockIdx.z;
+  const int rows = min(kRowsPerCta, p.nq - u0), u = u0 + warp;
+  const int hk = h / (p.heads_q / p.heads_kv), shift = p.nk - p.nq;
+  auto candidates_of = [&](int row) { return p.causal ? min(max(row + shift + 1, 0), p.nk) : p.nk; };
+  const int candidates = warp < rows ? candidates_of(u) : 0;
+  const int tile_candidates = candidates_of(u0 + rows - 1);  // the most of any row here
+  const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u0) * p.d;
+  const double* pk = p.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + hk) * p.d * p.nk;
+  for (int i = threadIdx.x; i < rows * p.d; i += blockDim.x) q_rows[i] = pq[i];
+  unsigned long long kept = 0;  // bit c: block 32 c + lane
+
+  for (int z = 0; z < p.bands; ++z) {
     const Band& band = p.band[z];
     const double scale = p.scales[(b * p.heads_q + h) * p.bands + z];
-    double local_max = -INFINITY;
-    for (int v = threadIdx.x; v < candidates; v += kThreads) {
-      double s = 0.0;
-      for (int i = 0; i < band.count; ++i) s += q_row[band.dims[i]] * pk[static_cast<std::int64_t>(band.dims[i]) * p.nk + v];
-      probs[v] = s * scale;
-      local_max = fmax(local_max, probs[v]);
-    }
-    const double row_max = Reduce(temp.reduce).Reduce(local_max, ::cuda::maximum<>{});
-    if (threadIdx.x == 0) broadcast = row_max;
-    __syncthreads();
-    const double m = broadcast;
-    double local_sum = 0.0;
-    for (int v = threadIdx.x; v < candidates; v += kThreads) local_sum += (probs[v] = exp(probs[v] - m));
-    __syncthreads();
-    const double z_sum = Reduce(temp.reduce).Sum(local_sum);
-    if (threadIdx.x == 0) broadcast = z_sum;
-    __syncthreads();
-    const double total = broadcast;
-    // Blocked arrangement in index order (non-candidates sort last), then a stable descending sort.
-    double keys[kItems];
-    int ids[kItems];
+    double prob[kItems];
 #pragma unroll
-    for (int i = 0; i < kItems; ++i) {
-      const int v = threadIdx.x * kItems + i;
-      ids[i] = v;
-      keys[i] = v < candidates ? probs[v] / total : -1.0;
+    for (int c = 0; c < kItems; ++c) {
+      if (c * kKeyChunk < tile_candidates) {  // uniform over the CTA
+        __syncthreads();
+        for (int i = threadIdx.x; i < band.count * kKeyChunk; i += blockDim.x) {
+          const int v = c * kKeyChunk + i % kKeyChunk;
+          chunk[i] = v < p.nk ? pk[static_cast<std::int64_t>(band.dims[i / kKeyChunk]) * p.nk + v] : 0.0;
+        }
+        __syncthreads();
+      }
+      prob[c] = -INFINITY;
+      if (c * kKeyChunk + lane < candidates) {
+        const double* q = q_rows + warp * p.d;
+        double s = 0.0;
+        for (int i = 0; i < band.count; ++i) s += q[band.dims[i]] * chunk[i * kKeyChunk + lane];
+        prob[c] = s * scale;
+      }
     }
-    __syncthreads();
-    Sort(temp.sort).SortDescending(keys, ids);
-    __syncthreads();
-    double before[kItems];
+    if (candidates == 0) continue;
+    double m = -INFINITY;
+#pragma unroll
+    for (int c = 0; c < kItems; ++c) m = fmax(m, prob[c]);
+    m = warp_max(m);
+    double sum = 0.0;
+#pragma unroll
+    for (int c = 0; c < kItems; ++c) {
+      prob[c] = c * kKeyChunk + lane < candidates ? exp(prob[c] - m) : 0.0;
+      sum += prob[c];
+    }
+    const double total = warp_sum(sum);
     double mass = 0.0;
-    Scan(temp.scan).ExclusiveSum(keys, before, mass);  // -1 paddings sit after every candidate
-    __syncthreads();
-    // T2 keeps nothing when the cumulative mass over all candidates never reaches p.
-    double candidate_mass = 0.0;
+    unsigned long long top = 0;
 #pragma unroll
-    for (int i = 0; i < kItems; ++i) candidate_mass += ids[i] < candidates ? keys[i] : 0.0;
-    candidate_mass = Reduce(temp.reduce).Sum(candidate_mass);
-    if (threadIdx.x == 0) broadcast = candidate_mass;
-    __syncthreads();
-    const bool reached = !p.rule_t2 || broadcast >= band.p;
+    for (int c = 0; c < kItems; ++c) {
+      prob[c] /= total;
+      mass += prob[c];
+      top = c * kKeyChunk + lane < candidates && __double_as_longlong(prob[c]) > top ? __double_as_longlong(prob[c]) : top;
+    }
+    if (p.rule_t2 && !(warp_sum(mass) >= band.p)) continue;  // T2 keeps nothing when the mass never reaches p
+    auto mass_above = [&](unsigned long long key) {
+      double g = 0.0;
 #pragma unroll
-    for (int i = 0; i < kItems; ++i)
-      if (ids[i] < candidates && before[i] < band.p && reached) kept[ids[i]] = 1;
-    __syncthreads();
-    (void)mass;
-  }
-  if (threadIdx.x == 0) {
-    if (p.force_sink && p.nk > 0) kept[0] = 1;
-    if (p.force_diagonal && u + shift >= 0 && u + shift < p.nk) kept[u + shift] = 1;
-  }
-  __syncthreads();
-  int flags[kItems], positions[kItems];
+      for (int c = 0; c < kItems; ++c)
+        g += c * kKeyChunk + lane < candidates && static_cast<unsigned long long>(__double_as_longlong(prob[c])) > key
+                 ? prob[c]
+                 : 0.0;
+      return warp_sum(g);
+    };
+    unsigned long long lo = 0, hi = warp_max(top) + 1;  // mass_above(hi) = 0 < p
+    while (lo < hi) {
+      const unsigned long long mid = lo + (hi - lo) / 2;
+      if (mass_above(mid) < band.p) hi = mid; else lo = mid + 1;
+    }
+    const double above = mass_above(lo);
+    double tied_before = 0.0;  // mass of the blocks with probability pattern == lo and a lower index
 #pragma unroll
-  for (int i = 0; i < kItems; ++i) {
-    const int v = threadIdx.x * kItems + i;
-    flags[i] = v < p.nk ? kept[v] : 0;
+    for (int c = 0; c < kItems; ++c) {
+      const int v = c * kKeyChunk + lane;
+      const unsigned long long key = static_cast<unsigned long long>(__double_as_longlong(prob[c]));
+      const bool valid = v < candidates;
+      const double tied = valid && key == lo ? prob[c] : 0.0;
+      double prefix = tied;  // inclusive scan over the lanes of this chunk
+      for (int offset = 1; offset < 32; offset *= 2) {
+        const double other = __shfl_up_sync(0xffffffffu, prefix, offset);
+        if (lane >= offset) prefix += other;
+      }
+      if (valid && (key > lo || (key == lo && above + tied_before + (prefix - tied) < band.p))) kept |= 1ull << c;
+      tied_before += __shfl_sync(0xffffffffu, prefix, 31);
+    }
   }
+  if (warp >= rows) return;
+  if (p.force_sink && p.nk > 0 && lane == 0) kept |= 1ull;
+  const int diagonal = u + shift;
+  if (p.force_diagonal && diagonal >= 0 && diagonal < p.nk && lane == diagonal % kKeyChunk)
+    kept |= 1ull << (diagonal / kKeyChunk);
+  const std::int64_t mask_row = (static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u;
+  std::int32_t* out = p.kv_indices + mask_row * p.nk;
   int count = 0;
-  CountScan(temp.count_scan).ExclusiveSum(flags, positions, count);
-  const std::int64_t row = (static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u;
-  std::int32_t* out = p.kv_indices + row * p.nk;
 #pragma unroll
-  for (int i = 0; i < kItems; ++i) {
-    const int v = threadIdx.x * kItems + i;
-    if (flags[i]) out[positions[i]] = v;
+  for (int c = 0; c < kItems; ++c) {
+    const unsigned ballot = __ballot_sync(0xffffffffu, (kept >> c) & 1ull);
+    if ((kept >> c) & 1ull) out[count + __popc(ballot & ((1u << lane) - 1u))] = c * kKeyChunk + lane;
+    count += __popc(ballot);
   }
-  for (int i = count + threadIdx.x; i < p.nk; i += kThreads) out[i] = 0;
-  if (threadIdx.x == 0) p.kv_num_blocks[row] = count;
+  for (int i = count + lane; i < p.nk; i += 32) out[i] = 0;
+  if (lane == 0) p.kv_num_blocks[mask_row] = count;
 }
 
 }  // namespace sparsefill::cuda::select

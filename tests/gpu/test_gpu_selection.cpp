@@ -116,6 +116,14 @@ TEST(GpuSelection, MasksEqualTheCpuSelectors) {
     expect_same_mask("meanpool", {}, *in, label);
     expect_same_mask("meanpool", t1, *in, label + ", t1 0.8");
   }
+  // More than 1024 key blocks (the widest row kernel): 70000 tokens at block 64.
+  Inputs long_rows;
+  long_rows.q = testing::random_tensor(DType::kBF16, {1, 70000, 2, 64}, rng, 3.0);
+  long_rows.k = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
+  long_rows.v = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
+  long_rows.block = 64;
+  expect_same_mask("prism", {}, long_rows, "random causal 70000 (1094 key blocks)");
+  expect_same_mask("meanpool", t1, long_rows, "random causal 70000 (1094 key blocks), t1 0.8");
 }
 
 TEST(GpuSelection, UnsupportedMethodsAndSettingsAreClearErrors) {

@@ -1,5 +1,5 @@
-// GPU selectors and the select + attend pipeline (label gpu: skipped without a device), and the selection
-// workspace bound (label host).
+// GPU selectors and the select + attend pipeline (label gpu: skipped without a device), and the host-side
+// argument checks, workspace layout and bound (label host).
 //
 // Masks: the GPU mask must equal the CPU selector's, decision by decision, on scenes and random inputs. The
 // GPU sums its reductions in another order than the CPU, so a block whose prefix mass lies within fp64
@@ -126,8 +126,59 @@ TEST(GpuSelection, MasksEqualTheCpuSelectors) {
   expect_same_mask("meanpool", t1, long_rows, "random causal 70000 (1094 key blocks), t1 0.8");
 }
 
-TEST(GpuSelection, UnsupportedMethodsAndSettingsAreClearErrors) {
-  SKIP_WITHOUT_GPU();
+// Host side: argument checks run before any device access, so they are tested without a GPU.
+TEST(SelectionArguments, BadInputIsAClearErrorNamingTheArgument) {
+  static std::int32_t placeholder[4];
+  auto args = [] {
+    cuda::GpuSelectionArgs a;
+    a.q = make_view(placeholder, DType::kBF16, {1, 4096, 8, 128});
+    a.k = make_view(placeholder, DType::kBF16, {1, 4096, 2, 128});
+    a.kv_num_blocks = a.kv_indices = placeholder;
+    return a;
+  };
+  const cuda::GpuSelection prism("prism", {});
+  auto failing = [&](const cuda::GpuSelectionArgs& a) {
+    return testing::error_argument([&] { prism.workspace_size(a); });
+  };
+  EXPECT_EQ(failing(args()), "<no error>");
+  cuda::GpuSelectionArgs a = args();
+  a.q = make_view(placeholder, DType::kBF16, {4096, 8, 128});
+  EXPECT_EQ(failing(a), "q");  // varlen layout
+  a = args();
+  a.k.dtype = DType::kFP16;
+  EXPECT_EQ(failing(a), "k");  // dtype differs from q's
+  a = args();
+  a.q.dtype = a.k.dtype = DType::kFP32;
+  EXPECT_EQ(failing(a), "q");
+  a = args();
+  a.k = make_view(placeholder, DType::kBF16, {1, 4096, 3, 128});
+  EXPECT_EQ(failing(a), "k");  // 8 query heads over 3 KV heads
+  a = args();
+  a.block_size = 96;
+  EXPECT_EQ(failing(a), "block_size");
+  a = args();
+  a.k = make_view(placeholder, DType::kBF16, {1, 2049 * 128, 2, 128});
+  EXPECT_EQ(failing(a), "k");  // more key blocks than the row kernel holds
+  a = args();
+  a.kv_indices = nullptr;
+  EXPECT_EQ(failing(a), "mask");
+  // Prefill workspace: the mask, the selector's and the attention kernel's workspaces, each counted.
+  cuda::PrefillAttentionArgs prefill;
+  prefill.q = args().q;
+  prefill.k = prefill.v = args().k;
+  prefill.out = args().q;
+  const std::size_t with_selection = cuda::prefill_attention_workspace_size(prefill, "prism", {});
+  const std::size_t dense = cuda::prefill_attention_workspace_size(prefill, "dense", {});
+  EXPECT_GT(with_selection, prism.workspace_size(args()) + 8u * 32 * 32 * 4);  // + the per-head mask indices
+  EXPECT_LT(dense, with_selection);
+  const cuda::DeviceBlockMask mask = cuda::mask_in_workspace(prefill, "prism", placeholder);
+  EXPECT_EQ(mask.heads, 8);
+  EXPECT_EQ(mask.num_q_blocks, 32);
+  EXPECT_EQ(mask.num_k_blocks, 32);
+  EXPECT_EQ(cuda::mask_in_workspace(prefill, "dense", placeholder).heads, 1);
+}
+
+TEST(SelectionArguments, UnsupportedMethodsAndSettingsAreClearErrors) {
   EXPECT_EQ(testing::error_argument([] { cuda::GpuSelection("xattn", {}); }), "method");
   SelectorSettings topk;
   topk.meanpool.rule = "topk";

@@ -82,7 +82,7 @@ int run(const RunFlags& f, const CLI::App& cmd) {
 
   // auto: the GPU kernel when a device is present and supports the input and method; otherwise the CPU
   // reference.
-  const bool gpu_fits = cuda_device_count() > 0 && f.method != "pbs" &&
+  const bool gpu_fits = cuda_device_count() > 0 &&
                         (qv.dtype == DType::kBF16 || qv.dtype == DType::kFP16) &&
                         (qv.shape[3] == 64 || qv.shape[3] == 128);
   const bool use_gpu = f.device == "cuda" || (f.device == "auto" && gpu_fits);

@@ -24,6 +24,7 @@ struct AttentionKernelParams {
   const std::int32_t* kv_indices;
   int mask_heads, num_q_blocks, num_k_blocks, block_q, block_k;
   int causal;
+  const std::int32_t* key_order;  // PBS: [batch, heads_q, seqlen_k] original key at each position, or null
   float scale_log2;              // softmax scale times log2(e)
   const std::int32_t* schedule;  // work items, heaviest first; item = (b * heads_q + h) * q_tiles + tile
   int tile_rows;                 // query rows per work item (the kernel's tile height)

@@ -4,8 +4,9 @@
 // run one CTA per item in that order.
 //
 // Kernels: the Hopper kernel (wgmma + TMA, 128-row tiles; attention/wgmma/) runs whenever it can: an sm_90
-// device, 128x128 mask blocks and 16-byte aligned rows (TMA's requirement). Any other case runs the generic
-// tensor-core kernel (WMMA, 64-row tiles), which takes every block size and alignment. kernel_name() says
+// device, 128x128 mask blocks, 16-byte aligned rows (TMA's requirement) and no key order. Any other case runs
+// the generic tensor-core kernel (WMMA, 64-row tiles), which takes every block size, alignment and PBS's key
+// orders (rows gathered by index). kernel_name() says
 // which one a call uses.
 #include <cuda_runtime.h>
 
@@ -109,8 +110,8 @@ Geometry geometry_of(const BlockSparseAttentionArgs& a) {
   require(m.num_k_blocks == (g.seqlen_k + m.block_k - 1) / m.block_k, "mask.num_k_blocks",
           "does not match seqlen_k and block_k");
   require(std::isfinite(a.scale) && a.scale >= 0, "scale", "must be finite and >= 0");
-  g.hopper = m.block_q == wgmma::kRows && m.block_k == wgmma::kRows && rows_aligned({&a.q, &a.k, &a.v, &a.out}) &&
-             current_device_is_sm90();
+  g.hopper = a.key_order == nullptr && m.block_q == wgmma::kRows && m.block_k == wgmma::kRows &&
+             rows_aligned({&a.q, &a.k, &a.v, &a.out}) && current_device_is_sm90();
   g.tile_rows = g.hopper ? wgmma::kRows : kTileRows;
   g.q_tiles = (g.seqlen_q + g.tile_rows - 1) / g.tile_rows;
   const long long items = static_cast<long long>(g.batch) * g.heads_q * g.q_tiles;
@@ -150,6 +151,7 @@ AttentionKernelParams params_of(const BlockSparseAttentionArgs& a, const Geometr
   p.block_q = static_cast<int>(a.mask.block_q);
   p.block_k = static_cast<int>(a.mask.block_k);
   p.causal = a.causal ? 1 : 0;
+  p.key_order = a.key_order;
   const double scale = a.scale > 0 ? a.scale : 1.0 / std::sqrt(static_cast<double>(g.head_dim));
   p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
   p.schedule = schedule;
@@ -217,6 +219,7 @@ void BlockSparseAttention::validate(const BlockSparseAttentionArgs& args) {
     require(is_device_pointer(ptr), name, "must point to device memory");
   }
   if (args.lse) require(is_device_pointer(args.lse), "lse", "must point to device memory");
+  if (args.key_order) require(is_device_pointer(args.key_order), "key_order", "must point to device memory");
 }
 
 std::size_t BlockSparseAttention::workspace_size(const BlockSparseAttentionArgs& args) {

@@ -18,7 +18,7 @@ using cuda::upload;
 
 void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const TensorView& v,
                                 const BlockMask& mask, bool causal, const TensorView& out,
-                                const TensorView& lse) {
+                                const TensorView& lse, const std::vector<std::int32_t>& key_order) {
   require(cuda_device_count() > 0, "device", "no CUDA device: " + cuda_device_description());
   const AttentionProblem p = describe_attention(q, k, v);
   mask.validate_for(p);
@@ -33,6 +33,11 @@ void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const 
   const std::size_t es = dtype_size(q.dtype);
   DeviceArray dq = upload(q.data, q.numel() * es), dk = upload(k.data, k.numel() * es),
               dv = upload(v.data, v.numel() * es);
+  if (!key_order.empty()) {
+    require(static_cast<std::int64_t>(key_order.size()) == p.batch * p.heads_q * p.max_seqlen_k(), "key_order",
+            "expected batch * heads_q * seqlen_k entries");
+  }
+  DeviceArray order = upload(key_order.data(), key_order.size() * 4);
   DeviceArray counts = upload(mask.kv_num_blocks().data(), mask.kv_num_blocks().size() * 4);
   DeviceArray indices = upload(mask.kv_indices().data(), mask.kv_indices().size() * 4);
   DeviceArray dout(q.numel() * es),
@@ -55,6 +60,7 @@ void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const 
                mask.block_q(),
                mask.block_k()};
   args.causal = causal;
+  args.key_order = key_order.empty() ? nullptr : static_cast<const std::int32_t*>(order.get());
   cuda::BlockSparseAttention::validate(args);
   DeviceArray workspace(cuda::BlockSparseAttention::workspace_size(args));
   cuda::BlockSparseAttention::plan(args, workspace.get(), nullptr);

@@ -6,7 +6,8 @@
 // mask and the online softmax in base 2 and write P in the input dtype, then the warp computes P V (16 x
 // head_dim) with WMMA into a shared fp32 tile that the row's threads fold into their register accumulators.
 // Causality is per element on partial tiles; key blocks entirely above the diagonal are skipped; indices
-// outside [0, nKb) are ignored. Empty rows write 0 and LSE -inf.
+// outside [0, nKb) are ignored. Empty rows write 0 and LSE -inf. With a key order (PBS) K/V rows are gathered
+// by the order and causality compares original positions, element by element.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -41,25 +42,38 @@ __device__ inline __half from_float<__half>(float x) {
   return __float2half(x);
 }
 
-// Copies `rows` rows of kHeadDim elements (row i at src + i * stride) into dst [kKeyTile or
+// Where staged row r comes from: row r of src, or with a key order (PBS) row order[r] of src, which must lie
+// in [0, limit) (other values give a zero row; the softmax masks them).
+struct RowSource {
+  const std::int32_t* order = nullptr;
+  int limit = 0;
+  __device__ int row(int r) const {
+    if (!order) return r;
+    const int o = order[r];
+    return o >= 0 && o < limit ? o : -1;
+  }
+};
+
+// Copies `rows` rows of kHeadDim elements (see RowSource; row i at src + i * stride) into dst [kKeyTile or
 // kTileRows][kHeadDim], zero-filling rows >= present. 16-byte vectors when `vectors` (aligned rows), else
 // element by element.
 template <typename Element, int kHeadDim>
 __device__ inline void stage_rows(Element* dst, const Element* src, std::int64_t stride, int rows,
-                                  int present, bool vectors) {
+                                  int present, bool vectors, RowSource from = {}) {
   if (vectors) {
     constexpr int kPerVector = 16 / sizeof(Element), kVectorsPerRow = kHeadDim / kPerVector;
     for (int e = threadIdx.x; e < rows * kVectorsPerRow; e += kThreads) {
       const int r = e / kVectorsPerRow, c = (e % kVectorsPerRow) * kPerVector;
-      const uint4 value =
-          r < present ? *reinterpret_cast<const uint4*>(src + r * stride + c) : make_uint4(0, 0, 0, 0);
+      const int s = r < present ? from.row(r) : -1;
+      const uint4 value = s >= 0 ? *reinterpret_cast<const uint4*>(src + s * stride + c) : make_uint4(0, 0, 0, 0);
       *reinterpret_cast<uint4*>(dst + r * kHeadDim + c) = value;
     }
     return;
   }
   for (int e = threadIdx.x; e < rows * kHeadDim; e += kThreads) {
     const int r = e / kHeadDim, c = e % kHeadDim;
-    dst[e] = r < present ? src[r * stride + c] : from_float<Element>(0.0f);
+    const int s = r < present ? from.row(r) : -1;
+    dst[e] = s >= 0 ? src[s * stride + c] : from_float<Element>(0.0f);
   }
 }
 
@@ -133,6 +147,9 @@ __global__ void __launch_bounds__(kThreads)
   const int tile_last_row = min(row0 + kTileRows, lq) - 1;
   const Element* k_base = static_cast<const Element*>(p.k) + b * p.k_batch + hk * p.k_head;
   const Element* v_base = static_cast<const Element*>(p.v) + b * p.v_batch + hk * p.v_head;
+  // PBS: position j of this head's keys holds original key order[j]; causality compares original positions.
+  const std::int32_t* order =
+      p.key_order ? p.key_order + (static_cast<long long>(b) * p.heads_q + h) * p.seqlen_k : nullptr;
 
   for (int n = 0; n < count; ++n) {
     const int kb = blocks[n];
@@ -140,14 +157,16 @@ __global__ void __launch_bounds__(kThreads)
     const int key_begin = kb * p.block_k;
     const int key_end = min(key_begin + p.block_k, lk);
     if (key_begin >= key_end) continue;
-    if (p.causal && key_begin > tile_last_row + shift) continue;  // the whole block is above the diagonal
+    if (p.causal && !order && key_begin > tile_last_row + shift) continue;  // the block is above the diagonal
     for (int key0 = key_begin; key0 < key_end; key0 += kKeyTile) {
       const int keys_here = min(kKeyTile, key_end - key0);
       __syncthreads();  // the previous tile's K, V and P V are no longer read
-      stage_rows<Element, kHeadDim>(k_s, k_base + (start_k + key0) * p.k_token, p.k_token, kKeyTile,
-                                    keys_here, p.vector_loads != 0);
-      stage_rows<Element, kHeadDim>(v_s, v_base + (start_k + key0) * p.v_token, p.v_token, kKeyTile,
-                                    keys_here, p.vector_loads != 0);
+      const RowSource from{order ? order + key0 : nullptr, lk};
+      const std::int64_t first = order ? start_k : start_k + key0;  // with an order, rows index from the start
+      stage_rows<Element, kHeadDim>(k_s, k_base + first * p.k_token, p.k_token, kKeyTile, keys_here,
+                                    p.vector_loads != 0, from);
+      stage_rows<Element, kHeadDim>(v_s, v_base + first * p.v_token, p.v_token, kKeyTile, keys_here,
+                                    p.vector_loads != 0, from);
       __syncthreads();
       // S (16 x 64 per warp) = Q K^T.
 #pragma unroll
@@ -171,8 +190,10 @@ __global__ void __launch_bounds__(kThreads)
       float scores[kCols];
 #pragma unroll
       for (int c = 0; c < kCols; ++c) {
-        const int key = key0 + part * kCols + c;
-        const bool allowed = valid_row && part * kCols + c < keys_here && (!p.causal || key <= row + shift);
+        const int position = key0 + part * kCols + c;
+        const bool present = part * kCols + c < keys_here;
+        const int key = order && present ? order[position] : position;  // the original position
+        const bool allowed = valid_row && present && key >= 0 && key < lk && (!p.causal || key <= row + shift);
         scores[c] = allowed ? s_row[c] * p.scale_log2 : -INFINITY;
         tile_max = fmaxf(tile_max, scores[c]);
       }

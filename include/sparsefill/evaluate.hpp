@@ -18,8 +18,8 @@ struct EvaluationOptions {
   std::int64_t block_size = kDefaultBlockSize;
   RopeLayout rope_layout = RopeLayout::kRotateHalf;
   Accumulation accumulation = Accumulation::kFP32;
-  // Where the sparse attention runs: kCpu (the reference) or kCuda (the GPU kernel; bf16/fp16, head_dim
-  // 64/128, no permuted masks yet). The dense reference always runs on the CPU.
+  // Where the sparse attention runs: kCpu (the reference) or kCuda (the GPU kernels; bf16/fp16, head_dim
+  // 64/128; PBS's permuted masks on the generic kernel). The dense reference always runs on the CPU.
   enum class Device { kCpu, kCuda } device = Device::kCpu;
   // Called with (stage name, finished fraction of that stage) while long stages run.
   std::function<void(const std::string&, double)> progress;

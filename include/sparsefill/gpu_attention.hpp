@@ -13,11 +13,12 @@
 namespace sparsefill {
 
 // q/k/v: host, fixed-length FlashAttention layout, bf16 or fp16, head_dim 64 or 128. out: host, q's shape,
-// any floating dtype. lse: optional host fp32 [batch, heads_q, seqlen_q]. Throws Error("device") without a
-// CUDA build or device, and the kernel's argument errors otherwise.
+// any floating dtype. lse: optional host fp32 [batch, heads_q, seqlen_q]. key_order: optional PBS order
+// (Selection::key_order; empty for none). Throws Error("device") without a CUDA build or device, and the
+// kernel's argument errors otherwise.
 void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const TensorView& v,
                                 const BlockMask& mask, bool causal, const TensorView& out,
-                                const TensorView& lse);
+                                const TensorView& lse, const std::vector<std::int32_t>& key_order = {});
 
 // Methods whose selection runs on the GPU (empty in a build without CUDA).
 std::vector<std::string> gpu_selector_methods();

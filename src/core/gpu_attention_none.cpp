@@ -5,7 +5,7 @@
 namespace sparsefill {
 
 void gpu_block_sparse_attention(const TensorView&, const TensorView&, const TensorView&, const BlockMask&,
-                                bool, const TensorView&, const TensorView&) {
+                                bool, const TensorView&, const TensorView&, const std::vector<std::int32_t>&) {
   throw Error("device", "this build has no CUDA kernels (configure with a CUDA compiler)");
 }
 

@@ -76,9 +76,8 @@ Evaluation evaluate_selector(const Selector& selector, const TensorView& q, cons
          const ReferenceOptions ref = reference_options(options, "sparse attention");
          const ReferenceOutputs outputs{e.sparse_out.view(), e.sparse_lse.view(), {}, 0};
          if (options.device == EvaluationOptions::Device::kCuda) {
-           require(e.selection.key_order.empty(), "device",
-                   "the GPU kernel has no permuted (PBS) variant yet; use --device cpu");
-           gpu_block_sparse_attention(q, k, v, e.selection.mask, options.causal, outputs.out, outputs.lse);
+           gpu_block_sparse_attention(q, k, v, e.selection.mask, options.causal, outputs.out, outputs.lse,
+                                      e.selection.key_order);
          } else if (e.selection.key_order.empty()) {
            reference_attention(q, k, v, {}, &e.selection.mask, ref, outputs);
          } else {

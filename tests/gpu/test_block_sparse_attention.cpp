@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <algorithm>
+#include <numeric>
 #include <random>
 
 #include "gpu/gpu_test_support.hpp"
@@ -33,6 +35,7 @@ struct Case {
   std::string mask_heads = "q";  // "1", "kv" or "q"
   double density = 0.5;
   bool misaligned = false;  // q/k/v views start one element into their buffers: the kernel's scalar-load path
+  bool permuted = false;    // PBS: keys read in a segment-local shuffled order (generic kernel)
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
@@ -56,11 +59,15 @@ std::vector<Case> cases() {
       {"hopper_noncausal_empty", {257}, {300}, false, false, 4, 2, 64, 128, DType::kFP16, "1", 0.0},
       {"hopper_noncausal_sparse", {300}, {555}, false, false, 4, 2, 128, 128, DType::kBF16, "kv", 0.25},
       {"hopper_misaligned_views", {333}, {333}, false, true, 4, 2, 128, 128, DType::kBF16, "q", 0.5, true},
+      // PBS key orders: gathered K/V rows, causality on original positions.
+      {"pbs_permuted_gqa", {400}, {400}, false, true, 8, 2, 128, 128, DType::kBF16, "q", 0.5, false, true},
+      {"pbs_permuted_varlen", {200, 333}, {260, 333}, true, true, 4, 2, 64, 64, DType::kFP16, "q", 0.6, false, true},
   };
 }
 
 struct Prepared {
   HostTensor q, k, v;
+  std::vector<std::int32_t> key_order;  // permuted cases: [batch, heads_q, max_k]
   std::vector<std::int32_t> cu_q, cu_k;
   BlockMask mask;
   std::int64_t max_q = 0, max_k = 0, batch = 0;
@@ -106,12 +113,22 @@ Prepared prepare(const Case& c, std::mt19937_64& rng) {
       }
     }
   }
+  if (c.permuted) {  // shuffles inside segments of two blocks, as PBS permutes within segments
+    p.key_order.assign(static_cast<std::size_t>(p.batch * c.heads_q * p.max_k), 0);
+    for (std::int64_t b = 0; b < p.batch; ++b)
+      for (std::int64_t h = 0; h < c.heads_q; ++h) {
+        std::int32_t* o = p.key_order.data() + (b * c.heads_q + h) * p.max_k;
+        std::iota(o, o + c.seqlen_k[b], 0);
+        for (std::int64_t s0 = 0; s0 < c.seqlen_k[b]; s0 += 2 * c.block)
+          std::shuffle(o + s0, o + std::min(c.seqlen_k[b], s0 + 2 * c.block), rng);
+      }
+  }
   return p;
 }
 
 // Device copies of a prepared case and the launch arguments over them.
 struct DeviceCase {
-  DeviceBuffer q, k, v, out, lse, counts, indices, cu_q, cu_k;
+  DeviceBuffer q, k, v, out, lse, counts, indices, cu_q, cu_k, order;
   BlockSparseAttentionArgs args;
   std::size_t shift;  // bytes the q/k/v views start into their buffers
   DeviceCase(const Case& c, const Prepared& p)
@@ -124,6 +141,7 @@ struct DeviceCase {
         indices(p.mask.kv_indices().size() * sizeof(std::int32_t)),
         cu_q(std::max<std::size_t>(p.cu_q.size(), 1) * sizeof(std::int32_t)),
         cu_k(std::max<std::size_t>(p.cu_k.size(), 1) * sizeof(std::int32_t)),
+        order(std::max<std::size_t>(p.key_order.size(), 1) * sizeof(std::int32_t)),
         shift(c.misaligned ? 2 : 0) {
     q.upload(p.q.data(), p.q.size_bytes(), shift);
     k.upload(p.k.data(), p.k.size_bytes(), shift);
@@ -143,6 +161,10 @@ struct DeviceCase {
                  p.mask.block_q(),
                  p.mask.block_k()};
     args.causal = c.causal;
+    if (c.permuted) {
+      order.upload(p.key_order.data(), p.key_order.size() * sizeof(std::int32_t), 0);
+      args.key_order = static_cast<const std::int32_t*>(order.get());
+    }
     if (c.varlen) {
       cu_q.upload(p.cu_q.data());
       cu_k.upload(p.cu_k.data());
@@ -174,12 +196,17 @@ TEST_P(GpuBlockSparseAttention, MatchesTheFp64Reference) {
     ReferenceOptions options;
     options.attention.causal = c.causal;
     options.accumulation = Accumulation::kFP64;
-    reference_attention(p.q.view(), p.k.view(), p.v.view(), p.varlen(), &p.mask, options,
-                        {want.view(), want_lse.view(), {}, 0});
+    const ReferenceOutputs want_out{want.view(), want_lse.view(), {}, 0};
+    if (c.permuted) {
+      reference_permuted_attention(p.q.view(), p.k.view(), p.v.view(), p.varlen(), p.mask, p.key_order, options,
+                                   want_out);
+    } else {
+      reference_attention(p.q.view(), p.k.view(), p.v.view(), p.varlen(), &p.mask, options, want_out);
+    }
 
     DeviceCase d(c, p);
     ASSERT_NO_THROW(BlockSparseAttention::validate(d.args));
-    const bool hopper_case = gpu_is_sm90() && c.block == 128 && !c.misaligned;
+    const bool hopper_case = gpu_is_sm90() && c.block == 128 && !c.misaligned && !c.permuted;
     EXPECT_STREQ(BlockSparseAttention::kernel_name(d.args), hopper_case ? "hopper-wgmma-tma" : "generic-wmma");
     DeviceBuffer workspace(BlockSparseAttention::workspace_size(d.args));
     d.out.poison();

@@ -16,8 +16,9 @@
 // tensors for any index value.
 //
 // Two kernels sit behind this API: on sm_90 with 128x128 mask blocks and 16-byte aligned rows, the Hopper
-// kernel (wgmma, TMA ring, warp specialisation, 128-row tiles); otherwise a generic tensor-core kernel (WMMA,
-// 64-row tiles) that takes every block size and alignment. Both compute the same function.
+// kernel (wgmma, TMA ring, warp specialisation, 128-row tiles); otherwise (and for PBS key orders) a generic
+// tensor-core kernel (WMMA, 64-row tiles) that takes every block size and alignment. Both compute the same
+// function.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -39,6 +40,10 @@ struct BlockSparseAttentionArgs {
   DeviceBlockMask mask;
   bool causal = true;
   double scale = 0.0;  // 0: 1 / sqrt(head_dim)
+  // PBS (reference_permuted_attention): optional device int32 [batch, heads_q, max_seqlen_k], the original index
+  // (within its sequence) of the key each query head reads at each position; the mask is over those positions
+  // and causality compares original positions. Runs on the generic kernel.
+  const std::int32_t* key_order = nullptr;
   // Varlen (rank-3 q/k/v): device cu_seqlens [batch + 1] and the host-known batch and maximum lengths.
   const std::int32_t* cu_seqlens_q = nullptr;
   const std::int32_t* cu_seqlens_k = nullptr;

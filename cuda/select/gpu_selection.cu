@@ -1,7 +1,7 @@
 // Host side of the GPU selectors (see gpu_selection.hpp): validation, workspace layout, launches.
 //
 // Prism: pool Q and K (fp64), band energies per head, band multipliers, then one warp per mask row. Mean
-// pooling (rules t1 and t2): the same kernels with one band of every dim and no calibration.
+// pooling (every rule: t1, t2, t4, t5, top-k): the same kernels with one band of every dim and no calibration.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -119,12 +119,7 @@ GpuSelection::GpuSelection(const std::string& method, const SelectorSettings& se
   const std::vector<std::string> known = methods();
   require(std::find(known.begin(), known.end(), method) != known.end(), "method",
           "'" + method + "' has no GPU selector yet (GPU: prism, meanpool); select on the CPU");
-  if (method == "meanpool") {
-    require(settings.meanpool.rule == "t1" || settings.meanpool.rule == "t2", "meanpool.rule",
-            "the GPU selector takes t1 and t2 (" + settings.meanpool.rule + " runs on the CPU)");
-    require(settings.meanpool.threshold > 0 && settings.meanpool.threshold <= 1, "meanpool.threshold",
-            "must be in (0, 1]");
-  }
+  if (method == "meanpool") make_selector(method, settings);  // the CPU's checks of rule, threshold and top-k
 }
 
 std::vector<std::string> GpuSelection::methods() {
@@ -177,7 +172,10 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     p.bands = 1;
     p.band[0] = to_band(all_dims(g.d), settings_.meanpool.threshold);
     p.band[1] = p.band[0];
-    p.rule_t2 = settings_.meanpool.rule == "t2";
+    const std::string& rule = settings_.meanpool.rule;
+    p.rule = rule == "t1" ? select::kT1 : rule == "t2" ? select::kT2 : rule == "t4" ? select::kT4
+           : rule == "t5" ? select::kT5 : select::kTopK;
+    p.top_k = static_cast<int>(std::min<std::int64_t>(settings_.meanpool.top_k, 1 << 30));
     p.force_sink = settings_.meanpool.force_sink;
     p.force_diagonal = settings_.meanpool.force_diagonal;
   }

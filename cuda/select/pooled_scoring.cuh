@@ -18,6 +18,12 @@
 namespace sparsefill::cuda::select {
 
 inline constexpr int kMaxBandDims = 256;
+
+// The top-p rules of algorithms.md §0.2 over a row ranked by probability (ties by block index): T1 keeps a
+// block while the mass ranked before it is below p; T2 the same set, but nothing when the row's mass never
+// reaches p; T5 keeps a block while the mass up to and including it is at most p; T4 is T5 falling back to the
+// top block when T5 keeps none; top-k keeps the first k.
+enum Rule : int { kT1 = 0, kT2 = 1, kT4 = 2, kT5 = 3, kTopK = 4 };
 inline constexpr double kRmsFloor = 1e-6;
 
 struct Band {
@@ -32,7 +38,8 @@ struct ScoringParams {
   const double* scales;    // [batch, heads_q, bands]: the logit multiplier of each band
   int batch, heads_q, heads_kv, d, nq, nk, bands;
   int causal;
-  int rule_t2;  // 0: T1 (keep while the mass before < p); 1: T2 (the same set, empty if the total never reaches p)
+  int rule;   // a Rule
+  int top_k;  // kTopK
   int force_sink, force_diagonal;
   Band band[2];
   std::int32_t* kv_num_blocks;  // [batch, heads_q, nq]
@@ -146,6 +153,88 @@ __device__ inline unsigned long long warp_max(unsigned long long x) {
   return x;
 }
 
+// The kept blocks of one ranked row (see Rule), as bits c of each lane (block 32 c + lane), without sorting.
+// Each rule keeps a prefix of the ranking. With W(K) the weight (probability, or 1 for top-k) of the
+// candidates whose probability pattern (64 bits, monotone for non-negative doubles) exceeds K, a binary search
+// finds where the prefix ends; only the blocks at exactly the boundary pattern need the tie rule (lower index
+// first), which an in-order scan over the lanes settles.
+template <int kItems>
+__device__ unsigned long long cut(const double (&prob)[kItems], int candidates, int rule, double threshold) {
+  const int lane = threadIdx.x % 32;
+  const bool counting = rule == kTopK, inclusive = rule == kT4 || rule == kT5;
+  auto valid = [&](int c) { return c * kKeyChunk + lane < candidates; };
+  auto key_of = [&](int c) { return static_cast<unsigned long long>(__double_as_longlong(prob[c])); };
+  auto weight_above = [&](unsigned long long key) {
+    double w = 0.0;
+#pragma unroll
+    for (int c = 0; c < kItems; ++c) w += valid(c) && key_of(c) > key ? (counting ? 1.0 : prob[c]) : 0.0;
+    return warp_sum(w);
+  };
+  unsigned long long top = 0;
+  double mass = 0.0;
+#pragma unroll
+  for (int c = 0; c < kItems; ++c) {
+    top = valid(c) && key_of(c) > top ? key_of(c) : top;
+    mass += valid(c) ? prob[c] : 0.0;
+  }
+  top = warp_max(top);
+  if (rule == kT2 && !(warp_sum(mass) >= threshold)) return 0;  // T2 keeps nothing when the mass never reaches p
+  // Exclusive rules: the smallest K with W(K) < threshold; the boundary blocks have pattern K.
+  // Inclusive rules: the smallest K with W(K - 1) (the weight at or above K) <= threshold; the boundary blocks
+  // have the largest pattern below K.
+  unsigned long long lo = 0, hi = top + 1;
+  while (lo < hi) {
+    const unsigned long long mid = lo + (hi - lo) / 2;
+    const bool fits = inclusive ? (mid == 0 ? warp_sum(mass) : weight_above(mid - 1)) <= threshold
+                                : weight_above(mid) < threshold;
+    if (fits) hi = mid; else lo = mid + 1;
+  }
+  unsigned long long boundary = lo;
+  double before = weight_above(lo);
+  if (inclusive) {
+    unsigned long long below = 0;
+    bool any = false;
+#pragma unroll
+    for (int c = 0; c < kItems; ++c) {
+      if (valid(c) && key_of(c) < lo) {
+        below = any && below > key_of(c) ? below : key_of(c);
+        any = true;
+      }
+    }
+    const bool found = __any_sync(0xffffffffu, any);
+    below = warp_max(any ? below : 0ull);
+    boundary = found ? below : ~0ull;  // no block below the fully kept ones
+    before = lo == 0 ? 0.0 : weight_above(lo - 1);
+  }
+  unsigned long long kept = 0;
+  double tied_before = 0.0;
+#pragma unroll
+  for (int c = 0; c < kItems; ++c) {
+    const bool at_boundary = valid(c) && key_of(c) == boundary;
+    const double own = at_boundary ? (counting ? 1.0 : prob[c]) : 0.0;
+    double prefix = own;  // inclusive scan over the lanes of this chunk (index order)
+    for (int offset = 1; offset < 32; offset *= 2) {
+      const double other = __shfl_up_sync(0xffffffffu, prefix, offset);
+      if (lane >= offset) prefix += other;
+    }
+    const double ranked_before = before + tied_before + (prefix - own);
+    const bool keep = inclusive ? (valid(c) && key_of(c) >= lo && key_of(c) != boundary) ||
+                                      (at_boundary && ranked_before + own <= threshold)
+                                : (valid(c) && key_of(c) > lo) || (at_boundary && ranked_before < threshold);
+    if (keep) kept |= 1ull << c;
+    tied_before += __shfl_sync(0xffffffffu, prefix, 31);
+  }
+  if (rule == kT4 && !__any_sync(0xffffffffu, kept != 0) && candidates > 0) {  // the top block, lowest index first
+    int first = 1 << 30;
+#pragma unroll
+    for (int c = 0; c < kItems; ++c)
+      if (valid(c) && key_of(c) == top) first = min(first, c * kKeyChunk + lane);
+    for (int offset = 16; offset > 0; offset /= 2) first = min(first, __shfl_xor_sync(0xffffffffu, first, offset));
+    if (first % kKeyChunk == lane) kept |= 1ull << (first / kKeyChunk);
+  }
+  return kept;
+}
+
 // Shared memory of score_rows_kernel: the tile's pooled query rows and one staged key chunk.
 inline std::size_t score_rows_smem_bytes(int d, int max_band_dims) {
   return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * d + static_cast<std::size_t>(max_band_dims) * kKeyChunk);
@@ -154,10 +243,7 @@ inline std::size_t score_rows_smem_bytes(int d, int max_band_dims) {
 // One CTA scores kRowsPerCta consecutive mask rows of one (sequence, query head), one warp per row; lane l owns
 // key blocks v = 32 c + l (c < kItems). Per band: chunks of 32 pooled keys are staged in shared memory once for
 // the CTA's rows and each lane sums its logit over the band's dims in the reference's order; the warp takes
-// the softmax; the top-p cut is found without sorting: with G(K) the mass of the candidates whose probability
-// (as a 64-bit pattern, monotone for non-negative doubles) exceeds K, a block is kept iff the mass ranked
-// before it (G at its value plus the equal ones of lower index) is below p, so a binary search for the
-// smallest K with G(K) < p decides every block; only the blocks at exactly that value need the tie rule.
+// the softmax; the rule's cut is found without sorting (see cut()).
 template <int kItems>
 __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const ScoringParams p) {
   static_assert(kItems <= 64, "the kept set is a 64-bit mask per lane");
@@ -210,45 +296,9 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
       sum += prob[c];
     }
     const double total = warp_sum(sum);
-    double mass = 0.0;
-    unsigned long long top = 0;
 #pragma unroll
-    for (int c = 0; c < kItems; ++c) {
-      prob[c] /= total;
-      mass += prob[c];
-      top = c * kKeyChunk + lane < candidates && __double_as_longlong(prob[c]) > top ? __double_as_longlong(prob[c]) : top;
-    }
-    if (p.rule_t2 && !(warp_sum(mass) >= band.p)) continue;  // T2 keeps nothing when the mass never reaches p
-    auto mass_above = [&](unsigned long long key) {
-      double g = 0.0;
-#pragma unroll
-      for (int c = 0; c < kItems; ++c)
-        g += c * kKeyChunk + lane < candidates && static_cast<unsigned long long>(__double_as_longlong(prob[c])) > key
-                 ? prob[c]
-                 : 0.0;
-      return warp_sum(g);
-    };
-    unsigned long long lo = 0, hi = warp_max(top) + 1;  // mass_above(hi) = 0 < p
-    while (lo < hi) {
-      const unsigned long long mid = lo + (hi - lo) / 2;
-      if (mass_above(mid) < band.p) hi = mid; else lo = mid + 1;
-    }
-    const double above = mass_above(lo);
-    double tied_before = 0.0;  // mass of the blocks with probability pattern == lo and a lower index
-#pragma unroll
-    for (int c = 0; c < kItems; ++c) {
-      const int v = c * kKeyChunk + lane;
-      const unsigned long long key = static_cast<unsigned long long>(__double_as_longlong(prob[c]));
-      const bool valid = v < candidates;
-      const double tied = valid && key == lo ? prob[c] : 0.0;
-      double prefix = tied;  // inclusive scan over the lanes of this chunk
-      for (int offset = 1; offset < 32; offset *= 2) {
-        const double other = __shfl_up_sync(0xffffffffu, prefix, offset);
-        if (lane >= offset) prefix += other;
-      }
-      if (valid && (key > lo || (key == lo && above + tied_before + (prefix - tied) < band.p))) kept |= 1ull << c;
-      tied_before += __shfl_sync(0xffffffffu, prefix, 31);
-    }
+    for (int c = 0; c < kItems; ++c) prob[c] /= total;
+    kept |= cut<kItems>(prob, candidates, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : band.p);
   }
   if (warp >= rows) return;
   if (p.force_sink && p.nk > 0 && lane == 0) kept |= 1ull;

@@ -101,6 +101,14 @@ TEST(GpuSelection, MasksEqualTheCpuSelectors) {
   SelectorSettings t1;
   t1.meanpool.rule = "t1";
   t1.meanpool.threshold = 0.8;
+  std::vector<std::pair<std::string, SelectorSettings>> rules;
+  for (const std::string rule : {"t4", "t5", "topk"}) {
+    SelectorSettings r;
+    r.meanpool.rule = rule;
+    r.meanpool.threshold = 0.85;
+    r.meanpool.top_k = 5;
+    rules.emplace_back(rule, r);
+  }
   SelectorSettings uncalibrated;
   uncalibrated.prism.calibrate = false;
   uncalibrated.prism.p_low = 0.8;
@@ -115,6 +123,7 @@ TEST(GpuSelection, MasksEqualTheCpuSelectors) {
     expect_same_mask("prism", uncalibrated, *in, label + ", uncalibrated");
     expect_same_mask("meanpool", {}, *in, label);
     expect_same_mask("meanpool", t1, *in, label + ", t1 0.8");
+    for (const auto& [rule, settings] : rules) expect_same_mask("meanpool", settings, *in, label + ", " + rule);
   }
   // More than 1024 key blocks (the widest row kernel): 70000 tokens at block 64.
   Inputs long_rows;
@@ -180,9 +189,9 @@ TEST(SelectionArguments, BadInputIsAClearErrorNamingTheArgument) {
 
 TEST(SelectionArguments, UnsupportedMethodsAndSettingsAreClearErrors) {
   EXPECT_EQ(testing::error_argument([] { cuda::GpuSelection("xattn", {}); }), "method");
-  SelectorSettings topk;
-  topk.meanpool.rule = "topk";
-  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("meanpool", topk); }), "meanpool.rule");
+  SelectorSettings unknown_rule;
+  unknown_rule.meanpool.rule = "t3";
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("meanpool", unknown_rule); }), "meanpool.rule");
 }
 
 // prefill_attention (select + attend on the device) equals the fp64 reference on the CPU selector's mask;

@@ -167,13 +167,13 @@ __device__ unsigned long long cut(const double (&prob)[kItems], int candidates, 
   auto weight_above = [&](unsigned long long key) {
     double w = 0.0;
 #pragma unroll
-    for (int c = 0; c < kItems; ++c) w += valid(c) && key_of(c) > key ? (counting ? 1.0 : prob[c]) : 0.0;
+    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) w += valid(c) && key_of(c) > key ? (counting ? 1.0 : prob[c]) : 0.0;
     return warp_sum(w);
   };
   unsigned long long top = 0;
   double mass = 0.0;
 #pragma unroll
-  for (int c = 0; c < kItems; ++c) {
+  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
     top = valid(c) && key_of(c) > top ? key_of(c) : top;
     mass += valid(c) ? prob[c] : 0.0;
   }
@@ -195,7 +195,7 @@ __device__ unsigned long long cut(const double (&prob)[kItems], int candidates, 
     unsigned long long below = 0;
     bool any = false;
 #pragma unroll
-    for (int c = 0; c < kItems; ++c) {
+    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
       if (valid(c) && key_of(c) < lo) {
         below = any && below > key_of(c) ? below : key_of(c);
         any = true;
@@ -209,7 +209,7 @@ __device__ unsigned long long cut(const double (&prob)[kItems], int candidates, 
   unsigned long long kept = 0;
   double tied_before = 0.0;
 #pragma unroll
-  for (int c = 0; c < kItems; ++c) {
+  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
     const bool at_boundary = valid(c) && key_of(c) == boundary;
     const double own = at_boundary ? (counting ? 1.0 : prob[c]) : 0.0;
     double prefix = own;  // inclusive scan over the lanes of this chunk (index order)
@@ -227,7 +227,7 @@ __device__ unsigned long long cut(const double (&prob)[kItems], int candidates, 
   if (rule == kT4 && !__any_sync(0xffffffffu, kept != 0) && candidates > 0) {  // the top block, lowest index first
     int first = 1 << 30;
 #pragma unroll
-    for (int c = 0; c < kItems; ++c)
+    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c)
       if (valid(c) && key_of(c) == top) first = min(first, c * kKeyChunk + lane);
     for (int offset = 16; offset > 0; offset /= 2) first = min(first, __shfl_xor_sync(0xffffffffu, first, offset));
     if (first % kKeyChunk == lane) kept |= 1ull << (first / kKeyChunk);
@@ -287,17 +287,17 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
     if (candidates == 0) continue;
     double m = -INFINITY;
 #pragma unroll
-    for (int c = 0; c < kItems; ++c) m = fmax(m, prob[c]);
+    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) m = fmax(m, prob[c]);
     m = warp_max(m);
     double sum = 0.0;
 #pragma unroll
-    for (int c = 0; c < kItems; ++c) {
+    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
       prob[c] = c * kKeyChunk + lane < candidates ? exp(prob[c] - m) : 0.0;
       sum += prob[c];
     }
     const double total = warp_sum(sum);
 #pragma unroll
-    for (int c = 0; c < kItems; ++c) prob[c] /= total;
+    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) prob[c] /= total;
     kept |= cut<kItems>(prob, candidates, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : band.p);
   }
   if (warp >= rows) return;

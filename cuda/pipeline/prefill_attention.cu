@@ -31,22 +31,41 @@ BlockSparseAttentionArgs attention_args(const PrefillAttentionArgs& a, const Dev
   args.lse = a.lse;
   args.mask = mask;
   args.causal = a.causal;
+  args.cu_seqlens_q = a.cu_seqlens_q;
+  args.cu_seqlens_k = a.cu_seqlens_k;
+  args.varlen_batch = a.varlen_batch;
+  args.max_seqlen_q = a.max_seqlen_q;
+  args.max_seqlen_k = a.max_seqlen_k;
   return args;
 }
 
 GpuSelectionArgs selection_args(const PrefillAttentionArgs& a, std::int32_t* counts, std::int32_t* indices) {
-  return {a.q, a.k, a.causal, a.block_size, a.rope_layout, counts, indices};
+  return {a.q,         a.k,         a.causal,         a.block_size,  a.rope_layout, counts, indices,
+          a.cu_seqlens_q, a.cu_seqlens_k, a.varlen_batch, a.max_seqlen_q, a.max_seqlen_k};
+}
+
+struct Extent {
+  std::int64_t batch, seqlen_q, seqlen_k;
+};
+Extent extent_of(const PrefillAttentionArgs& a) {
+  const bool varlen = a.cu_seqlens_q != nullptr || a.cu_seqlens_k != nullptr;
+  require(a.q.rank == (varlen ? 3 : 4) && a.k.rank == a.q.rank, "q",
+          varlen ? "varlen prefill_attention takes [total_tokens, heads, head_dim]"
+                 : "prefill_attention takes [batch, seqlen, heads, head_dim] (or varlen with cu_seqlens)");
+  return varlen ? Extent{a.varlen_batch, a.max_seqlen_q, a.max_seqlen_k}
+                : Extent{a.q.shape[0], a.q.shape[1], a.k.shape[1]};
 }
 
 Layout layout_of(const PrefillAttentionArgs& a, const std::string& method, const SelectorSettings& settings) {
-  require(a.q.rank == 4 && a.k.rank == 4, "q", "prefill_attention takes fixed-length [batch, seqlen, heads, head_dim]");
+  const Extent e = extent_of(a);
   require(a.block_size == 64 || a.block_size == 128, "block_size", "must be 64 or 128");
+  require(e.batch >= 1 && e.seqlen_q >= 1 && e.seqlen_k >= 1, "q", "empty batch or sequence");
   Layout l{};
   const bool dense = method == "dense";
-  l.heads = dense ? 1 : a.q.shape[2];
-  l.nq = (a.q.shape[1] + a.block_size - 1) / a.block_size;
-  l.nk = (a.k.shape[1] + a.block_size - 1) / a.block_size;
-  const std::size_t rows = static_cast<std::size_t>(a.q.shape[0] * l.heads * l.nq);
+  l.heads = dense ? 1 : a.q.shape[a.q.rank - 2];
+  l.nq = (e.seqlen_q + a.block_size - 1) / a.block_size;
+  l.nk = (e.seqlen_k + a.block_size - 1) / a.block_size;
+  const std::size_t rows = static_cast<std::size_t>(e.batch * l.heads * l.nq);
   l.counts = 0;
   l.indices = align256(rows * 4);
   l.selection = l.indices + align256(rows * static_cast<std::size_t>(l.nk) * 4);
@@ -83,9 +102,13 @@ void prefill_attention(const PrefillAttentionArgs& args, const std::string& meth
   auto* indices = reinterpret_cast<std::int32_t*>(base + l.indices);
   auto s = static_cast<cudaStream_t>(stream);
   if (method == "dense") {
-    select::full_mask_kernel<<<dim3(static_cast<unsigned>(l.nq), static_cast<unsigned>(args.q.shape[0])), 256, 0, s>>>(
-        static_cast<int>(args.q.shape[1]), static_cast<int>(args.k.shape[1]), static_cast<int>(args.block_size),
-        args.causal ? 1 : 0, counts, indices);
+    const bool varlen = args.cu_seqlens_q != nullptr;
+    const Extent e = extent_of(args);
+    const select::Lengths lengths{varlen ? args.cu_seqlens_q : nullptr, varlen ? args.cu_seqlens_k : nullptr,
+                                  static_cast<int>(e.seqlen_q), static_cast<int>(e.seqlen_k),
+                                  static_cast<int>(args.block_size)};
+    select::full_mask_kernel<<<dim3(static_cast<unsigned>(l.nq), static_cast<unsigned>(e.batch)), 256, 0, s>>>(
+        lengths, static_cast<int>(l.nk), args.causal ? 1 : 0, counts, indices);
     check_cuda(cudaGetLastError(), "dense mask launch");
   } else {
     GpuSelection(method, settings).run(selection_args(args, counts, indices), base + l.selection, stream);

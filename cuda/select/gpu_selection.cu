@@ -20,21 +20,50 @@ namespace {
 constexpr int kMaxKeyBlocks = 64 * 32;  // the row kernel's capacity: 64 blocks per lane
 
 struct Geometry {
-  int batch, lq, lk, heads_q, heads_kv, d, nq, nk;
+  int batch, lq, lk, heads_q, heads_kv, d, nq, nk;  // varlen: lq, lk (and nq, nk) of the longest sequence
+  bool varlen;
 };
 
+// Element strides (batch, token, head) of a q/k view; the batch stride is 0 for varlen (tokens are absolute).
+struct Strides {
+  std::int64_t batch, token, head;
+};
+Strides strides_of(const TensorView& t, bool varlen) {
+  return varlen ? Strides{0, t.stride[0], t.stride[1]} : Strides{t.stride[0], t.stride[1], t.stride[2]};
+}
+
 Geometry geometry_of(const GpuSelectionArgs& a) {
+  const bool varlen = a.cu_seqlens_q != nullptr || a.cu_seqlens_k != nullptr;
+  const int rank = varlen ? 3 : 4;
   for (const auto& [t, name] : {std::pair<const TensorView*, const char*>{&a.q, "q"}, {&a.k, "k"}}) {
     require(t->data != nullptr, name, "data pointer is null");
-    require(t->rank == 4, name, "GPU selection takes fixed-length [batch, seqlen, heads, head_dim], got " + t->shape_string());
+    require(t->rank == rank, name,
+            std::string(varlen ? "varlen selection takes [total_tokens, heads, head_dim]"
+                               : "GPU selection takes [batch, seqlen, heads, head_dim] (or varlen with cu_seqlens)") +
+                ", got " + t->shape_string());
     require(t->dtype == DType::kBF16 || t->dtype == DType::kFP16, name, "dtype must be bf16 or fp16");
-    require(t->stride[3] == 1, name, "the last (head_dim) dimension must be contiguous");
+    require(t->stride[rank - 1] == 1, name, "the last (head_dim) dimension must be contiguous");
   }
   require(a.k.dtype == a.q.dtype, "k", "dtype differs from q's");
-  Geometry g{static_cast<int>(a.q.shape[0]), static_cast<int>(a.q.shape[1]), static_cast<int>(a.k.shape[1]),
-             static_cast<int>(a.q.shape[2]), static_cast<int>(a.k.shape[2]), static_cast<int>(a.q.shape[3]), 0, 0};
-  require(a.k.shape[0] == g.batch && g.batch >= 1, "k", "batch differs from q's or is empty");
-  require(a.k.shape[3] == g.d, "k", "head_dim differs from q's");
+  Geometry g{};
+  g.varlen = varlen;
+  g.heads_q = static_cast<int>(a.q.shape[rank - 2]);
+  g.heads_kv = static_cast<int>(a.k.shape[rank - 2]);
+  g.d = static_cast<int>(a.q.shape[rank - 1]);
+  if (varlen) {
+    require(a.cu_seqlens_q && a.cu_seqlens_k, "cu_seqlens_k", "varlen needs both cu_seqlens_q and cu_seqlens_k");
+    require(a.varlen_batch >= 1, "varlen_batch", "must be at least 1");
+    require(a.max_seqlen_q >= 1 && a.max_seqlen_k >= 1, "max_seqlen_q", "varlen needs positive maximum lengths");
+    g.batch = static_cast<int>(a.varlen_batch);
+    g.lq = static_cast<int>(a.max_seqlen_q);
+    g.lk = static_cast<int>(a.max_seqlen_k);
+  } else {
+    g.batch = static_cast<int>(a.q.shape[0]);
+    g.lq = static_cast<int>(a.q.shape[1]);
+    g.lk = static_cast<int>(a.k.shape[1]);
+    require(a.k.shape[0] == g.batch && g.batch >= 1, "k", "batch differs from q's or is empty");
+  }
+  require(a.k.shape[rank - 1] == g.d, "k", "head_dim differs from q's");
   require(g.d >= 2 && g.d <= select::kMaxBandDims, "q", "head_dim must be in [2, 256]");
   require(g.lq >= 1 && g.lk >= 1, "q", "empty sequence");
   require(g.heads_kv >= 1 && g.heads_q % g.heads_kv == 0, "k", "heads_q must be a multiple of heads_kv");
@@ -94,11 +123,13 @@ std::vector<std::int64_t> all_dims(int d) {
 }
 
 template <typename Element>
-void pool(const TensorView& t, int length, int heads, int d, int block, int blocks, bool transposed, double* out,
+void pool(const TensorView& t, const Geometry& g, const select::Lengths& lengths, bool keys, double* out,
           cudaStream_t s) {
-  select::pool_blocks_kernel<Element><<<dim3(blocks, heads, static_cast<int>(t.shape[0])), std::min(d, 128), 0, s>>>(
-      static_cast<const Element*>(t.data), t.stride[0], t.stride[1], t.stride[2], length, heads, d, block, transposed,
-      out);
+  const Strides st = strides_of(t, g.varlen);
+  const int heads = keys ? g.heads_kv : g.heads_q;
+  select::pool_blocks_kernel<Element><<<dim3(keys ? g.nk : g.nq, heads, g.batch), std::min(g.d, 128), 0, s>>>(
+      static_cast<const Element*>(t.data), st.batch, st.token, st.head, lengths, keys, heads, g.d,
+      /*transposed=*/keys, out);
 }
 
 template <int kItems>
@@ -134,6 +165,10 @@ void GpuSelection::validate(const GpuSelectionArgs& args) const {
                                   {args.kv_num_blocks, "mask.kv_num_blocks"},
                                   {args.kv_indices, "mask.kv_indices"}})
     require(is_device_pointer(ptr), name, "must point to device memory");
+  if (g.varlen) {
+    require(is_device_pointer(args.cu_seqlens_q), "cu_seqlens_q", "must point to device memory");
+    require(is_device_pointer(args.cu_seqlens_k), "cu_seqlens_k", "must point to device memory");
+  }
 }
 
 std::size_t GpuSelection::workspace_size(const GpuSelectionArgs& args) const {
@@ -146,16 +181,18 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
   require(workspace != nullptr, "workspace", "is null (allocate workspace_size bytes)");
   const Workspace w = carve(g, workspace);
   auto s = static_cast<cudaStream_t>(stream);
-  const int block = static_cast<int>(args.block_size);
+  const select::Lengths lengths{g.varlen ? args.cu_seqlens_q : nullptr, g.varlen ? args.cu_seqlens_k : nullptr, g.lq,
+                                g.lk, static_cast<int>(args.block_size)};
   const bool bf16 = args.q.dtype == DType::kBF16;
-  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.q, g.lq, g.heads_q, g.d, block, g.nq, false, w.pooled_q, s);
-  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.k, g.lk, g.heads_kv, g.d, block, g.nk, true, w.pooled_k, s);
+  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.q, g, lengths, false, w.pooled_q, s);
+  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.k, g, lengths, true, w.pooled_k, s);
 
   select::ScoringParams p{};
   p.pooled_q = w.pooled_q;
   p.pooled_k = w.pooled_k;
   p.scales = w.scales;
   p.batch = g.batch, p.heads_q = g.heads_q, p.heads_kv = g.heads_kv, p.d = g.d, p.nq = g.nq, p.nk = g.nk;
+  p.lengths = lengths;
   p.causal = args.causal ? 1 : 0;
   p.kv_num_blocks = args.kv_num_blocks;
   p.kv_indices = args.kv_indices;
@@ -181,13 +218,13 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
   }
   if (calibrate) {
     select::pooled_energy_kernel<<<dim3(g.batch * g.heads_q, select::kEnergySlices), 256, 0, s>>>(
-        w.pooled_q, g.nq, g.d, g.d, 1, p.band[0], p.band[1], w.energy_q);
+        w.pooled_q, g.nq, lengths, false, g.heads_q, g.d, g.d, 1, p.band[0], p.band[1], w.energy_q);
     select::pooled_energy_kernel<<<dim3(g.batch * g.heads_kv, select::kEnergySlices), 256, 0, s>>>(
-        w.pooled_k, g.nk, g.d, 1, g.nk, p.band[0], p.band[1], w.energy_k);
+        w.pooled_k, g.nk, lengths, true, g.heads_kv, g.d, 1, g.nk, p.band[0], p.band[1], w.energy_k);
   }
   select::band_scale_kernel<<<(g.batch * g.heads_q + 127) / 128, 128, 0, s>>>(
-      w.energy_q, w.energy_k, g.batch, g.heads_q, g.heads_kv, g.nq, g.nk, g.d, p.bands, calibrate, p.band[0],
-      p.band[1], w.scales);
+      w.energy_q, w.energy_k, g.batch, g.heads_q, g.heads_kv, lengths, g.d, p.bands, calibrate, p.band[0], p.band[1],
+      w.scales);
   // Blocks per lane: the smallest capacity that holds every key block (registers follow it).
   if (g.nk <= 8 * 32) {
     score_rows<8>(p, g, s);

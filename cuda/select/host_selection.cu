@@ -18,12 +18,14 @@ class GpuSelector final : public Selector {
   std::string name() const override { return method_ + " (GPU)"; }
 
   Selection select(const SelectorInputs& in) const override {
-    require(in.varlen.cu_seqlens_q == nullptr, "cu_seqlens_q", "the GPU selectors take fixed-length inputs");
-    const AttentionProblem p = describe_attention(in.q, in.k, in.v);
+    const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
     for (const TensorView* t : {&in.q, &in.k})
       require(t->is_contiguous(), "q", "host tensors must be contiguous for the GPU path");
     const std::size_t es = dtype_size(in.q.dtype);
     cuda::DeviceArray q = cuda::upload(in.q.data, in.q.numel() * es), k = cuda::upload(in.k.data, in.k.numel() * es);
+    const std::size_t cu_bytes = p.varlen ? static_cast<std::size_t>(p.batch + 1) * 4 : 0;
+    cuda::DeviceArray cu_q = cuda::upload(in.varlen.cu_seqlens_q, cu_bytes),
+                      cu_k = cuda::upload(in.varlen.cu_seqlens_k, cu_bytes);
     BlockMask shape(p.batch, p.heads_q, ceil_div(p.max_seqlen_q(), in.block_size),
                     ceil_div(p.max_seqlen_k(), in.block_size), in.block_size, in.block_size);
     cuda::DeviceArray counts(shape.kv_num_blocks().size() * 4), indices(shape.kv_indices().size() * 4);
@@ -31,6 +33,13 @@ class GpuSelector final : public Selector {
                                 static_cast<std::int32_t*>(counts.get()), static_cast<std::int32_t*>(indices.get())};
     args.q.data = q.get();
     args.k.data = k.get();
+    if (p.varlen) {
+      args.cu_seqlens_q = static_cast<const std::int32_t*>(cu_q.get());
+      args.cu_seqlens_k = static_cast<const std::int32_t*>(cu_k.get());
+      args.varlen_batch = p.batch;
+      args.max_seqlen_q = p.max_seqlen_q();
+      args.max_seqlen_k = p.max_seqlen_k();
+    }
     selection_.validate(args);
     cuda::DeviceArray workspace(selection_.workspace_size(args));
     selection_.run(args, workspace.get(), nullptr);

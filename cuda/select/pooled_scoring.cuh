@@ -15,6 +15,8 @@
 #include <cub/block/block_reduce.cuh>
 #include <cstdint>
 
+#include "select/sequence_lengths.cuh"
+
 namespace sparsefill::cuda::select {
 
 inline constexpr int kMaxBandDims = 256;
@@ -36,7 +38,8 @@ struct ScoringParams {
   const double* pooled_q;  // [batch, heads_q, nq, d]
   const double* pooled_k;  // [batch, heads_kv, d, nk] (transposed)
   const double* scales;    // [batch, heads_q, bands]: the logit multiplier of each band
-  int batch, heads_q, heads_kv, d, nq, nk, bands;
+  int batch, heads_q, heads_kv, d, nq, nk, bands;  // nq, nk: of the longest sequence (the layouts' strides)
+  Lengths lengths;
   int causal;
   int rule;   // a Rule
   int top_k;  // kTopK
@@ -49,16 +52,18 @@ struct ScoringParams {
 // Block mean pooling: the sum over the block's tokens (token order) of x / block, fp64, written as
 // out[b, h, u, c] or, `transposed`, out[b, h, c, u] (pooled keys: the row kernel's threads walk blocks u, so
 // that layout makes their loads coalesced).
+// Blocks past a shorter sequence's end (varlen) are written as zeros. `keys` picks the key-side lengths.
 template <typename Element>
 __global__ void pool_blocks_kernel(const Element* x, std::int64_t s_batch, std::int64_t s_token, std::int64_t s_head,
-                                   int length, int heads, int d, int block, bool transposed, double* out) {
+                                   Lengths lengths, bool keys, int heads, int d, bool transposed, double* out) {
   const int u = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int nb = gridDim.x;
-  const int t_end = min(length, (u + 1) * block);
+  const int nb = gridDim.x, block = lengths.block;
+  const int start = keys ? lengths.k_start(b) : lengths.q_start(b);
+  const int t_end = min(keys ? lengths.k(b) : lengths.q(b), (u + 1) * block);
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
     double sum = 0.0;
     for (int t = u * block; t < t_end; ++t)
-      sum += static_cast<double>(static_cast<float>(x[b * s_batch + t * s_token + h * s_head + c]));
+      sum += static_cast<double>(static_cast<float>(x[b * s_batch + (start + t) * s_token + h * s_head + c]));
     const std::int64_t head = static_cast<std::int64_t>(b) * heads + h;
     out[transposed ? (head * d + c) * nb + u : (head * nb + u) * d + c] = sum / block;
   }
@@ -66,13 +71,14 @@ __global__ void pool_blocks_kernel(const Element* x, std::int64_t s_batch, std::
 
 inline constexpr int kEnergySlices = 64;  // CTAs per head of the energy sums (partials reduced in order)
 
-// Partial sums of squares of pooled blocks per (b, h) and slice of its blocks: [0] over every dim, [1 + z]
-// over band z's dims, into partial[(bh * kEnergySlices + slice) * 3 + i]. Element (u, c) of a head sits at
-// u * u_stride + c * c_stride.
-__global__ void pooled_energy_kernel(const double* pooled, int nb, int d, int u_stride, int c_stride, Band high,
-                                     Band low, double* partial) {
-  const int bh = blockIdx.x, slice = blockIdx.y;
-  const double* rows = pooled + static_cast<std::int64_t>(bh) * nb * d;
+// Partial sums of squares of pooled blocks per (b, h) and slice of its sequence's blocks: [0] over every dim,
+// [1 + z] over band z's dims, into partial[(bh * kEnergySlices + slice) * 3 + i]. Element (u, c) of a head sits
+// at u * u_stride + c * c_stride in a layout of nb_max blocks.
+__global__ void pooled_energy_kernel(const double* pooled, int nb_max, Lengths lengths, bool keys, int heads, int d,
+                                     int u_stride, int c_stride, Band high, Band low, double* partial) {
+  const int bh = blockIdx.x, slice = blockIdx.y, b = bh / heads;
+  const int nb = keys ? lengths.k_blocks(b) : lengths.q_blocks(b);
+  const double* rows = pooled + static_cast<std::int64_t>(bh) * nb_max * d;
   const int u_begin = static_cast<int>(static_cast<long long>(nb) * slice / kEnergySlices);
   const int n = static_cast<int>(static_cast<long long>(nb) * (slice + 1) / kEnergySlices) - u_begin;
   double all = 0, band0 = 0, band1 = 0;
@@ -113,11 +119,12 @@ __device__ inline double energy_sum(const double* partial, int bh, int i) {
 // Prism's band multipliers 1 / (sqrt(d_z) * max(tau_z, 1e-6)), tau_z = sqrt(d_z / d) * rms(Q_z)/rms(Q) *
 // rms(K_z)/rms(K) (1 without calibration); mean pooling: one band, 1 / sqrt(d).
 __global__ void band_scale_kernel(const double* energy_q, const double* energy_k, int batch, int heads_q,
-                                  int heads_kv, int nq, int nk, int d, int bands, int calibrate, Band high, Band low,
+                                  int heads_kv, Lengths lengths, int d, int bands, int calibrate, Band high, Band low,
                                   double* scales) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= batch * heads_q) return;
   const int b = i / heads_q, h = i % heads_q, hk = h / (heads_q / heads_kv);
+  const int nq = lengths.q_blocks(b), nk = lengths.k_blocks(b);
   const int bk = b * heads_kv + hk;
   for (int z = 0; z < bands; ++z) {
     const double dz = z == 0 ? high.count : low.count;
@@ -252,11 +259,12 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
   double* chunk = shared + kRowsPerCta * p.d;       // [band dims][kKeyChunk]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int u0 = blockIdx.x * kRowsPerCta, h = blockIdx.y, b = blockIdx.z;
-  const int rows = min(kRowsPerCta, p.nq - u0), u = u0 + warp;
-  const int hk = h / (p.heads_q / p.heads_kv), shift = p.nk - p.nq;
-  auto candidates_of = [&](int row) { return p.causal ? min(max(row + shift + 1, 0), p.nk) : p.nk; };
+  const int nq = p.lengths.q_blocks(b), nk = p.lengths.k_blocks(b);  // this sequence's (varlen: <= p.nq, p.nk)
+  const int rows = max(0, min(kRowsPerCta, nq - u0)), u = u0 + warp;
+  const int hk = h / (p.heads_q / p.heads_kv), shift = nk - nq;
+  auto candidates_of = [&](int row) { return p.causal ? min(max(row + shift + 1, 0), nk) : nk; };
   const int candidates = warp < rows ? candidates_of(u) : 0;
-  const int tile_candidates = candidates_of(u0 + rows - 1);  // the most of any row here
+  const int tile_candidates = rows > 0 ? candidates_of(u0 + rows - 1) : 0;  // the most of any row here
   const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u0) * p.d;
   const double* pk = p.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + hk) * p.d * p.nk;
   for (int i = threadIdx.x; i < rows * p.d; i += blockDim.x) q_rows[i] = pq[i];
@@ -300,10 +308,11 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
     for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) prob[c] /= total;
     kept |= cut<kItems>(prob, candidates, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : band.p);
   }
-  if (warp >= rows) return;
-  if (p.force_sink && p.nk > 0 && lane == 0) kept |= 1ull;
+  if (u >= p.nq) return;
+  if (warp >= rows) kept = 0;  // a row past this sequence's end (varlen) stays empty
+  if (warp < rows && p.force_sink && nk > 0 && lane == 0) kept |= 1ull;
   const int diagonal = u + shift;
-  if (p.force_diagonal && diagonal >= 0 && diagonal < p.nk && lane == diagonal % kKeyChunk)
+  if (warp < rows && p.force_diagonal && diagonal >= 0 && diagonal < nk && lane == diagonal % kKeyChunk)
     kept |= 1ull << (diagonal / kKeyChunk);
   const std::int64_t mask_row = (static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u;
   std::int32_t* out = p.kv_indices + mask_row * p.nk;

@@ -23,8 +23,8 @@ void gpu_block_sparse_attention(const TensorView& q, const TensorView& k, const 
 // Methods whose selection runs on the GPU (empty in a build without CUDA).
 std::vector<std::string> gpu_selector_methods();
 
-// A Selector running `method`'s GPU form (cuda/gpu_selection.hpp) on host tensors: copies q/k (fixed-length,
-// bf16/fp16) to the device and the mask back; named "<method> (GPU)". Error("device") without CUDA or a
+// A Selector running `method`'s GPU form (cuda/gpu_selection.hpp) on host tensors: copies q/k (bf16/fp16, fixed
+// length or varlen) to the device and the mask back; named "<method> (GPU)". Error("device") without CUDA or a
 // device, Error("method") for a method without a GPU form.
 std::unique_ptr<Selector> make_gpu_selector(const std::string& method, const SelectorSettings& settings);
 

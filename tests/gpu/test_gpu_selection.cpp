@@ -33,7 +33,24 @@ struct Inputs {
   RopeLayout layout = RopeLayout::kRotateHalf;
   bool causal = true;
   std::int64_t block = 128;
+  std::vector<std::int32_t> cu_q, cu_k;  // varlen when set
+  VarlenSequences varlen() const {
+    return cu_q.empty() ? VarlenSequences{}
+                        : VarlenSequences{cu_q.data(), cu_k.data(), static_cast<std::int64_t>(cu_q.size()) - 1};
+  }
 };
+
+// A varlen batch: sequences of 300/1/700 query and 300/77/900 key tokens (one a single token), 4/2 heads.
+Inputs varlen_inputs(std::mt19937_64& rng) {
+  Inputs in;
+  in.cu_q = {0, 300, 301, 1001};
+  in.cu_k = {0, 300, 377, 1277};
+  in.q = testing::random_tensor(DType::kBF16, {1001, 4, 64}, rng, 3.0);
+  in.k = testing::random_tensor(DType::kBF16, {1277, 2, 64}, rng);
+  in.v = testing::random_tensor(DType::kBF16, {1277, 2, 64}, rng);
+  in.block = 64;
+  return in;
+}
 
 Inputs scene_inputs(std::int64_t len, std::uint64_t seed, RopeLayout layout) {
   SceneConfig config;
@@ -81,6 +98,7 @@ void expect_same_mask(const std::string& method, const SelectorSettings& setting
   s.q = in.q.view();
   s.k = in.k.view();
   s.v = in.v.view();
+  s.varlen = in.varlen();
   s.causal = in.causal;
   s.block_size = in.block;
   s.rope_layout = in.layout;
@@ -115,10 +133,12 @@ TEST(GpuSelection, MasksEqualTheCpuSelectors) {
   const Inputs scene = scene_inputs(2048, seed % 1000, RopeLayout::kRotateHalf);
   const Inputs interleaved = scene_inputs(1500, seed % 1000 + 1, RopeLayout::kInterleaved);
   const Inputs random_causal = random_inputs(rng, true), random_full = random_inputs(rng, false);
+  const Inputs varlen = varlen_inputs(rng);
   for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 2048"},
                                   {&interleaved, "llama31-like 1500 interleaved"},
                                   {&random_causal, "random causal 700x900"},
-                                  {&random_full, "random non-causal 700x900"}}) {
+                                  {&random_full, "random non-causal 700x900"},
+                                  {&varlen, "varlen 300/1/700 x 300/77/900"}}) {
     expect_same_mask("prism", {}, *in, label);
     expect_same_mask("prism", uncalibrated, *in, label + ", uncalibrated");
     expect_same_mask("meanpool", {}, *in, label);
@@ -133,6 +153,55 @@ TEST(GpuSelection, MasksEqualTheCpuSelectors) {
   long_rows.block = 64;
   expect_same_mask("prism", {}, long_rows, "random causal 70000 (1094 key blocks)");
   expect_same_mask("meanpool", t1, long_rows, "random causal 70000 (1094 key blocks), t1 0.8");
+}
+
+// prefill_attention on a varlen batch equals the fp64 reference on the CPU selector's mask.
+TEST(GpuSelection, PrefillAttentionTakesVarlenBatches) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(testing::fresh_seed());
+  const Inputs in = varlen_inputs(rng);
+  const std::int64_t batch = static_cast<std::int64_t>(in.cu_q.size()) - 1;
+  for (const std::string method : {"prism", "meanpool", "dense"}) {
+    SCOPED_TRACE(method);
+    SelectorInputs s{in.q.view(), in.k.view(), in.v.view(), in.varlen(), true, in.block, in.layout};
+    const BlockMask mask = make_selector(method)->select(s).mask;
+    HostTensor want(DType::kFP64, in.q.shape());
+    ReferenceOptions options;
+    options.accumulation = Accumulation::kFP64;
+    reference_attention(in.q.view(), in.k.view(), in.v.view(), in.varlen(), &mask, options, {want.view(), {}, {}, 0});
+    DeviceBuffer q(in.q.size_bytes()), k(in.k.size_bytes()), v(in.v.size_bytes()), out(in.q.size_bytes()),
+        cu_q(in.cu_q.size() * 4), cu_k(in.cu_k.size() * 4);
+    q.upload(in.q.data());
+    k.upload(in.k.data());
+    v.upload(in.v.data());
+    cu_q.upload(in.cu_q.data());
+    cu_k.upload(in.cu_k.data());
+    cuda::PrefillAttentionArgs args;
+    args.q = in.q.view();
+    args.q.data = q.get();
+    args.k = in.k.view();
+    args.k.data = k.get();
+    args.v = in.v.view();
+    args.v.data = v.get();
+    args.out = in.q.view();
+    args.out.data = out.get();
+    args.block_size = in.block;
+    args.cu_seqlens_q = static_cast<const std::int32_t*>(cu_q.get());
+    args.cu_seqlens_k = static_cast<const std::int32_t*>(cu_k.get());
+    args.varlen_batch = batch;
+    args.max_seqlen_q = 700;
+    args.max_seqlen_k = 900;
+    DeviceBuffer workspace(cuda::prefill_attention_workspace_size(args, method, {}));
+    out.poison();
+    cuda::prefill_attention(args, method, {}, workspace.get(), nullptr);
+    ok(cudaDeviceSynchronize());
+    HostTensor got(in.q.dtype(), in.q.shape());
+    out.download(got.data());
+    const std::vector<double> g = got.to_doubles(), w = want.to_doubles();
+    for (double x : g) ASSERT_TRUE(std::isfinite(x)) << "an output element was not written";
+    EXPECT_LE(testing::relative_error(g, w),
+              2 * testing::relative_error(want.converted(in.q.dtype()).to_doubles(), w) + 1e-5);
+  }
 }
 
 // Host side: argument checks run before any device access, so they are tested without a GPU.

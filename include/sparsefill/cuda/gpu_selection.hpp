@@ -23,12 +23,18 @@
 namespace sparsefill::cuda {
 
 struct GpuSelectionArgs {
-  TensorView q, k;  // device memory, fixed-length [batch, seqlen, heads, head_dim], bf16 or fp16
+  // Device memory, bf16 or fp16: [batch, seqlen, heads, head_dim], or varlen [total_tokens, heads, head_dim]
+  // with the fields below set.
+  TensorView q, k;
   bool causal = true;
   std::int64_t block_size = 128;
   RopeLayout rope_layout = RopeLayout::kRotateHalf;
-  std::int32_t* kv_num_blocks = nullptr;  // device outputs, see above
-  std::int32_t* kv_indices = nullptr;
+  std::int32_t* kv_num_blocks = nullptr;  // device outputs, see above (varlen: blocks of the longest sequence;
+  std::int32_t* kv_indices = nullptr;     // rows past a shorter sequence's end are left empty)
+  // Varlen: device cu_seqlens [batch + 1] and the host-known batch and maximum lengths (as the attention's).
+  const std::int32_t* cu_seqlens_q = nullptr;
+  const std::int32_t* cu_seqlens_k = nullptr;
+  std::int64_t varlen_batch = 0, max_seqlen_q = 0, max_seqlen_k = 0;
 };
 
 class GpuSelection {

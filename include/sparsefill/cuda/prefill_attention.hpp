@@ -4,8 +4,9 @@
 // can be captured in a CUDA graph.
 //
 // q [batch, seqlen_q, heads_q, head_dim], k/v [batch, seqlen_k, heads_kv, head_dim], out like q: device
-// memory, bf16/fp16, head_dim 64 or 128 (the attention kernel's), fixed length. lse: optional device fp32
-// [batch, heads_q, seqlen_q]. The mask the call used stays readable in the workspace (mask_in_workspace).
+// memory, bf16/fp16, head_dim 64 or 128 (the attention kernel's); or varlen [total_tokens, heads, head_dim] with
+// cu_seqlens. lse: optional device fp32 [batch, heads_q, max_seqlen_q]. The mask the call used stays readable in
+// the workspace (mask_in_workspace).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,10 @@ struct PrefillAttentionArgs {
   bool causal = true;
   std::int64_t block_size = 128;
   RopeLayout rope_layout = RopeLayout::kRotateHalf;
+  // Varlen: device cu_seqlens [batch + 1] and the host-known batch and maximum lengths.
+  const std::int32_t* cu_seqlens_q = nullptr;
+  const std::int32_t* cu_seqlens_k = nullptr;
+  std::int64_t varlen_batch = 0, max_seqlen_q = 0, max_seqlen_k = 0;
 };
 
 // Error("method") for a method without a GPU selector (see GpuSelection::methods(); "dense" is accepted too).

@@ -155,55 +155,6 @@ TEST(GpuSelection, MasksEqualTheCpuSelectors) {
   expect_same_mask("meanpool", t1, long_rows, "random causal 70000 (1094 key blocks), t1 0.8");
 }
 
-// prefill_attention on a varlen batch equals the fp64 reference on the CPU selector's mask.
-TEST(GpuSelection, PrefillAttentionTakesVarlenBatches) {
-  SKIP_WITHOUT_GPU();
-  std::mt19937_64 rng(testing::fresh_seed());
-  const Inputs in = varlen_inputs(rng);
-  const std::int64_t batch = static_cast<std::int64_t>(in.cu_q.size()) - 1;
-  for (const std::string method : {"prism", "meanpool", "dense"}) {
-    SCOPED_TRACE(method);
-    SelectorInputs s{in.q.view(), in.k.view(), in.v.view(), in.varlen(), true, in.block, in.layout};
-    const BlockMask mask = make_selector(method)->select(s).mask;
-    HostTensor want(DType::kFP64, in.q.shape());
-    ReferenceOptions options;
-    options.accumulation = Accumulation::kFP64;
-    reference_attention(in.q.view(), in.k.view(), in.v.view(), in.varlen(), &mask, options, {want.view(), {}, {}, 0});
-    DeviceBuffer q(in.q.size_bytes()), k(in.k.size_bytes()), v(in.v.size_bytes()), out(in.q.size_bytes()),
-        cu_q(in.cu_q.size() * 4), cu_k(in.cu_k.size() * 4);
-    q.upload(in.q.data());
-    k.upload(in.k.data());
-    v.upload(in.v.data());
-    cu_q.upload(in.cu_q.data());
-    cu_k.upload(in.cu_k.data());
-    cuda::PrefillAttentionArgs args;
-    args.q = in.q.view();
-    args.q.data = q.get();
-    args.k = in.k.view();
-    args.k.data = k.get();
-    args.v = in.v.view();
-    args.v.data = v.get();
-    args.out = in.q.view();
-    args.out.data = out.get();
-    args.block_size = in.block;
-    args.cu_seqlens_q = static_cast<const std::int32_t*>(cu_q.get());
-    args.cu_seqlens_k = static_cast<const std::int32_t*>(cu_k.get());
-    args.varlen_batch = batch;
-    args.max_seqlen_q = 700;
-    args.max_seqlen_k = 900;
-    DeviceBuffer workspace(cuda::prefill_attention_workspace_size(args, method, {}));
-    out.poison();
-    cuda::prefill_attention(args, method, {}, workspace.get(), nullptr);
-    ok(cudaDeviceSynchronize());
-    HostTensor got(in.q.dtype(), in.q.shape());
-    out.download(got.data());
-    const std::vector<double> g = got.to_doubles(), w = want.to_doubles();
-    for (double x : g) ASSERT_TRUE(std::isfinite(x)) << "an output element was not written";
-    EXPECT_LE(testing::relative_error(g, w),
-              2 * testing::relative_error(want.converted(in.q.dtype()).to_doubles(), w) + 1e-5);
-  }
-}
-
 // Host side: argument checks run before any device access, so they are tested without a GPU.
 TEST(SelectionArguments, BadInputIsAClearErrorNamingTheArgument) {
   static std::int32_t placeholder[4];
@@ -263,25 +214,31 @@ TEST(SelectionArguments, UnsupportedMethodsAndSettingsAreClearErrors) {
   EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("meanpool", unknown_rule); }), "meanpool.rule");
 }
 
-// prefill_attention (select + attend on the device) equals the fp64 reference on the CPU selector's mask;
-// a captured CUDA graph replays it bit for bit.
-TEST(GpuSelection, PrefillAttentionMatchesTheReferenceAndReplaysInAGraph) {
-  SKIP_WITHOUT_GPU();
-  const Inputs in = scene_inputs(1536, testing::fresh_seed() % 1000, RopeLayout::kRotateHalf);
-  for (const std::string method : {"prism", "dense"}) {
-    SCOPED_TRACE(method);
-    SelectorInputs s{in.q.view(), in.k.view(), in.v.view(), {}, true, 128, in.layout};
-    const BlockMask mask = make_selector(method)->select(s).mask;
-    HostTensor want(DType::kFP64, in.q.shape());
-    ReferenceOptions options;
-    options.accumulation = Accumulation::kFP64;
-    reference_attention(in.q.view(), in.k.view(), in.v.view(), {}, &mask, options, {want.view(), {}, {}, 0});
+// The fp64 reference output over `method`'s CPU mask.
+HostTensor reference_output(const Inputs& in, const std::string& method) {
+  const SelectorInputs s{in.q.view(), in.k.view(), in.v.view(), in.varlen(), true, in.block, in.layout};
+  const BlockMask mask = make_selector(method)->select(s).mask;
+  HostTensor want(DType::kFP64, in.q.shape());
+  ReferenceOptions options;
+  options.accumulation = Accumulation::kFP64;
+  reference_attention(in.q.view(), in.k.view(), in.v.view(), in.varlen(), &mask, options, {want.view(), {}, {}, 0});
+  return want;
+}
 
-    DeviceBuffer q(in.q.size_bytes()), k(in.k.size_bytes()), v(in.v.size_bytes()), out(in.q.size_bytes());
+// `in` on the device and prefill_attention's arguments over it (varlen when `in` has cu_seqlens).
+struct DevicePrefill {
+  DeviceBuffer q, k, v, out, cu_q, cu_k;
+  cuda::PrefillAttentionArgs args;
+  explicit DevicePrefill(const Inputs& in)
+      : q(in.q.size_bytes()),
+        k(in.k.size_bytes()),
+        v(in.v.size_bytes()),
+        out(in.q.size_bytes()),
+        cu_q(std::max<std::size_t>(in.cu_q.size(), 1) * 4),
+        cu_k(std::max<std::size_t>(in.cu_k.size(), 1) * 4) {
     q.upload(in.q.data());
     k.upload(in.k.data());
     v.upload(in.v.data());
-    cuda::PrefillAttentionArgs args;
     args.q = in.q.view();
     args.q.data = q.get();
     args.k = in.k.view();
@@ -290,34 +247,83 @@ TEST(GpuSelection, PrefillAttentionMatchesTheReferenceAndReplaysInAGraph) {
     args.v.data = v.get();
     args.out = in.q.view();
     args.out.data = out.get();
-    DeviceBuffer workspace(cuda::prefill_attention_workspace_size(args, method, {}));
+    args.block_size = in.block;
+    args.rope_layout = in.layout;
+    if (!in.cu_q.empty()) {
+      cu_q.upload(in.cu_q.data(), in.cu_q.size() * 4, 0);
+      cu_k.upload(in.cu_k.data(), in.cu_k.size() * 4, 0);
+      args.cu_seqlens_q = static_cast<const std::int32_t*>(cu_q.get());
+      args.cu_seqlens_k = static_cast<const std::int32_t*>(cu_k.get());
+      args.varlen_batch = static_cast<std::int64_t>(in.cu_q.size()) - 1;
+      for (std::size_t b = 0; b + 1 < in.cu_q.size(); ++b) {
+        args.max_seqlen_q = std::max<std::int64_t>(args.max_seqlen_q, in.cu_q[b + 1] - in.cu_q[b]);
+        args.max_seqlen_k = std::max<std::int64_t>(args.max_seqlen_k, in.cu_k[b + 1] - in.cu_k[b]);
+      }
+    }
+  }
+  // Poisons the output, runs prefill_attention and waits.
+  void run(const std::string& method, void* workspace) {
     out.poison();
-    cuda::prefill_attention(args, method, {}, workspace.get(), nullptr);
+    cuda::prefill_attention(args, method, {}, workspace, nullptr);
     ok(cudaDeviceSynchronize());
+  }
+  HostTensor output(const Inputs& in) const {
     HostTensor got(in.q.dtype(), in.q.shape());
     out.download(got.data());
-    const std::vector<double> g = got.to_doubles(), w = want.to_doubles();
-    for (double x : g) ASSERT_TRUE(std::isfinite(x)) << "an output element was not written";
-    EXPECT_LE(testing::relative_error(g, w),
-              2 * testing::relative_error(want.converted(in.q.dtype()).to_doubles(), w) + 1e-5);
+    return got;
+  }
+};
+
+// Every element written and within the tolerance rule of conventions.md.
+void expect_matches(const HostTensor& got, const HostTensor& want) {
+  const std::vector<double> g = got.to_doubles(), w = want.to_doubles();
+  for (double x : g) ASSERT_TRUE(std::isfinite(x)) << "an output element was not written";
+  EXPECT_LE(testing::relative_error(g, w), 2 * testing::relative_error(want.converted(got.dtype()).to_doubles(), w) + 1e-5);
+}
+
+// prefill_attention (select + attend on the device) equals the fp64 reference on the CPU selector's mask;
+// a captured CUDA graph replays it bit for bit.
+TEST(GpuSelection, PrefillAttentionMatchesTheReferenceAndReplaysInAGraph) {
+  SKIP_WITHOUT_GPU();
+  const Inputs in = scene_inputs(1536, testing::fresh_seed() % 1000, RopeLayout::kRotateHalf);
+  for (const std::string method : {"prism", "dense"}) {
+    SCOPED_TRACE(method);
+    DevicePrefill d(in);
+    DeviceBuffer workspace(cuda::prefill_attention_workspace_size(d.args, method, {}));
+    d.run(method, workspace.get());
+    const HostTensor got = d.output(in);
+    expect_matches(got, reference_output(in, method));
 
     cudaStream_t stream;
     ok(cudaStreamCreate(&stream));
     cudaGraph_t graph;
     ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-    cuda::prefill_attention(args, method, {}, workspace.get(), stream);
+    cuda::prefill_attention(d.args, method, {}, workspace.get(), stream);
     ok(cudaStreamEndCapture(stream, &graph));
     cudaGraphExec_t exec;
     ok(cudaGraphInstantiate(&exec, graph, 0));
-    out.poison();
+    d.out.poison();
     ok(cudaGraphLaunch(exec, stream));
     ok(cudaStreamSynchronize(stream));
-    HostTensor again(in.q.dtype(), in.q.shape());
-    out.download(again.data());
+    const HostTensor again = d.output(in);
     EXPECT_EQ(std::memcmp(again.data(), got.data(), got.size_bytes()), 0) << "graph replay differs";
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
     cudaStreamDestroy(stream);
+  }
+}
+
+// prefill_attention on a varlen batch equals the fp64 reference on the CPU selector's mask.
+TEST(GpuSelection, PrefillAttentionTakesVarlenBatches) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(testing::fresh_seed());
+  const Inputs in = varlen_inputs(rng);
+  for (const std::string method : {"prism", "meanpool", "dense"}) {
+    SCOPED_TRACE(method);
+    DevicePrefill d(in);
+    DeviceBuffer workspace(cuda::prefill_attention_workspace_size(d.args, method, {}));
+    d.run(method, workspace.get());
+    expect_matches(d.output(in), reference_output(in, method));
   }
 }
 

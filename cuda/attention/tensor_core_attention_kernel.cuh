@@ -20,28 +20,6 @@
 
 namespace sparsefill::cuda {
 
-template <typename T>
-__device__ inline float to_float(T x);
-template <>
-__device__ inline float to_float<__nv_bfloat16>(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-template <>
-__device__ inline float to_float<__half>(__half x) {
-  return __half2float(x);
-}
-
-template <typename T>
-__device__ inline T from_float(float x);
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16(x);
-}
-template <>
-__device__ inline __half from_float<__half>(float x) {
-  return __float2half(x);
-}
-
 // Where staged row r comes from: row r of src, or with a key order (PBS) row order[r] of src, which must lie
 // in [0, limit) (other values give a zero row; the softmax masks them).
 struct RowSource {
@@ -73,7 +51,7 @@ __device__ inline void stage_rows(Element* dst, const Element* src, std::int64_t
   for (int e = threadIdx.x; e < rows * kHeadDim; e += kThreads) {
     const int r = e / kHeadDim, c = e % kHeadDim;
     const int s = r < present ? from.row(r) : -1;
-    dst[e] = s >= 0 ? src[s * stride + c] : from_float<Element>(0.0f);
+    dst[e] = s >= 0 ? src[s * stride + c] : Element(0.0f);
   }
 }
 
@@ -206,7 +184,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int c = 0; c < kCols; ++c) {
         const float weight = new_max == -INFINITY ? 0.0f : exp2f(scores[c] - new_max);
         tile_sum += weight;
-        p_row[c] = from_float<Element>(weight);
+        p_row[c] = Element(weight);
       }
       tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, 1);
       row_sum = row_sum * correction + tile_sum;
@@ -242,7 +220,7 @@ __global__ void __launch_bounds__(kThreads)
                  part * kHalf;
   const float inv = row_sum > 0.0f ? 1.0f / row_sum : 0.0f;
 #pragma unroll
-  for (int c = 0; c < kHalf; ++c) out[c] = from_float<Element>(acc[c] * inv);
+  for (int c = 0; c < kHalf; ++c) out[c] = Element(acc[c] * inv);
   if (lse_slot) *lse_slot = row_sum > 0.0f ? (row_max + log2f(row_sum)) * 0.6931471805599453f : -INFINITY;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <functional>
 
 #include "sparsefill/device.hpp"
 
@@ -49,5 +50,24 @@ class DeviceBuffer {
   std::size_t bytes_;
 };
 
+
+// Captures `work` (launches on the given stream) into a CUDA graph, calls `before_launch` (e.g. to poison the
+// outputs), replays the graph once and waits for it.
+inline void replay_in_graph(const std::function<void(cudaStream_t)>& work, const std::function<void()>& before_launch) {
+  cudaStream_t stream;
+  ok(cudaStreamCreate(&stream));
+  cudaGraph_t graph;
+  ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  work(stream);
+  ok(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec;
+  ok(cudaGraphInstantiate(&exec, graph, 0));
+  before_launch();
+  ok(cudaGraphLaunch(exec, stream));
+  ok(cudaStreamSynchronize(stream));
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
 
 }  // namespace sparsefill::testing

@@ -237,23 +237,14 @@ TEST_P(GpuBlockSparseAttention, MatchesTheFp64Reference) {
     HostTensor again(c.dtype, p.q.shape());
     d.out.download(again.data());
     EXPECT_EQ(std::memcmp(again.data(), got.data(), got.size_bytes()), 0) << "repeated runs differ";
-    cudaStream_t stream;
-    ok(cudaStreamCreate(&stream));
-    cudaGraph_t graph;
-    ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-    BlockSparseAttention::plan(d.args, workspace.get(), stream);
-    BlockSparseAttention::run(d.args, workspace.get(), stream);
-    ok(cudaStreamEndCapture(stream, &graph));
-    cudaGraphExec_t exec;
-    ok(cudaGraphInstantiate(&exec, graph, 0));
-    d.out.poison();
-    ok(cudaGraphLaunch(exec, stream));
-    ok(cudaStreamSynchronize(stream));
+    testing::replay_in_graph(
+        [&](cudaStream_t stream) {
+          BlockSparseAttention::plan(d.args, workspace.get(), stream);
+          BlockSparseAttention::run(d.args, workspace.get(), stream);
+        },
+        [&] { d.out.poison(); });
     d.out.download(again.data());
     EXPECT_EQ(std::memcmp(again.data(), got.data(), got.size_bytes()), 0) << "graph replay differs";
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
-    cudaStreamDestroy(stream);
   }
 }
 

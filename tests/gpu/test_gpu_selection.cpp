@@ -294,22 +294,11 @@ TEST(GpuSelection, PrefillAttentionMatchesTheReferenceAndReplaysInAGraph) {
     const HostTensor got = d.output(in);
     expect_matches(got, reference_output(in, method));
 
-    cudaStream_t stream;
-    ok(cudaStreamCreate(&stream));
-    cudaGraph_t graph;
-    ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-    cuda::prefill_attention(d.args, method, {}, workspace.get(), stream);
-    ok(cudaStreamEndCapture(stream, &graph));
-    cudaGraphExec_t exec;
-    ok(cudaGraphInstantiate(&exec, graph, 0));
-    d.out.poison();
-    ok(cudaGraphLaunch(exec, stream));
-    ok(cudaStreamSynchronize(stream));
+    testing::replay_in_graph(
+        [&](cudaStream_t stream) { cuda::prefill_attention(d.args, method, {}, workspace.get(), stream); },
+        [&] { d.out.poison(); });
     const HostTensor again = d.output(in);
     EXPECT_EQ(std::memcmp(again.data(), got.data(), got.size_bytes()), 0) << "graph replay differs";
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
-    cudaStreamDestroy(stream);
   }
 }
 

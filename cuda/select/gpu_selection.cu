@@ -2,6 +2,7 @@
 //
 // Prism: pool Q and K (fp64), band energies per head, band multipliers, then one warp per mask row. Mean
 // pooling (every rule: t1, t2, t4, t5, top-k): the same kernels with one band of every dim and no calibration.
+// RRAttention and XAttention: the stride kernels (stride_selection.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -11,71 +12,15 @@
 #include "common/cuda_check.hpp"
 #include "select/pooled_scoring.cuh"
 #include "select/prism_bands.hpp"
+#include "select/selection_geometry.hpp"
+#include "select/stride_selection.hpp"
 #include "sparsefill/cuda/gpu_selection.hpp"
 #include "sparsefill/error.hpp"
 
 namespace sparsefill::cuda {
 namespace {
 
-constexpr int kMaxKeyBlocks = 64 * 32;  // the row kernel's capacity: 64 blocks per lane
-
-struct Geometry {
-  int batch, lq, lk, heads_q, heads_kv, d, nq, nk;  // varlen: lq, lk (and nq, nk) of the longest sequence
-  bool varlen;
-};
-
-// Element strides (batch, token, head) of a q/k view; the batch stride is 0 for varlen (tokens are absolute).
-struct Strides {
-  std::int64_t batch, token, head;
-};
-Strides strides_of(const TensorView& t, bool varlen) {
-  return varlen ? Strides{0, t.stride[0], t.stride[1]} : Strides{t.stride[0], t.stride[1], t.stride[2]};
-}
-
-Geometry geometry_of(const GpuSelectionArgs& a) {
-  const bool varlen = a.cu_seqlens_q != nullptr || a.cu_seqlens_k != nullptr;
-  const int rank = varlen ? 3 : 4;
-  for (const auto& [t, name] : {std::pair<const TensorView*, const char*>{&a.q, "q"}, {&a.k, "k"}}) {
-    require(t->data != nullptr, name, "data pointer is null");
-    require(t->rank == rank, name,
-            std::string(varlen ? "varlen selection takes [total_tokens, heads, head_dim]"
-                               : "GPU selection takes [batch, seqlen, heads, head_dim] (or varlen with cu_seqlens)") +
-                ", got " + t->shape_string());
-    require(t->dtype == DType::kBF16 || t->dtype == DType::kFP16, name, "dtype must be bf16 or fp16");
-    require(t->stride[rank - 1] == 1, name, "the last (head_dim) dimension must be contiguous");
-  }
-  require(a.k.dtype == a.q.dtype, "k", "dtype differs from q's");
-  Geometry g{};
-  g.varlen = varlen;
-  g.heads_q = static_cast<int>(a.q.shape[rank - 2]);
-  g.heads_kv = static_cast<int>(a.k.shape[rank - 2]);
-  g.d = static_cast<int>(a.q.shape[rank - 1]);
-  if (varlen) {
-    require(a.cu_seqlens_q && a.cu_seqlens_k, "cu_seqlens_k", "varlen needs both cu_seqlens_q and cu_seqlens_k");
-    require(a.varlen_batch >= 1, "varlen_batch", "must be at least 1");
-    require(a.max_seqlen_q >= 1 && a.max_seqlen_k >= 1, "max_seqlen_q", "varlen needs positive maximum lengths");
-    g.batch = static_cast<int>(a.varlen_batch);
-    g.lq = static_cast<int>(a.max_seqlen_q);
-    g.lk = static_cast<int>(a.max_seqlen_k);
-  } else {
-    g.batch = static_cast<int>(a.q.shape[0]);
-    g.lq = static_cast<int>(a.q.shape[1]);
-    g.lk = static_cast<int>(a.k.shape[1]);
-    require(a.k.shape[0] == g.batch && g.batch >= 1, "k", "batch differs from q's or is empty");
-  }
-  require(a.k.shape[rank - 1] == g.d, "k", "head_dim differs from q's");
-  require(g.d >= 2 && g.d <= select::kMaxBandDims, "q", "head_dim must be in [2, 256]");
-  require(g.lq >= 1 && g.lk >= 1, "q", "empty sequence");
-  require(g.heads_kv >= 1 && g.heads_q % g.heads_kv == 0, "k", "heads_q must be a multiple of heads_kv");
-  require(a.block_size == 64 || a.block_size == 128, "block_size", "must be 64 or 128");
-  g.nq = static_cast<int>((g.lq + a.block_size - 1) / a.block_size);
-  g.nk = static_cast<int>((g.lk + a.block_size - 1) / a.block_size);
-  require(g.nk <= kMaxKeyBlocks, "k",
-          "GPU selection handles up to " + std::to_string(kMaxKeyBlocks) + " key blocks (" +
-              std::to_string(kMaxKeyBlocks * a.block_size) + " tokens at this block size)");
-  require(a.kv_num_blocks != nullptr && a.kv_indices != nullptr, "mask", "kv_num_blocks and kv_indices are required");
-  return g;
-}
+static_assert(select::kMaxBandDims >= kMaxHeadDim, "a band may hold every dim");
 
 struct Workspace {
   double *pooled_q, *pooled_k, *energy_q, *energy_k, *scales;
@@ -149,17 +94,18 @@ GpuSelection::GpuSelection(const std::string& method, const SelectorSettings& se
     : method_(method), settings_(settings) {
   const std::vector<std::string> known = methods();
   require(std::find(known.begin(), known.end(), method) != known.end(), "method",
-          "'" + method + "' has no GPU selector yet (GPU: prism, meanpool); select on the CPU");
-  if (method == "meanpool") make_selector(method, settings);  // the CPU's checks of rule, threshold and top-k
+          "'" + method + "' has no GPU selector yet (GPU: prism, meanpool, rr, xattn); select on the CPU");
+  if (method != "prism") make_selector(method, settings);  // the CPU's checks of the method's rule settings
 }
 
 std::vector<std::string> GpuSelection::methods() {
-  return {"prism", "meanpool"};
+  return {"prism", "meanpool", "rr", "xattn"};
 }
 
 void GpuSelection::validate(const GpuSelectionArgs& args) const {
   const Geometry g = geometry_of(args);
   if (method_ == "prism") prism_bands(settings_.prism, g.d, args.rope_layout);
+  if (is_stride_method(method_)) validate_stride_selection(method_, settings_, args, g);
   for (const auto& [ptr, name] : {std::pair<const void*, const char*>{args.q.data, "q"},
                                   {args.k.data, "k"},
                                   {args.kv_num_blocks, "mask.kv_num_blocks"},
@@ -172,15 +118,21 @@ void GpuSelection::validate(const GpuSelectionArgs& args) const {
 }
 
 std::size_t GpuSelection::workspace_size(const GpuSelectionArgs& args) const {
+  const Geometry g = geometry_of(args);
+  if (is_stride_method(method_)) return stride_workspace_size(method_, settings_, args, g);
   std::size_t bytes[5];
-  return sizes(geometry_of(args), bytes);
+  return sizes(g, bytes);
 }
 
 void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stream) const {
   const Geometry g = geometry_of(args);
-  require(workspace != nullptr, "workspace", "is null (allocate workspace_size bytes)");
-  const Workspace w = carve(g, workspace);
+  require(workspace != nullptr || workspace_size(args) == 0, "workspace", "is null (allocate workspace_size bytes)");
   auto s = static_cast<cudaStream_t>(stream);
+  if (is_stride_method(method_)) {
+    run_stride_selection(method_, settings_, args, g, workspace, s);
+    return;
+  }
+  const Workspace w = carve(g, workspace);
   const select::Lengths lengths{g.varlen ? args.cu_seqlens_q : nullptr, g.varlen ? args.cu_seqlens_k : nullptr, g.lq,
                                 g.lk, static_cast<int>(args.block_size)};
   const bool bf16 = args.q.dtype == DType::kBF16;

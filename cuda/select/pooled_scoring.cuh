@@ -15,17 +15,13 @@
 #include <cub/block/block_reduce.cuh>
 #include <cstdint>
 
+#include "select/ranked_cut.cuh"
 #include "select/sequence_lengths.cuh"
 
 namespace sparsefill::cuda::select {
 
 inline constexpr int kMaxBandDims = 256;
 
-// The top-p rules of algorithms.md §0.2 over a row ranked by probability (ties by block index): T1 keeps a
-// block while the mass ranked before it is below p; T2 the same set, but nothing when the row's mass never
-// reaches p; T5 keeps a block while the mass up to and including it is at most p; T4 is T5 falling back to the
-// top block when T5 keeps none; top-k keeps the first k.
-enum Rule : int { kT1 = 0, kT2 = 1, kT4 = 2, kT5 = 3, kTopK = 4 };
 inline constexpr double kRmsFloor = 1e-6;
 
 struct Band {
@@ -141,106 +137,6 @@ __global__ void band_scale_kernel(const double* energy_q, const double* energy_k
 }
 
 inline constexpr int kRowsPerCta = 8;  // one warp per mask row
-inline constexpr int kKeyChunk = 32;   // pooled keys staged per step: one per lane
-
-// Warp reductions that leave the same value in every lane: lane 0 reduces in a fixed order, then broadcasts.
-__device__ inline double warp_sum(double x) {
-  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_down_sync(0xffffffffu, x, offset);
-  return __shfl_sync(0xffffffffu, x, 0);
-}
-__device__ inline double warp_max(double x) {
-  for (int offset = 16; offset > 0; offset /= 2) x = fmax(x, __shfl_xor_sync(0xffffffffu, x, offset));
-  return x;
-}
-__device__ inline unsigned long long warp_max(unsigned long long x) {
-  for (int offset = 16; offset > 0; offset /= 2) {
-    const unsigned long long y = __shfl_xor_sync(0xffffffffu, x, offset);
-    x = y > x ? y : x;
-  }
-  return x;
-}
-
-// The kept blocks of one ranked row (see Rule), as bits c of each lane (block 32 c + lane), without sorting.
-// Each rule keeps a prefix of the ranking. With W(K) the weight (probability, or 1 for top-k) of the
-// candidates whose probability pattern (64 bits, monotone for non-negative doubles) exceeds K, a binary search
-// finds where the prefix ends; only the blocks at exactly the boundary pattern need the tie rule (lower index
-// first), which an in-order scan over the lanes settles.
-template <int kItems>
-__device__ unsigned long long cut(const double (&prob)[kItems], int candidates, int rule, double threshold) {
-  const int lane = threadIdx.x % 32;
-  const bool counting = rule == kTopK, inclusive = rule == kT4 || rule == kT5;
-  auto valid = [&](int c) { return c * kKeyChunk + lane < candidates; };
-  auto key_of = [&](int c) { return static_cast<unsigned long long>(__double_as_longlong(prob[c])); };
-  auto weight_above = [&](unsigned long long key) {
-    double w = 0.0;
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) w += valid(c) && key_of(c) > key ? (counting ? 1.0 : prob[c]) : 0.0;
-    return warp_sum(w);
-  };
-  unsigned long long top = 0;
-  double mass = 0.0;
-#pragma unroll
-  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-    top = valid(c) && key_of(c) > top ? key_of(c) : top;
-    mass += valid(c) ? prob[c] : 0.0;
-  }
-  top = warp_max(top);
-  if (rule == kT2 && !(warp_sum(mass) >= threshold)) return 0;  // T2 keeps nothing when the mass never reaches p
-  // Exclusive rules: the smallest K with W(K) < threshold; the boundary blocks have pattern K.
-  // Inclusive rules: the smallest K with W(K - 1) (the weight at or above K) <= threshold; the boundary blocks
-  // have the largest pattern below K.
-  unsigned long long lo = 0, hi = top + 1;
-  while (lo < hi) {
-    const unsigned long long mid = lo + (hi - lo) / 2;
-    const bool fits = inclusive ? (mid == 0 ? warp_sum(mass) : weight_above(mid - 1)) <= threshold
-                                : weight_above(mid) < threshold;
-    if (fits) hi = mid; else lo = mid + 1;
-  }
-  unsigned long long boundary = lo;
-  double before = weight_above(lo);
-  if (inclusive) {
-    unsigned long long below = 0;
-    bool any = false;
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-      if (valid(c) && key_of(c) < lo) {
-        below = any && below > key_of(c) ? below : key_of(c);
-        any = true;
-      }
-    }
-    const bool found = __any_sync(0xffffffffu, any);
-    below = warp_max(any ? below : 0ull);
-    boundary = found ? below : ~0ull;  // no block below the fully kept ones
-    before = lo == 0 ? 0.0 : weight_above(lo - 1);
-  }
-  unsigned long long kept = 0;
-  double tied_before = 0.0;
-#pragma unroll
-  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-    const bool at_boundary = valid(c) && key_of(c) == boundary;
-    const double own = at_boundary ? (counting ? 1.0 : prob[c]) : 0.0;
-    double prefix = own;  // inclusive scan over the lanes of this chunk (index order)
-    for (int offset = 1; offset < 32; offset *= 2) {
-      const double other = __shfl_up_sync(0xffffffffu, prefix, offset);
-      if (lane >= offset) prefix += other;
-    }
-    const double ranked_before = before + tied_before + (prefix - own);
-    const bool keep = inclusive ? (valid(c) && key_of(c) >= lo && key_of(c) != boundary) ||
-                                      (at_boundary && ranked_before + own <= threshold)
-                                : (valid(c) && key_of(c) > lo) || (at_boundary && ranked_before < threshold);
-    if (keep) kept |= 1ull << c;
-    tied_before += __shfl_sync(0xffffffffu, prefix, 31);
-  }
-  if (rule == kT4 && !__any_sync(0xffffffffu, kept != 0) && candidates > 0) {  // the top block, lowest index first
-    int first = 1 << 30;
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c)
-      if (valid(c) && key_of(c) == top) first = min(first, c * kKeyChunk + lane);
-    for (int offset = 16; offset > 0; offset /= 2) first = min(first, __shfl_xor_sync(0xffffffffu, first, offset));
-    if (first % kKeyChunk == lane) kept |= 1ull << (first / kKeyChunk);
-  }
-  return kept;
-}
 
 // Shared memory of score_rows_kernel: the tile's pooled query rows and one staged key chunk.
 inline std::size_t score_rows_smem_bytes(int d, int max_band_dims) {
@@ -306,7 +202,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
     const double total = warp_sum(sum);
 #pragma unroll
     for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) prob[c] /= total;
-    kept |= cut<kItems>(prob, candidates, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : band.p);
+    kept |= cut<kItems>(prob, candidates, 0ull, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : band.p, 0.0);
   }
   if (u >= p.nq) return;
   if (warp >= rows) kept = 0;  // a row past this sequence's end (varlen) stays empty
@@ -315,16 +211,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
   if (warp < rows && p.force_diagonal && diagonal >= 0 && diagonal < nk && lane == diagonal % kKeyChunk)
     kept |= 1ull << (diagonal / kKeyChunk);
   const std::int64_t mask_row = (static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u;
-  std::int32_t* out = p.kv_indices + mask_row * p.nk;
-  int count = 0;
-#pragma unroll
-  for (int c = 0; c < kItems; ++c) {
-    const unsigned ballot = __ballot_sync(0xffffffffu, (kept >> c) & 1ull);
-    if ((kept >> c) & 1ull) out[count + __popc(ballot & ((1u << lane) - 1u))] = c * kKeyChunk + lane;
-    count += __popc(ballot);
-  }
-  for (int i = count + lane; i < p.nk; i += 32) out[i] = 0;
-  if (lane == 0) p.kv_num_blocks[mask_row] = count;
+  write_mask_row<kItems>(kept, p.nk, p.kv_indices + mask_row * p.nk, p.kv_num_blocks + mask_row);
 }
 
 }  // namespace sparsefill::cuda::select

@@ -1,0 +1,151 @@
+// Host side of the stride selectors (see stride_selection.hpp): settings checks, the key-sum workspace, and
+// the launches. RRAttention's key sums are computed for a chunk of (sequence, KV head) slots at a time so that
+// the workspace stays bounded (32 MiB) at any length; each chunk's scoring launch follows its sums.
+#include "select/stride_selection.hpp"
+
+#include <algorithm>
+
+#include "common/cuda_check.hpp"
+#include "select/stride_kernel.cuh"
+#include "sparsefill/error.hpp"
+
+namespace sparsefill::cuda {
+namespace {
+
+constexpr std::size_t kKeySumBudget = std::size_t{32} << 20;
+
+struct StrideSettings {
+  std::int64_t stride;
+  double tau;
+};
+
+StrideSettings stride_settings(const std::string& method, const SelectorSettings& s) {
+  return method == "rr" ? StrideSettings{s.rr.stride, s.rr.tau} : StrideSettings{s.xattn.stride, s.xattn.tau};
+}
+
+std::size_t align256(std::size_t n) {
+  return (n + 255) / 256 * 256;
+}
+
+// Bytes of one slot's key sums (hi and lo parts) and the slots per chunk.
+std::size_t slot_bytes(const Geometry& g, std::int64_t stride) {
+  const std::size_t strides = static_cast<std::size_t>((g.lk + stride - 1) / stride);
+  return align256(strides * static_cast<std::size_t>(g.d) * 2) * 2;
+}
+int slots_per_chunk(const Geometry& g, std::int64_t stride) {
+  const std::size_t fit = std::max<std::size_t>(1, kKeySumBudget / slot_bytes(g, stride));
+  return static_cast<int>(std::min<std::size_t>(fit, static_cast<std::size_t>(g.batch) * g.heads_kv));
+}
+
+template <typename Element, int kItems>
+void launch_scoring(const select::StrideParams& p, const Geometry& g, int slots, cudaStream_t s) {
+  const auto kernel = p.rr ? select::stride_select_kernel<Element, kItems, true>
+                           : select::stride_select_kernel<Element, kItems, false>;
+  const std::size_t smem = select::stride_smem_bytes(g.nk);
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+             "stride selection shared memory opt-in");
+  const int items = g.nq * (g.heads_q / g.heads_kv);
+  const dim3 grid(static_cast<unsigned>((items + select::kStrideWarps - 1) / select::kStrideWarps),
+                  static_cast<unsigned>(slots));
+  kernel<<<grid, select::kStrideWarps * 32, smem, s>>>(p);
+}
+
+template <typename Element>
+void run_typed(const select::StrideParams& base, const Geometry& g, bool rr, void* workspace, cudaStream_t s) {
+  const int total_slots = g.batch * g.heads_kv;
+  const int chunk = rr ? slots_per_chunk(g, base.stride) : total_slots;
+  const std::size_t half = rr ? slot_bytes(g, base.stride) / 2 * static_cast<std::size_t>(chunk) : 0;
+  auto* hi = static_cast<Element*>(workspace);
+  auto* lo = rr ? reinterpret_cast<Element*>(static_cast<unsigned char*>(workspace) + half) : nullptr;
+  for (int first = 0; first < total_slots; first += chunk) {
+    select::StrideParams p = base;
+    p.slot_begin = first;
+    p.slot_end = std::min(first + chunk, total_slots);
+    p.key_hi = hi;
+    p.key_lo = lo;
+    if (rr)
+      select::key_stride_sums_kernel<Element><<<dim3(static_cast<unsigned>(p.strides_max),
+                                                     static_cast<unsigned>(p.slot_end - p.slot_begin)),
+                                                g.d, 0, s>>>(p, hi, lo);
+    const int slots = p.slot_end - p.slot_begin;
+    if (g.nk <= 8 * 32) {
+      launch_scoring<Element, 8>(p, g, slots, s);
+    } else if (g.nk <= 32 * 32) {
+      launch_scoring<Element, 32>(p, g, slots, s);
+    } else {
+      launch_scoring<Element, 64>(p, g, slots, s);
+    }
+  }
+}
+
+}  // namespace
+
+bool is_stride_method(const std::string& method) {
+  return method == "rr" || method == "xattn";
+}
+
+void validate_stride_selection(const std::string& method, const SelectorSettings& settings,
+                               const GpuSelectionArgs& args, const Geometry& g) {
+  const std::string prefix = method == "rr" ? "rr." : "xattn.";
+  const StrideSettings s = stride_settings(method, settings);
+  require(s.stride >= 1 && args.block_size % s.stride == 0, prefix + "stride",
+          "must divide the block size " + std::to_string(args.block_size));
+  require(s.tau > 0 && s.tau <= 1, prefix + "tau", "must be in (0, 1]");
+  if (method == "xattn")
+    require(settings.xattn.chunk_size == 0 || (settings.xattn.chunk_size > 0 && settings.xattn.chunk_size % args.block_size == 0),
+            "xattn.chunk-size", "must be 0 or a positive multiple of the block");
+  require(g.d % 32 == 0, "q", "the GPU " + method + " selector takes head_dim a multiple of 32, got " + std::to_string(g.d));
+  for (const auto& [t, name] : {std::pair<const TensorView*, const char*>{&args.q, "q"}, {&args.k, "k"}}) {
+    bool aligned = reinterpret_cast<std::uintptr_t>(t->data) % 16 == 0;
+    for (int i = 0; i + 1 < t->rank; ++i) aligned = aligned && t->stride[i] % 8 == 0;
+    require(aligned, name, "the GPU " + method + " selector reads 16-byte rows: pointer and strides must be multiples of 16 bytes");
+  }
+}
+
+std::size_t stride_workspace_size(const std::string& method, const SelectorSettings& settings,
+                                  const GpuSelectionArgs& args, const Geometry& g) {
+  validate_stride_selection(method, settings, args, g);
+  if (method != "rr") return 0;
+  return slot_bytes(g, settings.rr.stride) * static_cast<std::size_t>(slots_per_chunk(g, settings.rr.stride));
+}
+
+void run_stride_selection(const std::string& method, const SelectorSettings& settings, const GpuSelectionArgs& args,
+                          const Geometry& g, void* workspace, cudaStream_t stream) {
+  validate_stride_selection(method, settings, args, g);
+  const bool rr = method == "rr";
+  const Strides qs = strides_of(args.q, g.varlen), ks = strides_of(args.k, g.varlen);
+  select::StrideParams p{};
+  p.q = args.q.data;
+  p.k = args.k.data;
+  p.q_batch = qs.batch, p.q_token = qs.token, p.q_head = qs.head;
+  p.k_batch = ks.batch, p.k_token = ks.token, p.k_head = ks.head;
+  p.batch = g.batch, p.heads_q = g.heads_q, p.heads_kv = g.heads_kv, p.d = g.d, p.nq = g.nq, p.nk = g.nk;
+  p.lengths = {g.varlen ? args.cu_seqlens_q : nullptr, g.varlen ? args.cu_seqlens_k : nullptr, g.lq, g.lk,
+               static_cast<int>(args.block_size)};
+  p.stride = static_cast<int>(stride_settings(method, settings).stride);
+  p.strides_max = (g.lk + p.stride - 1) / p.stride;
+  p.causal = args.causal ? 1 : 0;
+  p.rr = rr ? 1 : 0;
+  if (rr) {
+    const RRConfig& c = settings.rr;
+    p.mirrored = c.offset == "mirrored";
+    p.rule_v2 = c.rule == "v2";
+    p.t3_clean = c.t3 == "clean";
+    p.tau = c.tau;
+    p.keep_sink = c.keep_sink;
+    p.keep_last_row = c.keep_last_row;
+  } else {
+    const XAttentionConfig& c = settings.xattn;
+    p.t3_clean = c.t3 == "clean";
+    p.tau = c.tau;
+    p.keep_sink = c.keep_sink;
+    p.keep_recent = c.keep_recent;
+    p.chunk_tokens = static_cast<int>(c.chunk_size);
+  }
+  p.kv_num_blocks = args.kv_num_blocks;
+  p.kv_indices = args.kv_indices;
+  (args.q.dtype == DType::kBF16 ? run_typed<__nv_bfloat16> : run_typed<__half>)(p, g, rr, workspace, stream);
+  check_cuda(cudaGetLastError(), "stride selection launch");
+}
+
+}  // namespace sparsefill::cuda

@@ -22,6 +22,8 @@ echo "gpu selection: $(grep -cE '^\[       OK \]' "$out/gpu_selection.log") ok, 
 grep -E "block decisions|workspace" "$out/gpu_selection.log"
 timeout 240 compute-sanitizer --tool memcheck build-gpu/tests/test_gpu_attention --gtest_filter='*mha_odd_length*:*varlen*:*noncausal_empty*:*hopper_mha_d64_odd*' > "$out/memcheck.log" 2>&1
 echo "memcheck: $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
+timeout 240 compute-sanitizer --tool memcheck build-gpu/tests/test_gpu_selection --gtest_filter='*Varlen*:*Graph*' > "$out/memcheck_selection.log" 2>&1
+echo "memcheck (selection + pipeline, every GPU selector): $(grep -E 'ERROR SUMMARY' "$out/memcheck_selection.log" | tail -1)"
 timeout 240 compute-sanitizer --tool racecheck build-gpu/tests/test_gpu_attention --gtest_filter='*mha_odd_length*:*hopper_varlen_gqa*:*hopper_mha_d64_odd*' > "$out/racecheck.log" 2>&1
 echo "racecheck: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/racecheck.log" | tail -1)"
 SPARSEFILL_FONT=/nonexistent build-gpu/tools/sparsefill run --scene llama31-like --len 8192 --method prism --device cuda \

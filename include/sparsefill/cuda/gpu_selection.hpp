@@ -1,15 +1,18 @@
-// Block selection on the GPU (CUTLASS-style host API; design note in cuda/select/pooled_scoring.cuh).
+// Block selection on the GPU (CUTLASS-style host API). Methods: prism, meanpool (design note in
+// cuda/select/pooled_scoring.cuh), rr, xattn (cuda/select/stride_scoring.cuh).
 //
 //   GpuSelection selection(method, settings)   Error("method") when the method has no GPU form yet,
 //                                               Error(<parameter>) for settings the GPU form does not take
 //   selection.validate(args)                    clear errors naming the argument (no device reads)
-//   selection.workspace_size(args)              bytes the caller allocates once (fp64 pooled Q/K, statistics)
+//   selection.workspace_size(args)              bytes the caller allocates once (pooled Q/K and statistics;
+//                                               RR's stride key sums, at most 32 MiB; XAttention none: 0)
 //   selection.run(args, workspace, stream)      never allocates, never synchronises: graph-capturable
 //
 // The mask it writes is the canonical per-query-head mask (block_mask.hpp) of the CPU selector with the same
 // settings: kv_num_blocks [batch, heads_q, nQb] and kv_indices [batch, heads_q, nQb, nKb] (ascending, zeros
-// after the count), in device memory. Decisions equal the CPU's except where a value lies within fp64
-// rounding of the threshold (tree reductions sum in another order; see the kernels' note).
+// after the count), in device memory. Decisions equal the CPU's except where a value lies within rounding of
+// the threshold: fp64 rounding for the pooled methods (tree reductions sum in another order), fp32 for the
+// stride methods' tensor-core logits (see the kernels' notes).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -44,6 +47,7 @@ class GpuSelection {
   static std::vector<std::string> methods();
   void validate(const GpuSelectionArgs& args) const;
   std::size_t workspace_size(const GpuSelectionArgs& args) const;
+  // `workspace` may be null when workspace_size(args) is 0.
   void run(const GpuSelectionArgs& args, void* workspace, void* stream) const;
 
  private:

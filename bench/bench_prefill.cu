@@ -112,9 +112,11 @@ int main(int argc, char** argv) {
     if (method != "dense") {
       const cuda::GpuSelection selection(method, {});
       const cuda::DeviceBlockMask mask = cuda::mask_in_workspace(args, method, workspace.ptr);
-      const cuda::GpuSelectionArgs sargs{args.q, args.k, true, 128, scene.rope.layout,
-                                         const_cast<std::int32_t*>(mask.kv_num_blocks),
-                                         const_cast<std::int32_t*>(mask.kv_indices)};
+      cuda::GpuSelectionArgs sargs{args.q, args.k, true, 128, scene.rope.layout,
+                                   const_cast<std::int32_t*>(mask.kv_num_blocks),
+                                   const_cast<std::int32_t*>(mask.kv_indices)};
+      DeviceTensor key_order(method == "pbs" ? static_cast<std::size_t>(problem.heads_q) * len * 4 : 0);
+      if (method == "pbs") sargs.key_order = static_cast<std::int32_t*>(key_order.ptr);
       DeviceTensor selection_ws(selection.workspace_size(sargs));
       selection_mb = selection_ws.bytes / 1e6;
       select_ms = median_ms(reps, [&] { selection.run(sargs, selection_ws.ptr, nullptr); });
@@ -126,7 +128,7 @@ int main(int argc, char** argv) {
         1, dm.heads, dm.num_q_blocks, dm.num_k_blocks, 128, 128,
         download<std::int32_t>(dm.kv_num_blocks, static_cast<std::size_t>(dm.heads * dm.num_q_blocks)),
         download<std::int32_t>(dm.kv_indices, static_cast<std::size_t>(dm.heads * dm.num_q_blocks * dm.num_k_blocks)));
-    if (!mask_dir.empty() && method != "dense")
+    if (!mask_dir.empty() && method != "dense" && method != "pbs")  // PBS masks index permuted keys
       write_block_mask(mask_dir + "/mask_" + std::to_string(len) + "_" + method + ".npy", mask);
     const std::vector<float> method_lse = download<float>(lse.ptr, lse_count);
     HostTensor method_out(hq.dtype, scene.q.shape());

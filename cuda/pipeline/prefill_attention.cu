@@ -1,5 +1,5 @@
-// Select + attend (see prefill_attention.hpp). Workspace layout: mask counts, mask indices, the selector's
-// workspace, the attention kernel's workspace, each 256-byte aligned.
+// Select + attend (see prefill_attention.hpp). Workspace layout: mask counts, mask indices, PBS's key order,
+// the selector's workspace, the attention kernel's workspace, each 256-byte aligned.
 #include "sparsefill/cuda/prefill_attention.hpp"
 
 #include <cuda_runtime.h>
@@ -18,12 +18,14 @@ std::size_t align256(std::size_t n) {
 
 struct Layout {
   std::int64_t heads, nq, nk;
-  std::size_t counts, indices, selection, attention;  // byte offsets
+  std::size_t counts, indices, key_order, selection, attention;  // byte offsets
   std::size_t total;
 };
 
-BlockSparseAttentionArgs attention_args(const PrefillAttentionArgs& a, const DeviceBlockMask& mask) {
+BlockSparseAttentionArgs attention_args(const PrefillAttentionArgs& a, const DeviceBlockMask& mask,
+                                        const std::int32_t* key_order) {
   BlockSparseAttentionArgs args;
+  args.key_order = key_order;
   args.q = a.q;
   args.k = a.k;
   args.v = a.v;
@@ -39,9 +41,10 @@ BlockSparseAttentionArgs attention_args(const PrefillAttentionArgs& a, const Dev
   return args;
 }
 
-GpuSelectionArgs selection_args(const PrefillAttentionArgs& a, std::int32_t* counts, std::int32_t* indices) {
+GpuSelectionArgs selection_args(const PrefillAttentionArgs& a, std::int32_t* counts, std::int32_t* indices,
+                                std::int32_t* key_order) {
   return {a.q,         a.k,         a.causal,         a.block_size,  a.rope_layout, counts, indices,
-          a.cu_seqlens_q, a.cu_seqlens_k, a.varlen_batch, a.max_seqlen_q, a.max_seqlen_k};
+          a.cu_seqlens_q, a.cu_seqlens_k, a.varlen_batch, a.max_seqlen_q, a.max_seqlen_k, key_order};
 }
 
 struct Extent {
@@ -68,14 +71,17 @@ Layout layout_of(const PrefillAttentionArgs& a, const std::string& method, const
   const std::size_t rows = static_cast<std::size_t>(e.batch * l.heads * l.nq);
   l.counts = 0;
   l.indices = align256(rows * 4);
-  l.selection = l.indices + align256(rows * static_cast<std::size_t>(l.nk) * 4);
-  // Sizing reads only the geometry; the placeholder mask pointers are never dereferenced.
+  l.key_order = l.indices + align256(rows * static_cast<std::size_t>(l.nk) * 4);
+  const bool permuted = method == "pbs";
+  l.selection = l.key_order + (permuted ? align256(static_cast<std::size_t>(e.batch * l.heads * e.seqlen_k) * 4) : 0);
+  // Sizing reads only the geometry; the placeholder pointers are never dereferenced.
   static std::int32_t placeholder;
+  std::int32_t* order = permuted ? &placeholder : nullptr;
   const std::size_t selection_bytes =
-      dense ? 0 : GpuSelection(method, settings).workspace_size(selection_args(a, &placeholder, &placeholder));
+      dense ? 0 : GpuSelection(method, settings).workspace_size(selection_args(a, &placeholder, &placeholder, order));
   l.attention = l.selection + align256(selection_bytes);
   const DeviceBlockMask mask{&placeholder, &placeholder, l.heads, l.nq, l.nk, a.block_size, a.block_size};
-  l.total = l.attention + BlockSparseAttention::workspace_size(attention_args(a, mask));
+  l.total = l.attention + BlockSparseAttention::workspace_size(attention_args(a, mask, order));
   return l;
 }
 
@@ -100,6 +106,7 @@ void prefill_attention(const PrefillAttentionArgs& args, const std::string& meth
   auto* base = static_cast<unsigned char*>(workspace);
   auto* counts = reinterpret_cast<std::int32_t*>(base + l.counts);
   auto* indices = reinterpret_cast<std::int32_t*>(base + l.indices);
+  auto* key_order = method == "pbs" ? reinterpret_cast<std::int32_t*>(base + l.key_order) : nullptr;
   auto s = static_cast<cudaStream_t>(stream);
   if (method == "dense") {
     const bool varlen = args.cu_seqlens_q != nullptr;
@@ -111,10 +118,10 @@ void prefill_attention(const PrefillAttentionArgs& args, const std::string& meth
         lengths, static_cast<int>(l.nk), args.causal ? 1 : 0, counts, indices);
     check_cuda(cudaGetLastError(), "dense mask launch");
   } else {
-    GpuSelection(method, settings).run(selection_args(args, counts, indices), base + l.selection, stream);
+    GpuSelection(method, settings).run(selection_args(args, counts, indices, key_order), base + l.selection, stream);
   }
   const BlockSparseAttentionArgs attention =
-      attention_args(args, {counts, indices, l.heads, l.nq, l.nk, args.block_size, args.block_size});
+      attention_args(args, {counts, indices, l.heads, l.nq, l.nk, args.block_size, args.block_size}, key_order);
   BlockSparseAttention::plan(attention, base + l.attention, stream);
   BlockSparseAttention::run(attention, base + l.attention, stream);
 }

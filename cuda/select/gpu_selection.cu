@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "common/cuda_check.hpp"
+#include "select/pbs_kernels.cuh"
 #include "select/pooled_scoring.cuh"
 #include "select/prism_bands.hpp"
 #include "select/selection_geometry.hpp"
@@ -22,31 +23,44 @@ namespace {
 
 static_assert(select::kMaxBandDims >= kMaxHeadDim, "a band may hold every dim");
 
+// Parts of the workspace. PBS reuses regions whose contents are dead by the time the next use starts: the
+// proxy's importance lives where the pooled queries go later, its chunk statistics where the pooled keys go.
 struct Workspace {
   double *pooled_q, *pooled_k, *energy_q, *energy_k, *scales;
 };
+constexpr int kParts = 5;
 
 std::size_t align256(std::size_t n) {
   return (n + 255) / 256 * 256;
 }
 
-std::size_t sizes(const Geometry& g, std::size_t (&bytes)[5]) {
-  bytes[0] = align256(sizeof(double) * g.batch * g.heads_q * g.nq * g.d);
-  bytes[1] = align256(sizeof(double) * g.batch * g.heads_kv * g.nk * g.d);
-  bytes[2] = align256(sizeof(double) * g.batch * g.heads_q * 3 * select::kEnergySlices);
-  bytes[3] = align256(sizeof(double) * g.batch * g.heads_kv * 3 * select::kEnergySlices);
-  bytes[4] = align256(sizeof(double) * g.batch * g.heads_q * 2);
+struct PbsShape {
+  bool on;
+  int segment, chunks;
+};
+PbsShape pbs_shape(const std::string& method, const SelectorSettings& settings, const Geometry& g) {
+  return {method == "pbs", static_cast<int>(settings.pbs.segment), (g.lk + select::kProxyChunk - 1) / select::kProxyChunk};
+}
+
+std::size_t sizes(const Geometry& g, const PbsShape& pbs, std::int64_t block, std::size_t (&bytes)[kParts]) {
+  const std::size_t bq = static_cast<std::size_t>(g.batch) * g.heads_q, d = static_cast<std::size_t>(g.d);
+  const std::size_t key_heads = static_cast<std::size_t>(g.batch) * (pbs.on ? g.heads_q : g.heads_kv);
+  bytes[0] = sizeof(double) * std::max(bq * g.nq * d, pbs.on ? bq * g.lk : 0);
+  bytes[1] = sizeof(double) * std::max(key_heads * g.nk * d, pbs.on ? bq * pbs.chunks * block * 2 : 0);
+  bytes[2] = pbs.on ? 0 : sizeof(double) * bq * 3 * select::kEnergySlices;
+  bytes[3] = pbs.on ? 0 : sizeof(double) * g.batch * g.heads_kv * 3 * select::kEnergySlices;
+  bytes[4] = pbs.on ? 0 : sizeof(double) * bq * 2;  // PBS scales every logit by 1 / sqrt(d)
   std::size_t total = 0;
-  for (std::size_t b : bytes) total += b;
+  for (std::size_t& b : bytes) total += (b = align256(b));
   return total;
 }
 
-Workspace carve(const Geometry& g, void* base) {
-  std::size_t bytes[5];
-  sizes(g, bytes);
-  double* parts[5];
+Workspace carve(const Geometry& g, const PbsShape& pbs, std::int64_t block, void* base) {
+  std::size_t bytes[kParts];
+  sizes(g, pbs, block, bytes);
+  double* parts[kParts];
   auto* cursor = static_cast<unsigned char*>(base);
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < kParts; ++i) {
     parts[i] = reinterpret_cast<double*>(cursor);
     cursor += bytes[i];
   }
@@ -67,14 +81,45 @@ std::vector<std::int64_t> all_dims(int d) {
   return dims;
 }
 
+// Pools q (keys = false) or k; PBS pools keys per query head through its key order.
 template <typename Element>
-void pool(const TensorView& t, const Geometry& g, const select::Lengths& lengths, bool keys, double* out,
-          cudaStream_t s) {
+void pool(const TensorView& t, const Geometry& g, const select::Lengths& lengths, bool keys,
+          const std::int32_t* order, double* out, cudaStream_t s) {
   const Strides st = strides_of(t, g.varlen);
-  const int heads = keys ? g.heads_kv : g.heads_q;
+  const int heads = keys && !order ? g.heads_kv : g.heads_q;
+  const int group = order ? g.heads_q / g.heads_kv : 1;
   select::pool_blocks_kernel<Element><<<dim3(keys ? g.nk : g.nq, heads, g.batch), std::min(g.d, 128), 0, s>>>(
-      static_cast<const Element*>(t.data), st.batch, st.token, st.head, lengths, keys, heads, g.d,
-      /*transposed=*/keys, out);
+      static_cast<const Element*>(t.data), st.batch, st.token, st.head, lengths, keys, heads, group, g.d,
+      /*transposed=*/keys, order, g.lk, out);
+}
+
+// PBS's proxy importance and segmented ranking into args.key_order.
+template <typename Element>
+void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select::Lengths& lengths, const PbsShape& pbs,
+                  const Workspace& w, cudaStream_t s) {
+  const Strides qs = strides_of(args.q, g.varlen), ks = strides_of(args.k, g.varlen);
+  select::PbsParams p{};
+  p.q = args.q.data;
+  p.k = args.k.data;
+  p.q_batch = qs.batch, p.q_token = qs.token, p.q_head = qs.head;
+  p.k_batch = ks.batch, p.k_token = ks.token, p.k_head = ks.head;
+  p.batch = g.batch, p.heads_q = g.heads_q, p.heads_kv = g.heads_kv, p.d = g.d, p.width = g.lk;
+  p.lengths = lengths;
+  p.segment = pbs.segment;
+  p.partial = w.pooled_k;
+  p.chunks = pbs.chunks;
+  p.importance = w.pooled_q;
+  p.key_order = args.key_order;
+  const std::size_t smem = select::proxy_smem_bytes(lengths.block, g.d);
+  check_cuda(cudaFuncSetAttribute(select::proxy_pass_kernel<Element>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(smem)),
+             "PBS proxy shared memory opt-in");
+  const dim3 grid(static_cast<unsigned>(pbs.chunks), static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch));
+  for (int pass = 0; pass < 2; ++pass)
+    select::proxy_pass_kernel<Element><<<grid, lengths.block, smem, s>>>(p, pass);
+  select::segment_rank_kernel<<<dim3(static_cast<unsigned>((g.lk + pbs.segment - 1) / pbs.segment),
+                                     static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch)),
+                                pbs.segment, 0, s>>>(p);
 }
 
 template <int kItems>
@@ -88,24 +133,45 @@ void score_rows(const select::ScoringParams& p, const Geometry& g, cudaStream_t 
   select::score_rows_kernel<kItems><<<grid, select::kRowsPerCta * 32, smem, s>>>(p);
 }
 
+// PBS's conditions on its inputs (algorithms.md §3.3; no device reads).
+void check_pbs(const SelectorSettings& settings, const GpuSelectionArgs& args, const Geometry& g) {
+  const std::int64_t segment = settings.pbs.segment;
+  require(args.causal, "causal", "PBS-Attn is defined for causal attention only");
+  require(segment >= args.block_size && segment % args.block_size == 0 && segment <= select::kMaxSegment,
+          "pbs.segment", "must be a multiple of the block size " + std::to_string(args.block_size) + " and at most " +
+                             std::to_string(select::kMaxSegment) + " on the GPU");
+  require(settings.pbs.tau > 0 && settings.pbs.tau <= 1, "pbs.tau", "must be in (0, 1]");
+  if (g.varlen) {
+    require(args.cu_seqlens_k == args.cu_seqlens_q, "cu_seqlens_k",
+            "PBS-Attn needs seqlen_q == seqlen_k: pass the same device array as cu_seqlens_q");
+  } else {
+    require(g.lq == g.lk, "k", "PBS-Attn needs seqlen_q == seqlen_k (prefill without a prefix)");
+  }
+  require(args.key_order != nullptr, "key_order", "PBS writes its key order: pass [batch, heads_q, max_seqlen_k] int32");
+}
+
 }  // namespace
 
 GpuSelection::GpuSelection(const std::string& method, const SelectorSettings& settings)
     : method_(method), settings_(settings) {
   const std::vector<std::string> known = methods();
   require(std::find(known.begin(), known.end(), method) != known.end(), "method",
-          "'" + method + "' has no GPU selector yet (GPU: prism, meanpool, rr, xattn); select on the CPU");
+          "'" + method + "' has no GPU selector yet (GPU: prism, meanpool, rr, xattn, pbs); select on the CPU");
   if (method != "prism") make_selector(method, settings);  // the CPU's checks of the method's rule settings
 }
 
 std::vector<std::string> GpuSelection::methods() {
-  return {"prism", "meanpool", "rr", "xattn"};
+  return {"prism", "meanpool", "rr", "xattn", "pbs"};
 }
 
 void GpuSelection::validate(const GpuSelectionArgs& args) const {
   const Geometry g = geometry_of(args);
   if (method_ == "prism") prism_bands(settings_.prism, g.d, args.rope_layout);
   if (is_stride_method(method_)) validate_stride_selection(method_, settings_, args, g);
+  if (method_ == "pbs") {
+    check_pbs(settings_, args, g);
+    require(is_device_pointer(args.key_order), "key_order", "must point to device memory");
+  }
   for (const auto& [ptr, name] : {std::pair<const void*, const char*>{args.q.data, "q"},
                                   {args.k.data, "k"},
                                   {args.kv_num_blocks, "mask.kv_num_blocks"},
@@ -120,8 +186,9 @@ void GpuSelection::validate(const GpuSelectionArgs& args) const {
 std::size_t GpuSelection::workspace_size(const GpuSelectionArgs& args) const {
   const Geometry g = geometry_of(args);
   if (is_stride_method(method_)) return stride_workspace_size(method_, settings_, args, g);
-  std::size_t bytes[5];
-  return sizes(g, bytes);
+  if (method_ == "pbs") check_pbs(settings_, args, g);
+  std::size_t bytes[kParts];
+  return sizes(g, pbs_shape(method_, settings_, g), args.block_size, bytes);
 }
 
 void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stream) const {
@@ -132,18 +199,23 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     run_stride_selection(method_, settings_, args, g, workspace, s);
     return;
   }
-  const Workspace w = carve(g, workspace);
+  const PbsShape pbs = pbs_shape(method_, settings_, g);
+  if (pbs.on) check_pbs(settings_, args, g);
+  const Workspace w = carve(g, pbs, args.block_size, workspace);
   const select::Lengths lengths{g.varlen ? args.cu_seqlens_q : nullptr, g.varlen ? args.cu_seqlens_k : nullptr, g.lq,
                                 g.lk, static_cast<int>(args.block_size)};
   const bool bf16 = args.q.dtype == DType::kBF16;
-  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.q, g, lengths, false, w.pooled_q, s);
-  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.k, g, lengths, true, w.pooled_k, s);
+  if (pbs.on) (bf16 ? permute_keys<__nv_bfloat16> : permute_keys<__half>)(args, g, lengths, pbs, w, s);
+  const std::int32_t* order = pbs.on ? args.key_order : nullptr;
+  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.q, g, lengths, false, nullptr, w.pooled_q, s);
+  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.k, g, lengths, true, order, w.pooled_k, s);
 
   select::ScoringParams p{};
   p.pooled_q = w.pooled_q;
   p.pooled_k = w.pooled_k;
   p.scales = w.scales;
-  p.batch = g.batch, p.heads_q = g.heads_q, p.heads_kv = g.heads_kv, p.d = g.d, p.nq = g.nq, p.nk = g.nk;
+  p.batch = g.batch, p.heads_q = g.heads_q, p.heads_kv = pbs.on ? g.heads_q : g.heads_kv, p.d = g.d, p.nq = g.nq;
+  p.nk = g.nk;
   p.lengths = lengths;
   p.causal = args.causal ? 1 : 0;
   p.kv_num_blocks = args.kv_num_blocks;
@@ -157,6 +229,14 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     p.force_sink = settings_.prism.force_sink;
     p.force_diagonal = settings_.prism.force_recent;
     calibrate = settings_.prism.calibrate;
+  } else if (pbs.on) {
+    p.bands = 1;
+    p.band[0] = to_band(all_dims(g.d), settings_.pbs.tau);
+    p.band[1] = p.band[0];
+    p.rule = select::kT2;
+    p.segment_blocks = static_cast<int>(pbs.segment / args.block_size);
+    p.key_order = args.key_order;
+    p.width = g.lk;
   } else {
     p.bands = 1;
     p.band[0] = to_band(all_dims(g.d), settings_.meanpool.threshold);
@@ -174,9 +254,14 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     select::pooled_energy_kernel<<<dim3(g.batch * g.heads_kv, select::kEnergySlices), 256, 0, s>>>(
         w.pooled_k, g.nk, lengths, true, g.heads_kv, g.d, 1, g.nk, p.band[0], p.band[1], w.energy_k);
   }
-  select::band_scale_kernel<<<(g.batch * g.heads_q + 127) / 128, 128, 0, s>>>(
-      w.energy_q, w.energy_k, g.batch, g.heads_q, g.heads_kv, lengths, g.d, p.bands, calibrate, p.band[0], p.band[1],
-      w.scales);
+  if (pbs.on) {
+    p.scales = nullptr;
+    p.fixed_scale = 1.0 / std::sqrt(static_cast<double>(g.d));
+  } else {
+    select::band_scale_kernel<<<(g.batch * g.heads_q + 127) / 128, 128, 0, s>>>(
+        w.energy_q, w.energy_k, g.batch, g.heads_q, g.heads_kv, lengths, g.d, p.bands, calibrate, p.band[0],
+        p.band[1], w.scales);
+  }
   // Blocks per lane: the smallest capacity that holds every key block (registers follow it).
   if (g.nk <= 8 * 32) {
     score_rows<8>(p, g, s);

@@ -2,6 +2,8 @@
 // gpu_attention.hpp). Each select() uploads q/k, runs GpuSelection and downloads the mask.
 #include <cuda_runtime.h>
 
+#include <cstring>
+
 #include "common/device_array.hpp"
 #include "sparsefill/cuda/gpu_selection.hpp"
 #include "sparsefill/device.hpp"
@@ -14,7 +16,7 @@ namespace {
 class GpuSelector final : public Selector {
  public:
   GpuSelector(const std::string& method, const SelectorSettings& settings)
-      : method_(method), selection_(method, settings) {}
+      : method_(method), settings_(settings), selection_(method, settings) {}
   std::string name() const override { return method_ + " (GPU)"; }
 
   Selection select(const SelectorInputs& in) const override {
@@ -35,11 +37,18 @@ class GpuSelector final : public Selector {
     args.k.data = k.get();
     if (p.varlen) {
       args.cu_seqlens_q = static_cast<const std::int32_t*>(cu_q.get());
-      args.cu_seqlens_k = static_cast<const std::int32_t*>(cu_k.get());
+      // Equal query and key lengths share one device array (PBS requires that form of seqlen_q == seqlen_k).
+      const bool same = std::memcmp(in.varlen.cu_seqlens_q, in.varlen.cu_seqlens_k, cu_bytes) == 0;
+      args.cu_seqlens_k = static_cast<const std::int32_t*>(same ? cu_q.get() : cu_k.get());
       args.varlen_batch = p.batch;
       args.max_seqlen_q = p.max_seqlen_q();
       args.max_seqlen_k = p.max_seqlen_k();
     }
+    const bool permuted = method_ == "pbs";
+    const std::size_t order_count =
+        permuted ? static_cast<std::size_t>(shape.batch() * shape.heads() * p.max_seqlen_k()) : 0;
+    cuda::DeviceArray order(order_count * 4);
+    if (permuted) args.key_order = static_cast<std::int32_t*>(order.get());
     selection_.validate(args);
     cuda::DeviceArray workspace(selection_.workspace_size(args));
     selection_.run(args, workspace.get(), nullptr);
@@ -52,11 +61,18 @@ class GpuSelector final : public Selector {
     Selection out;
     out.mask = BlockMask::from_arrays(shape.batch(), shape.heads(), shape.num_q_blocks(), shape.num_k_blocks(),
                                       in.block_size, in.block_size, host_counts, host_indices);
+    if (permuted) {
+      out.key_order.resize(order_count);
+      cuda::check_device(cudaMemcpy(out.key_order.data(), order.get(), order_count * 4, cudaMemcpyDeviceToHost),
+                         "copy to host");
+      out.segment = settings_.pbs.segment;
+    }
     return out;
   }
 
  private:
   std::string method_;
+  SelectorSettings settings_;
   cuda::GpuSelection selection_;
 };
 

@@ -33,13 +33,20 @@ struct Band {
 struct ScoringParams {
   const double* pooled_q;  // [batch, heads_q, nq, d]
   const double* pooled_k;  // [batch, heads_kv, d, nk] (transposed)
-  const double* scales;    // [batch, heads_q, bands]: the logit multiplier of each band
+  const double* scales;    // [batch, heads_q, bands]: the logit multiplier of each band; null: fixed_scale
+  double fixed_scale;
   int batch, heads_q, heads_kv, d, nq, nk, bands;  // nq, nk: of the longest sequence (the layouts' strides)
   Lengths lengths;
   int causal;
   int rule;   // a Rule
   int top_k;  // kTopK
   int force_sink, force_diagonal;
+  // PBS (segment_blocks > 0): the query block's own segment is left out of the scoring and forced afterwards;
+  // sequences of at most one segment keep every causal block; the block holding original token 0 in key_order
+  // ([batch, heads_q, width]) is forced (the sink).
+  int segment_blocks;
+  const std::int32_t* key_order;
+  int width;
   Band band[2];
   std::int32_t* kv_num_blocks;  // [batch, heads_q, nq]
   std::int32_t* kv_indices;     // [batch, heads_q, nq, nk]
@@ -47,20 +54,25 @@ struct ScoringParams {
 
 // Block mean pooling: the sum over the block's tokens (token order) of x / block, fp64, written as
 // out[b, h, u, c] or, `transposed`, out[b, h, c, u] (pooled keys: the row kernel's threads walk blocks u, so
-// that layout makes their loads coalesced).
-// Blocks past a shorter sequence's end (varlen) are written as zeros. `keys` picks the key-side lengths.
+// that layout makes their loads coalesced). Head h reads input head h / group. With `order` (PBS: [batch, heads,
+// width]) position t reads token order[t] (the permuted keys). Blocks past a shorter sequence's end (varlen)
+// are written as zeros. `keys` picks the key-side lengths.
 template <typename Element>
 __global__ void pool_blocks_kernel(const Element* x, std::int64_t s_batch, std::int64_t s_token, std::int64_t s_head,
-                                   Lengths lengths, bool keys, int heads, int d, bool transposed, double* out) {
+                                   Lengths lengths, bool keys, int heads, int group, int d, bool transposed,
+                                   const std::int32_t* order, int width, double* out) {
   const int u = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int nb = gridDim.x, block = lengths.block;
   const int start = keys ? lengths.k_start(b) : lengths.q_start(b);
   const int t_end = min(keys ? lengths.k(b) : lengths.q(b), (u + 1) * block);
+  const std::int64_t head = static_cast<std::int64_t>(b) * heads + h;
+  const std::int32_t* tokens = order ? order + head * width : nullptr;
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
     double sum = 0.0;
-    for (int t = u * block; t < t_end; ++t)
-      sum += static_cast<double>(static_cast<float>(x[b * s_batch + (start + t) * s_token + h * s_head + c]));
-    const std::int64_t head = static_cast<std::int64_t>(b) * heads + h;
+    for (int t = u * block; t < t_end; ++t) {
+      const int token = tokens ? tokens[t] : t;
+      sum += static_cast<double>(static_cast<float>(x[b * s_batch + (start + token) * s_token + (h / group) * s_head + c]));
+    }
     out[transposed ? (head * d + c) * nb + u : (head * nb + u) * d + c] = sum / block;
   }
 }
@@ -165,10 +177,16 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
   const double* pk = p.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + hk) * p.d * p.nk;
   for (int i = threadIdx.x; i < rows * p.d; i += blockDim.x) q_rows[i] = pq[i];
   unsigned long long kept = 0;  // bit c: block 32 c + lane
+  unsigned long long own = 0;   // PBS: the row's own segment, not scored
+  if (p.segment_blocks > 0 && warp < rows) {
+    const int first = (u / p.segment_blocks) * p.segment_blocks;
+    own = blocks_below<kItems>(min(first + p.segment_blocks, nk)) & ~blocks_below<kItems>(first);
+  }
+  const bool scored = __any_sync(0xffffffffu, (blocks_below<kItems>(candidates) & ~own) != 0);
 
   for (int z = 0; z < p.bands; ++z) {
     const Band& band = p.band[z];
-    const double scale = p.scales[(b * p.heads_q + h) * p.bands + z];
+    const double scale = p.scales ? p.scales[(b * p.heads_q + h) * p.bands + z] : p.fixed_scale;
     double prob[kItems];
 #pragma unroll
     for (int c = 0; c < kItems; ++c) {
@@ -181,14 +199,14 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
         __syncthreads();
       }
       prob[c] = -INFINITY;
-      if (c * kKeyChunk + lane < candidates) {
+      if (c * kKeyChunk + lane < candidates && !((own >> c) & 1ull)) {
         const double* q = q_rows + warp * p.d;
         double s = 0.0;
         for (int i = 0; i < band.count; ++i) s += q[band.dims[i]] * chunk[i * kKeyChunk + lane];
         prob[c] = s * scale;
       }
     }
-    if (candidates == 0) continue;
+    if (!scored) continue;
     double m = -INFINITY;
 #pragma unroll
     for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) m = fmax(m, prob[c]);
@@ -202,10 +220,19 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
     const double total = warp_sum(sum);
 #pragma unroll
     for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) prob[c] /= total;
-    kept |= cut<kItems>(prob, candidates, 0ull, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : band.p, 0.0);
+    kept |= cut<kItems>(prob, candidates, own, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : band.p, 0.0);
   }
   if (u >= p.nq) return;
   if (warp >= rows) kept = 0;  // a row past this sequence's end (varlen) stays empty
+  if (warp < rows && p.segment_blocks > 0) {
+    const bool dense = p.lengths.q(b) <= p.segment_blocks * p.lengths.block;  // the reference's fallback
+    const std::int32_t* order = p.key_order + (static_cast<std::int64_t>(b) * p.heads_q + h) * p.width;
+    int sink = 1 << 30;  // the position of original token 0, inside the first segment
+    for (int i = lane; !dense && i < p.segment_blocks * p.lengths.block; i += 32)
+      if (order[i] == 0) sink = i;
+    for (int offset = 16; offset > 0; offset /= 2) sink = min(sink, __shfl_xor_sync(0xffffffffu, sink, offset));
+    kept = dense ? blocks_below<kItems>(candidates) : kept | own | block_bit(sink / p.lengths.block);
+  }
   if (warp < rows && p.force_sink && nk > 0 && lane == 0) kept |= 1ull;
   const int diagonal = u + shift;
   if (warp < rows && p.force_diagonal && diagonal >= 0 && diagonal < nk && lane == diagonal % kKeyChunk)

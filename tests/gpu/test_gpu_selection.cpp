@@ -107,15 +107,23 @@ SelectorInputs selector_inputs(const Inputs& in) {
   return s;
 }
 
+// The GPU selection equals the CPU's: every block decision and, for PBS, every position of the key order.
 void expect_same_mask(const std::string& method, const SelectorSettings& settings, const Inputs& in,
                       const std::string& label) {
-  const BlockMask want = make_selector(method, settings)->select(selector_inputs(in)).mask;
-  const BlockMask got = make_gpu_selector(method, settings)->select(selector_inputs(in)).mask;
-  ASSERT_EQ(got.heads(), want.heads());
+  const Selection want = make_selector(method, settings)->select(selector_inputs(in));
+  const Selection got = make_gpu_selector(method, settings)->select(selector_inputs(in));
+  ASSERT_EQ(got.mask.heads(), want.mask.heads());
   std::int64_t differences = 0;
-  const double fraction = equal_fraction(want, got, differences);
-  std::printf("  %s on %s: %.6f of block decisions equal (%lld differ)\n", method.c_str(), label.c_str(), fraction,
-              static_cast<long long>(differences));
+  const double fraction = equal_fraction(want.mask, got.mask, differences);
+  std::int64_t moved = 0;
+  ASSERT_EQ(got.key_order.size(), want.key_order.size());
+  for (std::size_t i = 0; i < want.key_order.size(); ++i) moved += got.key_order[i] != want.key_order[i];
+  EXPECT_EQ(moved, 0) << "key order positions differ";
+  EXPECT_EQ(got.segment, want.segment);
+  std::printf("  %s on %s: %.6f of block decisions equal (%lld differ)%s\n", method.c_str(), label.c_str(), fraction,
+              static_cast<long long>(differences),
+              want.key_order.empty() ? "" : (", key order: " + std::to_string(moved) + " of " +
+                                             std::to_string(want.key_order.size()) + " positions differ").c_str());
 }
 
 // The stride selectors (RRAttention, XAttention) take their logits from tensor cores (fp32 sums of exact
@@ -258,6 +266,44 @@ TEST(GpuSelection, StrideSelectorMasksEqualTheCpuUpToThresholdRounding) {
   expect_mask_up_to_threshold_rounding("rr", {}, long_rows, "random causal 70000 (1094 key blocks)");
 }
 
+// PBS: the key order (proxy importance, segmented ranking) and the mask on the permuted keys equal the CPU's.
+TEST(GpuSelection, PbsOrderAndMaskEqualTheCpu) {
+  SKIP_WITHOUT_GPU();
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  SelectorSettings small_segments;
+  small_segments.pbs.segment = 128;
+  small_segments.pbs.tau = 0.8;
+  SelectorSettings wide_segments;
+  wide_segments.pbs.segment = 1024;
+  const Inputs scene = scene_inputs(2048, seed % 1000, RopeLayout::kRotateHalf);
+  Inputs random;
+  random.q = testing::random_tensor(DType::kFP16, {2, 900, 4, 64}, rng, 3.0);
+  random.k = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
+  random.v = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
+  random.block = 64;
+  Inputs varlen;  // one sequence with two complete segments, one with one, one of a single token (dense)
+  varlen.cu_q = varlen.cu_k = {0, 700, 701, 1001};
+  varlen.q = testing::random_tensor(DType::kBF16, {1001, 4, 64}, rng, 3.0);
+  varlen.k = testing::random_tensor(DType::kBF16, {1001, 2, 64}, rng);
+  varlen.v = testing::random_tensor(DType::kBF16, {1001, 2, 64}, rng);
+  varlen.block = 64;
+  for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 2048"},
+                                  {&random, "random 2 x 900"},
+                                  {&varlen, "varlen 700/1/300"}}) {
+    expect_same_mask("pbs", {}, *in, label);
+    expect_same_mask("pbs", small_segments, *in, label + ", segment 128, tau 0.8");
+    expect_same_mask("pbs", wide_segments, *in, label + ", segment 1024");
+  }
+  Inputs long_rows;
+  long_rows.q = testing::random_tensor(DType::kBF16, {1, 70000, 2, 64}, rng, 3.0);
+  long_rows.k = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
+  long_rows.v = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
+  long_rows.block = 64;
+  expect_same_mask("pbs", {}, long_rows, "random 70000 (1094 key blocks)");
+}
+
 // Host side: argument checks run before any device access, so they are tested without a GPU.
 TEST(SelectionArguments, BadInputIsAClearErrorNamingTheArgument) {
   static std::int32_t placeholder[4];
@@ -335,6 +381,20 @@ TEST(SelectionArguments, UnsupportedMethodsAndSettingsAreClearErrors) {
   narrow.q = make_view(placeholder, DType::kBF16, {1, 4096, 8, 48});
   narrow.k = make_view(placeholder, DType::kBF16, {1, 4096, 2, 48});
   EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("rr", {}).workspace_size(narrow); }), "q");
+  cuda::GpuSelectionArgs permuted = a;
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("pbs", {}).workspace_size(permuted); }), "key_order");
+  permuted.key_order = placeholder;
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("pbs", {}).workspace_size(permuted); }), "<no error>");
+  SelectorSettings long_segment;
+  long_segment.pbs.segment = 2048;
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("pbs", long_segment).workspace_size(permuted); }),
+            "pbs.segment");
+  cuda::GpuSelectionArgs prefix = permuted;
+  prefix.k = make_view(placeholder, DType::kBF16, {1, 8192, 2, 128});
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("pbs", {}).workspace_size(prefix); }), "k");
+  cuda::GpuSelectionArgs non_causal = permuted;
+  non_causal.causal = false;
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("pbs", {}).workspace_size(non_causal); }), "causal");
   cuda::GpuSelectionArgs unaligned = a;
   unaligned.k.data = reinterpret_cast<unsigned char*>(placeholder) + 2;
   EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("xattn", {}).workspace_size(unaligned); }), "k");
@@ -464,6 +524,24 @@ TEST(GpuSelection, PrefillAttentionTakesVarlenBatches) {
   }
 }
 
+// PBS end to end on the device: permutation, selection and the permuted attention equal the fp64 permuted
+// reference on the CPU's order and mask.
+TEST(GpuSelection, PbsPrefillMatchesThePermutedReference) {
+  SKIP_WITHOUT_GPU();
+  const Inputs in = scene_inputs(1536, testing::fresh_seed() % 1000, RopeLayout::kRotateHalf);
+  DevicePrefill d(in);
+  DeviceBuffer workspace(cuda::prefill_attention_workspace_size(d.args, "pbs", {}));
+  d.run("pbs", workspace.get());
+  const Selection want = make_selector("pbs")->select(selector_inputs(in));
+  EXPECT_TRUE(is_cpu_mask(d.mask(in, "pbs", workspace.get()), in, "pbs"));
+  HostTensor reference(DType::kFP64, in.q.shape());
+  ReferenceOptions options;
+  options.accumulation = Accumulation::kFP64;
+  reference_permuted_attention(in.q.view(), in.k.view(), in.v.view(), in.varlen(), want.mask, want.key_order, options,
+                               {reference.view(), {}, {}, 0});
+  expect_matches(d.output(in), reference);
+}
+
 TEST(SelectionWorkspace, FitsIn64MegabytesAt128K) {
   // Llama-3.1-8B shape at 128K; geometry only (placeholder pointers, never dereferenced).
   alignas(16) static std::int32_t placeholder[4];
@@ -471,9 +549,10 @@ TEST(SelectionWorkspace, FitsIn64MegabytesAt128K) {
   args.q = make_view(placeholder, DType::kBF16, {1, 131072, 32, 128});
   args.k = make_view(placeholder, DType::kBF16, {1, 131072, 8, 128});
   args.kv_num_blocks = args.kv_indices = placeholder;
-  for (const std::string method : {"prism", "meanpool", "rr", "xattn"}) {
+  args.key_order = placeholder;
+  for (const std::string method : {"prism", "meanpool", "rr", "xattn", "pbs"}) {
     const std::size_t bytes = cuda::GpuSelection(method, {}).workspace_size(args);
-    std::printf("  %s selection workspace at 128K: %.1f MB\n", method.c_str(), bytes / 1e6);
+    std::printf("  %s selection workspace at 128K: %.1f MiB (%.1f MB)\n", method.c_str(), bytes / 1048576.0, bytes / 1e6);
     EXPECT_LE(bytes, 64u << 20) << method;
   }
 }

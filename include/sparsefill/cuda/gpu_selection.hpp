@@ -1,11 +1,12 @@
-// Block selection on the GPU (CUTLASS-style host API). Methods: prism, meanpool (design note in
-// cuda/select/pooled_scoring.cuh), rr, xattn (cuda/select/stride_scoring.cuh).
+// Block selection on the GPU (CUTLASS-style host API). Methods: prism, meanpool, pbs (design notes in
+// cuda/select/pooled_scoring.cuh and pbs_kernels.cuh), rr, xattn (cuda/select/stride_scoring.cuh).
 //
 //   GpuSelection selection(method, settings)   Error("method") when the method has no GPU form yet,
 //                                               Error(<parameter>) for settings the GPU form does not take
 //   selection.validate(args)                    clear errors naming the argument (no device reads)
 //   selection.workspace_size(args)              bytes the caller allocates once (pooled Q/K and statistics;
-//                                               RR's stride key sums, at most 32 MiB; XAttention none: 0)
+//                                               PBS adds its proxy scores; RR's stride key sums, at most
+//                                               32 MiB; XAttention none: 0)
 //   selection.run(args, workspace, stream)      never allocates, never synchronises: graph-capturable
 //
 // The mask it writes is the canonical per-query-head mask (block_mask.hpp) of the CPU selector with the same
@@ -38,6 +39,9 @@ struct GpuSelectionArgs {
   const std::int32_t* cu_seqlens_q = nullptr;
   const std::int32_t* cu_seqlens_k = nullptr;
   std::int64_t varlen_batch = 0, max_seqlen_q = 0, max_seqlen_k = 0;
+  // PBS only: device output [batch, heads_q, max_seqlen_k], the original index (within its sequence) of the key
+  // each position reads (Selection::key_order's layout); the mask is over these permuted positions.
+  std::int32_t* key_order = nullptr;
 };
 
 class GpuSelection {

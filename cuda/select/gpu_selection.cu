@@ -10,6 +10,8 @@
 #include <cmath>
 
 #include "common/cuda_check.hpp"
+#include "select/last_rows_params.hpp"
+#include "select/minference_selection.hpp"
 #include "select/pbs_kernels.cuh"
 #include "select/pooled_scoring.cuh"
 #include "select/prism_bands.hpp"
@@ -39,7 +41,7 @@ struct PbsShape {
   int segment, chunks;
 };
 PbsShape pbs_shape(const std::string& method, const SelectorSettings& settings, const Geometry& g) {
-  return {method == "pbs", static_cast<int>(settings.pbs.segment), (g.lk + select::kProxyChunk - 1) / select::kProxyChunk};
+  return {method == "pbs", static_cast<int>(settings.pbs.segment), last_rows_chunks(g)};
 }
 
 std::size_t sizes(const Geometry& g, const PbsShape& pbs, std::int64_t block, std::size_t (&bytes)[kParts]) {
@@ -97,14 +99,9 @@ void pool(const TensorView& t, const Geometry& g, const select::Lengths& lengths
 template <typename Element>
 void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select::Lengths& lengths, const PbsShape& pbs,
                   const Workspace& w, cudaStream_t s) {
-  const Strides qs = strides_of(args.q, g.varlen), ks = strides_of(args.k, g.varlen);
-  select::PbsParams p{};
-  p.q = args.q.data;
-  p.k = args.k.data;
-  p.q_batch = qs.batch, p.q_token = qs.token, p.q_head = qs.head;
-  p.k_batch = ks.batch, p.k_token = ks.token, p.k_head = ks.head;
-  p.batch = g.batch, p.heads_q = g.heads_q, p.heads_kv = g.heads_kv, p.d = g.d, p.width = g.lk;
-  p.lengths = lengths;
+  select::LastRowsParams p = last_rows_params(args, g, lengths);
+  p.rows = lengths.block;
+  p.scale = 1.0 / std::sqrt(static_cast<double>(g.d));
   p.segment = pbs.segment;
   p.partial = w.pooled_k;
   p.chunks = pbs.chunks;
@@ -156,18 +153,19 @@ GpuSelection::GpuSelection(const std::string& method, const SelectorSettings& se
     : method_(method), settings_(settings) {
   const std::vector<std::string> known = methods();
   require(std::find(known.begin(), known.end(), method) != known.end(), "method",
-          "'" + method + "' has no GPU selector yet (GPU: prism, meanpool, rr, xattn, pbs); select on the CPU");
+          "'" + method + "' has no GPU selector yet (GPU: prism, meanpool, rr, xattn, pbs, minference); select on the CPU");
   if (method != "prism") make_selector(method, settings);  // the CPU's checks of the method's rule settings
 }
 
 std::vector<std::string> GpuSelection::methods() {
-  return {"prism", "meanpool", "rr", "xattn", "pbs"};
+  return {"prism", "meanpool", "rr", "xattn", "pbs", "minference"};
 }
 
 void GpuSelection::validate(const GpuSelectionArgs& args) const {
   const Geometry g = geometry_of(args);
   if (method_ == "prism") prism_bands(settings_.prism, g.d, args.rope_layout);
   if (is_stride_method(method_)) validate_stride_selection(method_, settings_, args, g);
+  if (method_ == "minference") validate_minference_selection(settings_, args, g);
   if (method_ == "pbs") {
     check_pbs(settings_, args, g);
     require(is_device_pointer(args.key_order), "key_order", "must point to device memory");
@@ -186,6 +184,7 @@ void GpuSelection::validate(const GpuSelectionArgs& args) const {
 std::size_t GpuSelection::workspace_size(const GpuSelectionArgs& args) const {
   const Geometry g = geometry_of(args);
   if (is_stride_method(method_)) return stride_workspace_size(method_, settings_, args, g);
+  if (method_ == "minference") return minference_workspace_size(settings_, args, g);
   if (method_ == "pbs") check_pbs(settings_, args, g);
   std::size_t bytes[kParts];
   return sizes(g, pbs_shape(method_, settings_, g), args.block_size, bytes);
@@ -197,6 +196,10 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
   auto s = static_cast<cudaStream_t>(stream);
   if (is_stride_method(method_)) {
     run_stride_selection(method_, settings_, args, g, workspace, s);
+    return;
+  }
+  if (method_ == "minference") {
+    run_minference_selection(settings_, args, g, workspace, s);
     return;
   }
   const PbsShape pbs = pbs_shape(method_, settings_, g);

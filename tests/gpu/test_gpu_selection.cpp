@@ -533,7 +533,8 @@ TEST(GpuSelection, PrefillAttentionTakesVarlenBatches) {
     DeviceBuffer workspace(cuda::prefill_attention_workspace_size(d.args, method, {}));
     d.run(method, workspace.get());
     const BlockMask used = d.mask(in, method, workspace.get());
-    if (method != "rr" && method != "xattn") EXPECT_TRUE(is_cpu_mask(used, in, method)) << "mask differs from the CPU's";
+    if (method != "rr" && method != "xattn" && method != "dense")
+      EXPECT_TRUE(is_cpu_mask(used, in, method)) << "mask differs from the CPU's";
     expect_matches(d.output(in), reference_output(in, used));
   }
 }

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "common/cuda_check.hpp"
+#include "pipeline/permuted_attention.hpp"
 #include "select/full_mask.cuh"
 #include "sparsefill/cuda/gpu_selection.hpp"
 #include "sparsefill/error.hpp"
@@ -20,6 +21,7 @@ struct Layout {
   std::int64_t heads, nq, nk;
   std::size_t counts, indices, key_order, selection, attention;  // byte offsets
   std::size_t total;
+  bool split;  // PBS through the split permuted attention (Hopper kernel + own-segment pass)
 };
 
 BlockSparseAttentionArgs attention_args(const PrefillAttentionArgs& a, const DeviceBlockMask& mask,
@@ -81,7 +83,10 @@ Layout layout_of(const PrefillAttentionArgs& a, const std::string& method, const
       dense ? 0 : GpuSelection(method, settings).workspace_size(selection_args(a, &placeholder, &placeholder, order));
   l.attention = l.selection + align256(selection_bytes);
   const DeviceBlockMask mask{&placeholder, &placeholder, l.heads, l.nq, l.nk, a.block_size, a.block_size};
-  l.total = l.attention + BlockSparseAttention::workspace_size(attention_args(a, mask, order));
+  const BlockSparseAttentionArgs attention = attention_args(a, mask, order);
+  l.split = permuted && permuted_attention_splits(attention);
+  l.total = l.attention + (l.split ? permuted_attention_workspace_size(attention)
+                                   : BlockSparseAttention::workspace_size(attention));
   return l;
 }
 
@@ -122,6 +127,10 @@ void prefill_attention(const PrefillAttentionArgs& args, const std::string& meth
   }
   const BlockSparseAttentionArgs attention =
       attention_args(args, {counts, indices, l.heads, l.nq, l.nk, args.block_size, args.block_size}, key_order);
+  if (l.split) {
+    permuted_attention(attention, static_cast<int>(settings.pbs.segment / args.block_size), base + l.attention, s);
+    return;
+  }
   BlockSparseAttention::plan(attention, base + l.attention, stream);
   BlockSparseAttention::run(attention, base + l.attention, stream);
 }

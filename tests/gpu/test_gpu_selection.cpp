@@ -459,7 +459,8 @@ struct DevicePrefill {
       cu_q.upload(in.cu_q.data(), in.cu_q.size() * 4, 0);
       cu_k.upload(in.cu_k.data(), in.cu_k.size() * 4, 0);
       args.cu_seqlens_q = static_cast<const std::int32_t*>(cu_q.get());
-      args.cu_seqlens_k = static_cast<const std::int32_t*>(cu_k.get());
+      // Equal lengths share one array (PBS's form of seqlen_q == seqlen_k).
+      args.cu_seqlens_k = in.cu_k == in.cu_q ? args.cu_seqlens_q : static_cast<const std::int32_t*>(cu_k.get());
       args.varlen_batch = static_cast<std::int64_t>(in.cu_q.size()) - 1;
       for (std::size_t b = 0; b + 1 < in.cu_q.size(); ++b) {
         args.max_seqlen_q = std::max<std::int64_t>(args.max_seqlen_q, in.cu_q[b + 1] - in.cu_q[b]);
@@ -539,22 +540,33 @@ TEST(GpuSelection, PrefillAttentionTakesVarlenBatches) {
   }
 }
 
-// PBS end to end on the device: permutation, selection and the permuted attention equal the fp64 permuted
-// reference on the CPU's order and mask.
+// PBS end to end on the device: permutation, selection and the permuted attention (on sm_90 the split path: the
+// Hopper kernel over earlier segments, the key-order kernel over the own segment, merged) equal the fp64 permuted
+// reference on the CPU's order and mask, fixed-length and varlen.
 TEST(GpuSelection, PbsPrefillMatchesThePermutedReference) {
   SKIP_WITHOUT_GPU();
-  const Inputs in = scene_inputs(1536, testing::fresh_seed() % 1000, RopeLayout::kRotateHalf);
-  DevicePrefill d(in);
-  DeviceBuffer workspace(cuda::prefill_attention_workspace_size(d.args, "pbs", {}));
-  d.run("pbs", workspace.get());
-  const Selection want = make_selector("pbs")->select(selector_inputs(in));
-  EXPECT_TRUE(is_cpu_mask(d.mask(in, "pbs", workspace.get()), in, "pbs"));
-  HostTensor reference(DType::kFP64, in.q.shape());
-  ReferenceOptions options;
-  options.accumulation = Accumulation::kFP64;
-  reference_permuted_attention(in.q.view(), in.k.view(), in.v.view(), in.varlen(), want.mask, want.key_order, options,
-                               {reference.view(), {}, {}, 0});
-  expect_matches(d.output(in), reference);
+  std::mt19937_64 rng(testing::fresh_seed());
+  const Inputs scene = scene_inputs(1536, testing::fresh_seed() % 1000, RopeLayout::kRotateHalf);
+  Inputs varlen;  // two complete segments and a remainder, one and a remainder, a single token (dense fallback)
+  varlen.cu_q = varlen.cu_k = {0, 700, 1000, 1001};
+  varlen.q = testing::random_tensor(DType::kBF16, {1001, 4, 64}, rng, 3.0);
+  varlen.k = testing::random_tensor(DType::kBF16, {1001, 2, 64}, rng);
+  varlen.v = testing::random_tensor(DType::kBF16, {1001, 2, 64}, rng);
+  for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 1536"},
+                                  {&varlen, "varlen 700/300/1"}}) {
+    SCOPED_TRACE(label);
+    DevicePrefill d(*in);
+    DeviceBuffer workspace(cuda::prefill_attention_workspace_size(d.args, "pbs", {}));
+    d.run("pbs", workspace.get());
+    const Selection want = make_selector("pbs")->select(selector_inputs(*in));
+    EXPECT_TRUE(is_cpu_mask(d.mask(*in, "pbs", workspace.get()), *in, "pbs"));
+    HostTensor reference(DType::kFP64, in->q.shape());
+    ReferenceOptions options;
+    options.accumulation = Accumulation::kFP64;
+    reference_permuted_attention(in->q.view(), in->k.view(), in->v.view(), in->varlen(), want.mask, want.key_order,
+                                 options, {reference.view(), {}, {}, 0});
+    expect_matches(d.output(*in), reference);
+  }
 }
 
 TEST(SelectionWorkspace, FitsIn64MegabytesAt128K) {

@@ -33,10 +33,13 @@ struct LastRowsParams {
   std::int32_t* key_order;      // [batch, heads_q, width] out
 };
 
-// Shared memory of the proxy passes: the query rows (fp32, padded), one key tile (fp32), its terms (fp64).
-inline std::size_t proxy_smem_bytes(int rows, int d) {
-  return sizeof(float) * (static_cast<std::size_t>(rows) * (d + 1) + static_cast<std::size_t>(kProxyTile) * d) +
-         sizeof(double) * kProxyTile * rows;
+inline constexpr int kRowPad = 2;  // elements after each staged query row (2-byte elements: conflict-free rows)
+
+// Shared memory of a pass: the query rows (input dtype, padded), one key tile (fp32) and, in pass 1, its terms
+// (fp64). Pass 0 needs less, so more CTAs fit on an SM.
+inline std::size_t proxy_smem_bytes(int rows, int d, int pass) {
+  return sizeof(std::uint16_t) * static_cast<std::size_t>(rows) * (d + kRowPad) +
+         sizeof(float) * static_cast<std::size_t>(kProxyTile) * d + (pass == 1 ? sizeof(double) * kProxyTile * rows : 0);
 }
 
 // The keys the last rows attend: PBS's complete segments (nothing for a sequence of one segment), else all.
@@ -56,14 +59,14 @@ __device__ inline void merged_row_stats(const LastRowsParams& p, int b, int h, i
     if (row[c * p.rows * 2] != -INFINITY) z += row[c * p.rows * 2 + 1] * exp(row[c * p.rows * 2] - m);
 }
 
-// Loads the last `rows` queries of (b, h) as fp32 rows of stride d + 1 into shared memory.
+// Loads the last `rows` queries of (b, h) into shared memory, rows of stride d + kRowPad elements.
 template <typename Element>
-__device__ void load_last_queries(const LastRowsParams& p, int b, int h, int rows, float* qs) {
+__device__ void load_last_queries(const LastRowsParams& p, int b, int h, int rows, Element* qs) {
   const int lq = p.lengths.q(b), d = p.d;
   const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
                   static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
   for (int i = threadIdx.x; i < rows * d; i += blockDim.x)
-    qs[(i / d) * (d + 1) + i % d] = to_float(q[static_cast<std::int64_t>(lq - rows + i / d) * p.q_token + i % d]);
+    qs[(i / d) * (d + kRowPad) + i % d] = q[static_cast<std::int64_t>(lq - rows + i / d) * p.q_token + i % d];
 }
 
 // One pass over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y); thread r is query row lq - rows + r.
@@ -88,9 +91,9 @@ __global__ void proxy_pass_kernel(const LastRowsParams p, int pass) {
     return;
   }
   const int d = p.d, hk = h / (p.heads_q / p.heads_kv);
-  float* qs = reinterpret_cast<float*>(smem);                    // [rows][d + 1]
-  float* ks = qs + static_cast<std::size_t>(p.rows) * (d + 1);    // [kProxyTile][d]
-  double* terms = reinterpret_cast<double*>(ks + kProxyTile * d);  // [kProxyTile][rows]
+  auto* qs = reinterpret_cast<Element*>(smem);  // [rows][d + kRowPad]
+  float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(p.rows) * (d + kRowPad));  // [kProxyTile][d]
+  double* terms = reinterpret_cast<double*>(ks + kProxyTile * d);  // pass 1: [kProxyTile][rows]
   const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
   load_last_queries<Element>(p, b, h, rows, qs);
   double m = -INFINITY, z = 0.0;
@@ -105,7 +108,7 @@ __global__ void proxy_pass_kernel(const LastRowsParams p, int pass) {
       for (int t8 = 0; t8 < n; t8 += 8) {  // 8 keys at a time: one query load feeds 8 products
         double dot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         for (int c = 0; c < d; ++c) {
-          const double qv = qs[r * (d + 1) + c];
+          const double qv = to_float(qs[r * (d + kRowPad) + c]);
 #pragma unroll
           for (int i = 0; i < 8; ++i) dot[i] += qv * ks[(t8 + i) * d + c];
         }

@@ -37,8 +37,8 @@ struct LineParams {
 };
 
 inline std::size_t line_smem_bytes(int d) {
-  return sizeof(float) * (static_cast<std::size_t>(kMaxLastQueries) * (d + 1) +
-                          static_cast<std::size_t>(kLinesPerCta + kMaxLastQueries) * (d + 1)) +
+  return sizeof(std::uint16_t) * static_cast<std::size_t>(kMaxLastQueries) * (d + kRowPad) +
+         sizeof(float) * static_cast<std::size_t>(kLinesPerCta + kMaxLastQueries) * (d + 1) +
          sizeof(double) * 2 * kMaxLastQueries;
 }
 
@@ -50,8 +50,8 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
   const int h = blockIdx.y, b = blockIdx.z, d = p.d, hk = h / (p.heads_q / p.heads_kv);
   const int lq = p.lengths.q(b), lk = p.lengths.k(b), shift = lk - lq, rows = min(p.rows, lq);
   const int x0 = static_cast<int>(blockIdx.x) * kLinesPerCta, x = x0 + threadIdx.x;
-  float* qs = reinterpret_cast<float*>(smem);                          // [rows][d + 1]
-  float* ks = qs + static_cast<std::size_t>(kMaxLastQueries) * (d + 1);  // the keys these lines meet
+  auto* qs = reinterpret_cast<Element*>(smem);  // [rows][d + kRowPad]
+  float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(kMaxLastQueries) * (d + kRowPad));  // the keys these lines meet
   double* stats = reinterpret_cast<double*>(ks + static_cast<std::size_t>(kLinesPerCta + kMaxLastQueries) * (d + 1));
   const std::int64_t row = static_cast<std::int64_t>(b) * p.heads_q + h;
   double* out = (slash ? lp.slash : lp.vertical) + row * p.width;
@@ -77,7 +77,7 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
     const int i = lq - rows + r, j = slash ? i + shift - x : x;
     if (j < 0 || j > min(lk - 1, i + shift) || stats[2 * r] == -INFINITY) continue;
     double s = 0.0;
-    for (int c = 0; c < d; ++c) s += static_cast<double>(qs[r * (d + 1) + c]) * ks[(j - k_lo) * (d + 1) + c];
+    for (int c = 0; c < d; ++c) s += static_cast<double>(to_float(qs[r * (d + kRowPad) + c])) * ks[(j - k_lo) * (d + 1) + c];
     sum += exp(s * p.scale - stats[2 * r]) / stats[2 * r + 1];
   }
   out[x] = x < (slash ? kForcedDiagonals : kForcedColumns) ? INFINITY : sum;

@@ -40,7 +40,7 @@ std::size_t sizes(const SelectorSettings& settings, const Geometry& g, std::size
 template <typename Element>
 void launch(const select::LineParams& lp, const Geometry& g, cudaStream_t s) {
   const select::LastRowsParams& p = lp.rows;
-  const std::size_t stats_smem = select::proxy_smem_bytes(p.rows, g.d);
+  const std::size_t stats_smem = select::proxy_smem_bytes(p.rows, g.d, 0);
   check_cuda(cudaFuncSetAttribute(select::proxy_pass_kernel<Element>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(stats_smem)),
              "MInference statistics shared memory opt-in");

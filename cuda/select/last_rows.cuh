@@ -17,10 +17,7 @@ namespace sparsefill::cuda::select {
 inline constexpr int kProxyChunk = 1024;  // keys per CTA of the proxy passes
 inline constexpr int kProxyTile = 32;     // keys staged in shared memory per step
 
-struct LastRowsParams {
-  const void* q;
-  const void* k;
-  std::int64_t q_batch, q_token, q_head, k_batch, k_token, k_head;  // element strides (batch 0 for varlen)
+struct LastRowsParams : QkTensors {
   int batch, heads_q, heads_kv, d, width;  // width: max_seqlen_k, the key_order row length
   Lengths lengths;
   int rows;      // the last `rows` queries (PBS: the block B; MInference: last_q)

@@ -8,12 +8,8 @@ namespace sparsefill::cuda {
 
 inline select::LastRowsParams last_rows_params(const GpuSelectionArgs& args, const Geometry& g,
                                                const select::Lengths& lengths) {
-  const Strides qs = strides_of(args.q, g.varlen), ks = strides_of(args.k, g.varlen);
   select::LastRowsParams p{};
-  p.q = args.q.data;
-  p.k = args.k.data;
-  p.q_batch = qs.batch, p.q_token = qs.token, p.q_head = qs.head;
-  p.k_batch = ks.batch, p.k_token = ks.token, p.k_head = ks.head;
+  static_cast<select::QkTensors&>(p) = qk_tensors(args, g);
   p.batch = g.batch, p.heads_q = g.heads_q, p.heads_kv = g.heads_kv, p.d = g.d, p.width = g.lk;
   p.lengths = lengths;
   return p;

@@ -12,6 +12,11 @@ Strides strides_of(const TensorView& t, bool varlen) {
   return varlen ? Strides{0, t.stride[0], t.stride[1]} : Strides{t.stride[0], t.stride[1], t.stride[2]};
 }
 
+select::QkTensors qk_tensors(const GpuSelectionArgs& a, const Geometry& g) {
+  const Strides qs = strides_of(a.q, g.varlen), ks = strides_of(a.k, g.varlen);
+  return {a.q.data, a.k.data, qs.batch, qs.token, qs.head, ks.batch, ks.token, ks.head};
+}
+
 Geometry geometry_of(const GpuSelectionArgs& a) {
   const bool varlen = a.cu_seqlens_q != nullptr || a.cu_seqlens_k != nullptr;
   const int rank = varlen ? 3 : 4;

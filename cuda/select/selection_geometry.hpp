@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 
+#include "select/sequence_lengths.cuh"
 #include "sparsefill/cuda/gpu_selection.hpp"
 
 namespace sparsefill::cuda {
@@ -20,6 +21,9 @@ struct Strides {
   std::int64_t batch, token, head;
 };
 Strides strides_of(const TensorView& t, bool varlen);
+
+// The call's q and k with their element strides.
+select::QkTensors qk_tensors(const GpuSelectionArgs& a, const Geometry& g);
 
 // Clear errors naming the argument for shapes, dtypes, lengths and the mask pointers (no device reads).
 Geometry geometry_of(const GpuSelectionArgs& a);

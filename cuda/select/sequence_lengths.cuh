@@ -17,4 +17,12 @@ struct Lengths {
   __device__ int k_blocks(int b) const { return (k(b) + block - 1) / block; }
 };
 
+// The q and k tensors of a selection call: data and element strides (batch stride 0 for varlen, whose token
+// indices are absolute).
+struct QkTensors {
+  const void* q;
+  const void* k;
+  std::int64_t q_batch, q_token, q_head, k_batch, k_token, k_head;
+};
+
 }  // namespace sparsefill::cuda::select

@@ -31,10 +31,7 @@ namespace sparsefill::cuda::select {
 
 inline constexpr int kStrideWarps = 4;
 
-struct StrideParams {
-  const void* q;
-  const void* k;
-  std::int64_t q_batch, q_token, q_head, k_batch, k_token, k_head;  // element strides (batch 0 for varlen)
+struct StrideParams : QkTensors {
   const void* key_hi;  // RRAttention: stride key sums [slot - slot_begin][strides_max][d], hi and lo parts
   const void* key_lo;
   int slot_begin, slot_end;  // the (sequence * heads_kv + kv head) range of this launch

@@ -113,12 +113,8 @@ void run_stride_selection(const std::string& method, const SelectorSettings& set
                           const Geometry& g, void* workspace, cudaStream_t stream) {
   validate_stride_selection(method, settings, args, g);
   const bool rr = method == "rr";
-  const Strides qs = strides_of(args.q, g.varlen), ks = strides_of(args.k, g.varlen);
   select::StrideParams p{};
-  p.q = args.q.data;
-  p.k = args.k.data;
-  p.q_batch = qs.batch, p.q_token = qs.token, p.q_head = qs.head;
-  p.k_batch = ks.batch, p.k_token = ks.token, p.k_head = ks.head;
+  static_cast<select::QkTensors&>(p) = qk_tensors(args, g);
   p.batch = g.batch, p.heads_q = g.heads_q, p.heads_kv = g.heads_kv, p.d = g.d, p.nq = g.nq, p.nk = g.nk;
   p.lengths = {g.varlen ? args.cu_seqlens_q : nullptr, g.varlen ? args.cu_seqlens_k : nullptr, g.lq, g.lk,
                static_cast<int>(args.block_size)};

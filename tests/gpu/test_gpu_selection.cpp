@@ -55,6 +55,28 @@ Inputs varlen_inputs(std::mt19937_64& rng) {
   return in;
 }
 
+// A varlen batch with seqlen_q == seqlen_k (PBS's condition): 4/2 heads, d 64, bf16.
+Inputs equal_length_varlen_inputs(std::mt19937_64& rng, std::vector<std::int32_t> cu, std::int64_t block) {
+  Inputs in;
+  in.cu_q = in.cu_k = std::move(cu);
+  const std::int64_t total = in.cu_q.back();
+  in.q = testing::random_tensor(DType::kBF16, {total, 4, 64}, rng, 3.0);
+  in.k = testing::random_tensor(DType::kBF16, {total, 2, 64}, rng);
+  in.v = testing::random_tensor(DType::kBF16, {total, 2, 64}, rng);
+  in.block = block;
+  return in;
+}
+
+// One causal sequence of 70000 tokens at block 64: 1094 key blocks, more than the 32-item row kernels hold.
+Inputs long_inputs(std::mt19937_64& rng) {
+  Inputs in;
+  in.q = testing::random_tensor(DType::kBF16, {1, 70000, 2, 64}, rng, 3.0);
+  in.k = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
+  in.v = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
+  in.block = 64;
+  return in;
+}
+
 Inputs scene_inputs(std::int64_t len, std::uint64_t seed, RopeLayout layout) {
   SceneConfig config;
   config.seqlen = len;
@@ -210,12 +232,7 @@ TEST(GpuSelection, MasksEqualTheCpuSelectors) {
       expect_same_mask("minference", narrow_lines, *in, label + ", vertical 40, slash 60, last 32");
     }
   }
-  // More than 1024 key blocks (the widest row kernel): 70000 tokens at block 64.
-  Inputs long_rows;
-  long_rows.q = testing::random_tensor(DType::kBF16, {1, 70000, 2, 64}, rng, 3.0);
-  long_rows.k = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
-  long_rows.v = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
-  long_rows.block = 64;
+  const Inputs long_rows = long_inputs(rng);
   expect_same_mask("prism", {}, long_rows, "random causal 70000 (1094 key blocks)");
   expect_same_mask("meanpool", t1, long_rows, "random causal 70000 (1094 key blocks), t1 0.8");
   expect_same_mask("minference", {}, long_rows, "random causal 70000 (1094 key blocks)");
@@ -267,11 +284,7 @@ TEST(GpuSelection, StrideSelectorMasksEqualTheCpuUpToThresholdRounding) {
   SelectorSettings wide;
   wide.rr.stride = 32;  // 4 query strides per 128-token block
   expect_mask_up_to_threshold_rounding("rr", wide, scene, "llama31-like 2048, rr stride 32");
-  Inputs long_rows;
-  long_rows.q = testing::random_tensor(DType::kBF16, {1, 70000, 2, 64}, rng, 3.0);
-  long_rows.k = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
-  long_rows.v = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
-  long_rows.block = 64;
+  const Inputs long_rows = long_inputs(rng);
   expect_mask_up_to_threshold_rounding("rr", {}, long_rows, "random causal 70000 (1094 key blocks)");
 }
 
@@ -292,12 +305,8 @@ TEST(GpuSelection, PbsOrderAndMaskEqualTheCpu) {
   random.k = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
   random.v = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
   random.block = 64;
-  Inputs varlen;  // one sequence with two complete segments, one with one, one of a single token (dense)
-  varlen.cu_q = varlen.cu_k = {0, 700, 701, 1001};
-  varlen.q = testing::random_tensor(DType::kBF16, {1001, 4, 64}, rng, 3.0);
-  varlen.k = testing::random_tensor(DType::kBF16, {1001, 2, 64}, rng);
-  varlen.v = testing::random_tensor(DType::kBF16, {1001, 2, 64}, rng);
-  varlen.block = 64;
+  // One sequence with two complete segments, one with one, one of a single token (dense).
+  const Inputs varlen = equal_length_varlen_inputs(rng, {0, 700, 701, 1001}, 64);
   for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 2048"},
                                   {&random, "random 2 x 900"},
                                   {&varlen, "varlen 700/1/300"}}) {
@@ -305,11 +314,7 @@ TEST(GpuSelection, PbsOrderAndMaskEqualTheCpu) {
     expect_same_mask("pbs", small_segments, *in, label + ", segment 128, tau 0.8");
     expect_same_mask("pbs", wide_segments, *in, label + ", segment 1024");
   }
-  Inputs long_rows;
-  long_rows.q = testing::random_tensor(DType::kBF16, {1, 70000, 2, 64}, rng, 3.0);
-  long_rows.k = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
-  long_rows.v = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
-  long_rows.block = 64;
+  const Inputs long_rows = long_inputs(rng);
   expect_same_mask("pbs", {}, long_rows, "random 70000 (1094 key blocks)");
 }
 
@@ -547,11 +552,8 @@ TEST(GpuSelection, PbsPrefillMatchesThePermutedReference) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(testing::fresh_seed());
   const Inputs scene = scene_inputs(1536, testing::fresh_seed() % 1000, RopeLayout::kRotateHalf);
-  Inputs varlen;  // two complete segments and a remainder, one and a remainder, a single token (dense fallback)
-  varlen.cu_q = varlen.cu_k = {0, 700, 1000, 1001};
-  varlen.q = testing::random_tensor(DType::kBF16, {1001, 4, 64}, rng, 3.0);
-  varlen.k = testing::random_tensor(DType::kBF16, {1001, 2, 64}, rng);
-  varlen.v = testing::random_tensor(DType::kBF16, {1001, 2, 64}, rng);
+  // Two complete segments and a remainder, one and a remainder, a single token (dense fallback).
+  const Inputs varlen = equal_length_varlen_inputs(rng, {0, 700, 1000, 1001}, 128);
   for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 1536"},
                                   {&varlen, "varlen 700/300/1"}}) {
     SCOPED_TRACE(label);

@@ -9,10 +9,11 @@
 // Scale 1 / (S sqrt(d)) in both. One warp scores the R = B/S rows of one (sequence, query head, query block u)
 // against every key stride its rows may see, keeps the block row in shared memory, applies the method's rule
 // (stride_rules.cuh) and writes the mask row. A CTA's 4 warps take 4 rows of one KV head (the GQA group's
-// heads at one u, or consecutive u), so they read the same keys close in time and share them through L1. Logits are tensor-core products (mma.sync m16n8k16, fp32 accumulation): the inputs'
-// bf16/fp16 values are exact operands; RRAttention's key sums (exact in fp64 on the CPU) enter as a hi + lo
-// pair of the input dtype, so a logit is the CPU's up to fp32 rounding (~1e-6 relative). Softmax statistics
-// take a first pass over the row (max and sum), the probabilities a second.
+// heads at one u, or consecutive u), so they read the same keys close in time and share them through L1.
+// Logits are tensor-core products (mma.sync m16n8k16, fp32 accumulation): the inputs' bf16/fp16 values are
+// exact operands; RRAttention's key sums (exact in fp64 on the CPU) enter as a hi + lo pair of the input dtype,
+// so a logit is the CPU's up to fp32 rounding (~1e-6 relative). Softmax statistics take a first pass over the
+// row (max and sum), the probabilities a second.
 //
 // The dot products' reduction dimension is traversed in a permuted order that both operands share: lane t of a
 // k-step pair takes 8 consecutive dims (one 16-byte load) and feeds them to the mma's k slots {2t, 2t+1,
@@ -95,7 +96,7 @@ __device__ inline uint4 load8(const void* base, std::int64_t element_offset, boo
   return __ldg(reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(base) + element_offset));
 }
 
-// The view of one CTA's problem: where rows and columns of the stride matrices live in memory.
+// One warp's mask row: its sequence, heads and query block, and where its rows and columns live in memory.
 struct StrideTile {
   int b, h, g, slot, u;
   int lq, lk, nq_b, nk_b, key_strides, rows, offset;

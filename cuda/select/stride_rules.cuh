@@ -3,10 +3,11 @@
 //
 // T3 as the reference behaves, in closed form: with F forced blocks (column 0 and/or the diagonal) ranked first
 // and the other blocks o_1, o_2, ... by score, o_k is kept iff fm + S(k - 1 - lag) < tau * total (fm: the forced
-// mass, S(n): the mass of o_1..o_n, lag 1 when F <= 1, 0 when F = 2, because the compared prefix list is [0, fm,
-// o_1, ...]); any candidate that fails selects column 0. So the kept others are the T1 prefix C (base fm) plus,
-// with lag 1, the next block; the row's non-causal blocks (score 0, ranked last) only matter for whether some
-// candidate failed. A total of 0 keeps only the forced blocks and column 0.
+// mass, S(n): the mass of o_1..o_n, lag = 2 - F, because entry k of the ranking is compared with the prefix sum of
+// the list [0, fm, o_1, ...] before it); any candidate that fails selects column 0. So the kept others are the T1
+// prefix C (base fm) plus the next `lag` blocks; the row's non-causal blocks (score 0, ranked last) only matter
+// for whether some candidate failed. A total of 0 keeps only the forced blocks and column 0.
+// tests/select/test_top_p_rules.cpp checks this form against select_t3_reference on random rows.
 #pragma once
 #include "select/ranked_cut.cuh"
 #include "select/stride_scoring.cuh"
@@ -43,11 +44,11 @@ __device__ unsigned long long t3_row(const double (&score)[kItems], int nk, int 
   const unsigned long long prefix = cut<kItems>(score, candidates, forced, kT1, required, fm);
   const int f = warp_count(forced), kept = warp_count(prefix);
   const int causal_others = warp_count(blocks_below<kItems>(candidates) & ~forced), all_others = nk - f;
-  const int lag = f <= 1 ? 1 : 0;
+  const int lag = f >= 2 ? 0 : 2 - f;
   unsigned long long out = forced | prefix;
   int fitting = kept;  // how many of all the others pass the prefix test
   if (kept < causal_others) {
-    if (lag) out |= best_outside<kItems>(score, candidates, forced | prefix);
+    for (int i = 0; i < lag; ++i) out |= best_outside<kItems>(score, candidates, out);
   } else {
     double mass = 0.0;
 #pragma unroll

@@ -272,9 +272,17 @@ TEST(GpuSelection, StrideSelectorMasksEqualTheCpuUpToThresholdRounding) {
   const Inputs scene = scene_inputs(2048, seed % 1000, RopeLayout::kRotateHalf);
   const Inputs random_causal = random_inputs(rng, true), random_full = random_inputs(rng, false);
   const Inputs varlen = varlen_inputs(rng);
+  // More queries than keys without causality: the first rows have no diagonal block, so T3 forces nothing there.
+  Inputs longer_queries;
+  longer_queries.q = testing::random_tensor(DType::kFP16, {1, 900, 4, 64}, rng, 3.0);
+  longer_queries.k = testing::random_tensor(DType::kFP16, {1, 700, 2, 64}, rng);
+  longer_queries.v = testing::random_tensor(DType::kFP16, {1, 700, 2, 64}, rng);
+  longer_queries.causal = false;
+  longer_queries.block = 64;
   for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 2048"},
                                   {&random_causal, "random causal 700x900"},
                                   {&random_full, "random non-causal 700x900"},
+                                  {&longer_queries, "random non-causal 900x700"},
                                   {&varlen, "varlen 300/1/700 x 300/77/900"}}) {
     for (const auto& [name, settings] : variants) {
       const std::string method = name.substr(0, name.find(' '));

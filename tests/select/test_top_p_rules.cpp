@@ -1,7 +1,12 @@
 // The threshold rules on hand-computed rows, including the item that crosses the threshold under each rule.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+#include <set>
+
 #include "select/top_p_rules.hpp"
+#include "support/random_tensors.hpp"
 
 namespace sparsefill {
 namespace {
@@ -72,6 +77,55 @@ TEST(TopPRules, T3ReferenceWithTwoForcedBlocksCountsTheTrueMass) {
 TEST(TopPRules, T3ReferenceOnAZeroRowKeepsOnlyForcedAndColumnZero) {
   const double zero[] = {0, 0, 0, 0};
   EXPECT_EQ(select_t3_reference(zero, 4, {2}, 0.9), (Blocks{0, 2}));
+}
+
+// The closed form of the reference T3 that the GPU stride selectors compute (cuda/select/stride_rules.cuh): with
+// F forced blocks and the others ranked by score, the kept others are the T1 prefix C (mass before, forced mass
+// included, below tau * total), plus the next 2 - F ranked blocks (the compared list [0, forced mass, o_1, ...]
+// lags the ranking by that much); column 0 joins when that prefix does not cover every other block; a row of
+// total 0 keeps the forced blocks and column 0.
+Blocks t3_closed_form(const double* row, std::int64_t n, const Blocks& forced, double tau) {
+  double total = 0, forced_mass = 0;
+  for (std::int64_t v = 0; v < n; ++v) total += row[v];
+  const std::set<std::int32_t> f(forced.begin(), forced.end());
+  for (std::int32_t v : f) forced_mass += row[v];
+  const double required = tau * total;
+  std::set<std::int32_t> kept(f.begin(), f.end());
+  if (!(required > 0)) {
+    kept.insert(0);
+    return Blocks(kept.begin(), kept.end());
+  }
+  Blocks others;
+  for (std::int32_t v = 0; v < n; ++v)
+    if (!f.count(v)) others.push_back(v);
+  const Blocks prefix = select_t1(row, others, 1.0, required - forced_mass);
+  const std::size_t lag = f.size() >= 2 ? 0 : 2 - f.size();
+  const Blocks ranked = order_by_score(row, others);
+  const std::size_t length = std::min(prefix.size() + lag, ranked.size());
+  kept.insert(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(length));
+  if (length < ranked.size()) kept.insert(0);
+  return Blocks(kept.begin(), kept.end());
+}
+
+TEST(TopPRules, T3ReferenceEqualsTheClosedFormTheGpuComputes) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> score(0.0, 1.0);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const std::int64_t n = 1 + static_cast<std::int64_t>(rng() % 40);
+    const std::int64_t causal = 1 + static_cast<std::int64_t>(rng() % n);  // later blocks score 0 (not causal)
+    std::vector<double> row(static_cast<std::size_t>(n), 0.0);
+    for (std::int64_t v = 0; v < causal; ++v) row[v] = rng() % 5 == 0 ? 0.0 : score(rng);
+    const std::int32_t diagonal = static_cast<std::int32_t>(causal - 1);
+    const Blocks choices[] = {{}, {0}, {diagonal}, {0, diagonal}};
+    const Blocks& forced = choices[rng() % 4];
+    const double tau = 0.3 + 0.69 * score(rng);
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    EXPECT_EQ(select_t3_reference(row.data(), n, forced, tau), t3_closed_form(row.data(), n, forced, tau));
+  }
+  const double zero[] = {0, 0, 0};
+  EXPECT_EQ(t3_closed_form(zero, 3, {2}, 0.9), select_t3_reference(zero, 3, {2}, 0.9));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "attention/tensor_core_attention_kernel.cuh"
 #include "attention/wgmma/wgmma_entry.hpp"
 #include "common/cuda_check.hpp"
+#include "common/workspace_align.hpp"
 #include "sparsefill/cuda/block_sparse_attention.hpp"
 #include "sparsefill/error.hpp"
 
@@ -174,10 +175,6 @@ std::size_t cub_scratch_bytes(int items) {
       nullptr, bytes, static_cast<const std::int32_t*>(nullptr), static_cast<std::int32_t*>(nullptr),
       static_cast<const std::int32_t*>(nullptr), static_cast<std::int32_t*>(nullptr), items);
   return bytes;
-}
-
-std::size_t align256(std::size_t n) {
-  return (n + 255) / 256 * 256;
 }
 
 Workspace carve(void* base, int items) {

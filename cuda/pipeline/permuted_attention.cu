@@ -9,14 +9,11 @@
 #include <cstring>
 
 #include "common/cuda_check.hpp"
+#include "common/workspace_align.hpp"
 #include "sparsefill/error.hpp"
 
 namespace sparsefill::cuda {
 namespace {
-
-std::size_t align256(std::size_t n) {
-  return (n + 255) / 256 * 256;
-}
 
 // Sequences of the call: fixed-length (every sequence `length` tokens, batch stride in the views) or varlen.
 struct Sequences {

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "common/cuda_check.hpp"
+#include "common/workspace_align.hpp"
 #include "pipeline/permuted_attention.hpp"
 #include "select/full_mask.cuh"
 #include "sparsefill/cuda/gpu_selection.hpp"
@@ -12,10 +13,6 @@
 
 namespace sparsefill::cuda {
 namespace {
-
-std::size_t align256(std::size_t n) {
-  return (n + 255) / 256 * 256;
-}
 
 struct Layout {
   std::int64_t heads, nq, nk;

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "common/cuda_check.hpp"
+#include "common/workspace_align.hpp"
 #include "select/last_rows_params.hpp"
 #include "select/minference_selection.hpp"
 #include "select/pbs_kernels.cuh"
@@ -31,10 +32,6 @@ struct Workspace {
   double *pooled_q, *pooled_k, *energy_q, *energy_k, *scales;
 };
 constexpr int kParts = 5;
-
-std::size_t align256(std::size_t n) {
-  return (n + 255) / 256 * 256;
-}
 
 struct PbsShape {
   bool on;

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "common/cuda_check.hpp"
+#include "common/workspace_align.hpp"
 #include "select/last_rows_params.hpp"
 #include "select/minference_kernels.cuh"
 #include "sparsefill/error.hpp"
@@ -16,10 +17,6 @@ namespace {
 
 constexpr double kReferenceScale = 0.08838834764831845;  // 1 / sqrt(128), as hard-coded in the reference
 constexpr int kParts = 5;
-
-std::size_t align256(std::size_t n) {
-  return (n + 255) / 256 * 256;
-}
 
 int last_rows(const SelectorSettings& settings) {
   return static_cast<int>(settings.minference.last_q);

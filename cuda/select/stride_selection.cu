@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/cuda_check.hpp"
+#include "common/workspace_align.hpp"
 #include "select/stride_kernel.cuh"
 #include "sparsefill/error.hpp"
 
@@ -21,10 +22,6 @@ struct StrideSettings {
 
 StrideSettings stride_settings(const std::string& method, const SelectorSettings& s) {
   return method == "rr" ? StrideSettings{s.rr.stride, s.rr.tau} : StrideSettings{s.xattn.stride, s.xattn.tau};
-}
-
-std::size_t align256(std::size_t n) {
-  return (n + 255) / 256 * 256;
 }
 
 // Bytes of one slot's key sums (hi and lo parts) and the slots per chunk.

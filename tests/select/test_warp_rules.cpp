@@ -1,0 +1,223 @@
+// The warp-level rules of the GPU selectors (cuda/select/ranked_cut.cuh), compiled for the host and run on an
+// emulated warp (support/warp_emulator.hpp), against the CPU's threshold rules (src/select/top_p_rules.hpp) on
+// fresh random rows: softmax-like rows, rows of dyadic scores (every sum exact, many exact ties), rows of equal
+// or nearly equal scores (more than 32 blocks share the boundary), one dominant block; every rule, excluded
+// blocks, a base mass (T3's forced blocks), capacities of 8 and 32 blocks per lane. Blocks past the candidates
+// hold garbage that the rules must ignore. With dyadic rows the CPU's and the warp's sums are exact, so the kept
+// sets must be equal whatever the summation order; with continuous rows a flip would need a prefix mass within
+// rounding of the threshold (never seen; the test would print the row's seed).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "select/top_p_rules.hpp"
+#include "support/random_tensors.hpp"
+#include "support/warp_emulator.hpp"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#include "select/ranked_cut.cuh"
+#pragma GCC diagnostic pop
+
+namespace sparsefill {
+namespace {
+
+using Blocks = std::vector<std::int32_t>;
+namespace gpu = cuda::select;
+
+struct Row {
+  std::vector<double> scores;  // every slot of the capacity; past `candidates`: garbage
+  int candidates = 0;
+  std::vector<bool> excluded;  // per slot
+};
+
+// Lane l holds blocks v = 32 c + l, as the kernels do.
+template <int kItems>
+void load_lane(const Row& row, double (&prob)[kItems], unsigned long long& excluded) {
+  const int lane = static_cast<int>(threadIdx.x);
+  excluded = 0;
+  for (int c = 0; c < kItems; ++c) {
+    prob[c] = row.scores[static_cast<std::size_t>(c * gpu::kKeyChunk + lane)];
+    if (row.excluded[static_cast<std::size_t>(c * gpu::kKeyChunk + lane)]) excluded |= 1ull << c;
+  }
+}
+
+Blocks blocks_of(const std::vector<unsigned long long>& kept_by_lane) {
+  Blocks blocks;
+  for (int c = 0; c < 64; ++c)
+    for (int lane = 0; lane < 32; ++lane)
+      if ((kept_by_lane[static_cast<std::size_t>(lane)] >> c) & 1ull) blocks.push_back(c * gpu::kKeyChunk + lane);
+  std::sort(blocks.begin(), blocks.end());
+  return blocks;
+}
+
+template <int kItems>
+Blocks warp_cut(const Row& row, int rule, double threshold, double base) {
+  std::vector<unsigned long long> kept(32, 0);
+  testing::warp::run([&] {
+    double prob[kItems];
+    unsigned long long excluded;
+    load_lane<kItems>(row, prob, excluded);
+    kept[threadIdx.x] = gpu::cut<kItems>(prob, row.candidates, excluded, rule, threshold, base);
+  });
+  return blocks_of(kept);
+}
+
+Blocks candidate_list(const Row& row) {
+  Blocks list;
+  for (int v = 0; v < row.candidates; ++v)
+    if (!row.excluded[static_cast<std::size_t>(v)]) list.push_back(v);
+  return list;
+}
+
+enum class Shape { kSoftmax, kDyadic, kEqual, kNearlyEqual, kDominant };
+const char* name_of(Shape s) {
+  switch (s) {
+    case Shape::kSoftmax: return "softmax";
+    case Shape::kDyadic: return "dyadic";
+    case Shape::kEqual: return "equal";
+    case Shape::kNearlyEqual: return "nearly equal";
+    case Shape::kDominant: return "dominant";
+  }
+  return "?";
+}
+
+Row random_row(std::mt19937_64& rng, int capacity, Shape shape, bool with_exclusions) {
+  Row row;
+  row.scores.assign(static_cast<std::size_t>(capacity), 0.0);
+  row.excluded.assign(static_cast<std::size_t>(capacity), false);
+  const int sizes[] = {0, 1, 2, 31, 32, 33, 64};
+  row.candidates = rng() % 3 == 0 ? sizes[rng() % 7] : 1 + static_cast<int>(rng() % static_cast<unsigned>(capacity));
+  row.candidates = std::min(row.candidates, capacity);
+  std::normal_distribution<double> normal;
+  const double temperature = 0.5 + 4.0 * std::uniform_real_distribution<double>()(rng);
+  for (int v = 0; v < capacity; ++v) {
+    double& s = row.scores[static_cast<std::size_t>(v)];
+    if (v >= row.candidates) {
+      s = 1e3 * std::uniform_real_distribution<double>()(rng);  // garbage the rules must not read
+      continue;
+    }
+    switch (shape) {
+      case Shape::kSoftmax: s = std::exp(temperature * normal(rng)); break;
+      case Shape::kDyadic: s = static_cast<double>(rng() % 9) / 1024.0; break;
+      case Shape::kEqual: s = 1.0 / 64; break;
+      case Shape::kNearlyEqual: s = (1.0 + 1e-9 * static_cast<double>(rng() % 1000)) / 64; break;
+      case Shape::kDominant: s = v == static_cast<int>(rng() % static_cast<unsigned>(row.candidates)) ? 1.0 : 1e-6; break;
+    }
+    if (with_exclusions && rng() % 7 == 0) row.excluded[static_cast<std::size_t>(v)] = true;
+  }
+  return row;
+}
+
+double candidate_mass(const Row& row) {
+  double total = 0;
+  for (int v : candidate_list(row)) total += row.scores[static_cast<std::size_t>(v)];
+  return total;
+}
+
+template <int kItems>
+void check_rules_on_random_rows(int trials) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const Shape shapes[] = {Shape::kSoftmax, Shape::kDyadic, Shape::kEqual, Shape::kNearlyEqual, Shape::kDominant};
+  for (int trial = 0; trial < trials; ++trial) {
+    const Shape shape = shapes[trial % 5];
+    const Row row = random_row(rng, kItems * gpu::kKeyChunk, shape, rng() % 2 == 0);
+    const Blocks candidates = candidate_list(row);
+    const double total = candidate_mass(row);
+    // A dyadic threshold (a multiple of 1/1024 of the total's scale) keeps dyadic rows exact.
+    const double threshold = shape == Shape::kDyadic ? static_cast<double>(rng() % 1100) / 1024.0 * std::max(total, 1.0)
+                                                     : std::uniform_real_distribution<double>(0.0, 1.05)(rng) * total;
+    const double* s = row.scores.data();
+    SCOPED_TRACE("trial " + std::to_string(trial) + " (" + name_of(shape) + ", " + std::to_string(row.candidates) +
+                 " candidates, threshold " + std::to_string(threshold) + ")");
+    EXPECT_EQ((warp_cut<kItems>(row, gpu::kT1, threshold, 0.0)), select_t1(s, candidates, threshold, 1.0));
+    EXPECT_EQ((warp_cut<kItems>(row, gpu::kT2, threshold, 0.0)), select_t2(s, candidates, threshold, 1.0));
+    EXPECT_EQ((warp_cut<kItems>(row, gpu::kT4, threshold, 0.0)), select_t4(s, candidates, threshold, 1.0));
+    EXPECT_EQ((warp_cut<kItems>(row, gpu::kT5, threshold, 0.0)), select_t5(s, candidates, threshold, 1.0));
+    const std::int64_t k = static_cast<std::int64_t>(rng() % static_cast<unsigned>(row.candidates + 3));
+    EXPECT_EQ((warp_cut<kItems>(row, gpu::kTopK, static_cast<double>(k), 0.0)), select_top_k(s, candidates, k));
+  }
+}
+
+TEST(WarpRules, CutEqualsTheCpuRulesWithEightBlocksPerLane) { check_rules_on_random_rows<8>(300); }
+
+TEST(WarpRules, CutEqualsTheCpuRulesWithThirtyTwoBlocksPerLane) { check_rules_on_random_rows<32>(150); }
+
+// T3 clean: the forced blocks are excluded from the ranking and their mass is the base (exact with dyadic rows).
+TEST(WarpRules, CutWithForcedMassEqualsT3Clean) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (int trial = 0; trial < 200; ++trial) {
+    Row row = random_row(rng, 8 * gpu::kKeyChunk, trial % 2 ? Shape::kDyadic : Shape::kEqual, false);
+    if (row.candidates == 0) continue;
+    const Blocks forced = rng() % 2 ? Blocks{0, row.candidates - 1} : Blocks{row.candidates - 1};
+    double forced_mass = 0;
+    for (std::int32_t f : std::set<std::int32_t>(forced.begin(), forced.end())) {
+      row.excluded[static_cast<std::size_t>(f)] = true;
+      forced_mass += row.scores[static_cast<std::size_t>(f)];
+    }
+    double total = 0;
+    for (int v = 0; v < row.candidates; ++v) total += row.scores[static_cast<std::size_t>(v)];
+    const double tau = static_cast<double>(1 + rng() % 16) / 16.0;
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    Blocks got = warp_cut<8>(row, gpu::kT1, tau * total, forced_mass);
+    got.insert(got.end(), forced.begin(), forced.end());
+    std::sort(got.begin(), got.end());
+    got.erase(std::unique(got.begin(), got.end()), got.end());
+    EXPECT_EQ(got, select_t3_clean(row.scores.data(), row.candidates, forced, tau));
+  }
+}
+
+// The canonical mask row: ascending indices, zeros after the count.
+TEST(WarpRules, MaskRowIsAscendingAndZeroPadded) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const int nk = 200;
+  std::vector<bool> keep(static_cast<std::size_t>(nk));
+  for (int v = 0; v < nk; ++v) keep[static_cast<std::size_t>(v)] = rng() % 3 == 0;
+  std::vector<std::int32_t> indices(static_cast<std::size_t>(nk), -7);
+  std::int32_t count = -7;
+  testing::warp::run([&] {
+    unsigned long long kept = 0;
+    for (int c = 0; c < 8; ++c) {
+      const int v = c * gpu::kKeyChunk + static_cast<int>(threadIdx.x);
+      if (v < nk && keep[static_cast<std::size_t>(v)]) kept |= 1ull << c;
+    }
+    gpu::write_mask_row<8>(kept, nk, indices.data(), &count);
+  });
+  Blocks want;
+  for (int v = 0; v < nk; ++v)
+    if (keep[static_cast<std::size_t>(v)]) want.push_back(v);
+  ASSERT_EQ(count, static_cast<std::int32_t>(want.size()));
+  EXPECT_EQ(Blocks(indices.begin(), indices.begin() + count), want);
+  EXPECT_TRUE(std::all_of(indices.begin() + count, indices.end(), [](std::int32_t i) { return i == 0; }));
+}
+
+// The best-ranked block outside a set: the highest score, the lowest index among equals.
+TEST(WarpRules, BestOutsideTakesTheLowestIndexAmongEqualScores) {
+  Row row;
+  row.scores.assign(256, 0.5);
+  row.excluded.assign(256, false);
+  row.candidates = 100;
+  row.scores[70] = row.scores[40] = row.scores[90] = 2.0;
+  row.scores[150] = 9.0;  // past the candidates
+  std::vector<unsigned long long> best(32, 0);
+  testing::warp::run([&] {
+    double prob[8];
+    unsigned long long excluded;
+    load_lane<8>(row, prob, excluded);
+    best[threadIdx.x] = gpu::best_outside<8>(prob, row.candidates, gpu::block_bit(40));
+  });
+  EXPECT_EQ(blocks_of(best), (Blocks{70}));
+}
+
+}  // namespace
+}  // namespace sparsefill

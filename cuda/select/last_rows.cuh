@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 
+#include "common/dynamic_shared.cuh"
 #include "select/sequence_lengths.cuh"
 #include "select/stride_scoring.cuh"
 
@@ -71,7 +72,7 @@ __device__ void load_last_queries(const LastRowsParams& p, int b, int h, int row
 // chunk's keys' importance.
 template <typename Element>
 __global__ void proxy_pass_kernel(const LastRowsParams p, int pass) {
-  extern __shared__ __align__(16) unsigned char smem[];
+  unsigned char* smem = dynamic_shared<unsigned char>();
   const int h = blockIdx.y, b = blockIdx.z, r = threadIdx.x;
   const int lq = p.lengths.q(b), keys = attended_keys(p, b);
   if (keys == 0) return;  // PBS's dense fallback: no permutation

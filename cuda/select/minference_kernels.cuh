@@ -12,6 +12,7 @@
 #include <cub/block/block_scan.cuh>
 #include <cstdint>
 
+#include "common/dynamic_shared.cuh"
 #include "select/last_rows.cuh"
 #include "select/ranked_cut.cuh"
 
@@ -45,7 +46,7 @@ inline std::size_t line_smem_bytes(int d) {
 // Vertical (slash = 0) or slash (1) sums of (b, h) = (blockIdx.z, blockIdx.y) for lines blockIdx.x * 64 + t.
 template <typename Element>
 __global__ void line_sums_kernel(const LineParams lp, int slash) {
-  extern __shared__ __align__(16) unsigned char smem[];
+  unsigned char* smem = dynamic_shared<unsigned char>();
   const LastRowsParams& p = lp.rows;
   const int h = blockIdx.y, b = blockIdx.z, d = p.d, hk = h / (p.heads_q / p.heads_kv);
   const int lq = p.lengths.q(b), lk = p.lengths.k(b), shift = lk - lq, rows = min(p.rows, lq);

@@ -1,6 +1,7 @@
 // The stride selectors' kernel: each warp scores one (sequence, query head, query block) row, then applies the
 // rule (see stride_scoring.cuh for the scoring, stride_rules.cuh for the rules).
 #pragma once
+#include "common/dynamic_shared.cuh"
 #include "select/stride_rules.cuh"
 #include "select/stride_scoring.cuh"
 
@@ -15,7 +16,7 @@ inline std::size_t stride_smem_bytes(int nk) {
 // u * group + (query head within the KV head's group).
 template <typename Element, int kItems, bool kRR>
 __global__ void __launch_bounds__(kStrideWarps * 32, kItems > 32 ? 2 : 4) stride_select_kernel(const StrideParams p) {
-  extern __shared__ __align__(16) unsigned char smem[];
+  unsigned char* smem = dynamic_shared<unsigned char>();
   const int group = p.heads_q / p.heads_kv, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int item = static_cast<int>(blockIdx.x) * kStrideWarps + warp;
   if (item >= p.nq * group) return;

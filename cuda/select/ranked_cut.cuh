@@ -13,9 +13,9 @@ namespace sparsefill::cuda::select {
 inline constexpr int kKeyChunk = 32;  // blocks per register column: one per lane
 
 // The top-p rules over a row ranked by score: T1 keeps a block while the mass ranked before it is below p; T2
-// the same set, but nothing when the row's mass never reaches p; T5 keeps a block while the mass up to and
-// including it is at most p; T4 is T5 falling back to the top block when T5 keeps none; top-k keeps the first
-// k.
+// the same set, but nothing when the row's mass never reaches p (the CPU's T2 for p > 0, which the selectors'
+// settings require); T5 keeps a block while the mass up to and including it is at most p; T4 is T5 falling
+// back to the top block when T5 keeps none; top-k keeps the first k.
 enum Rule : int { kT1 = 0, kT2 = 1, kT4 = 2, kT5 = 3, kTopK = 4 };
 
 // Warp reductions that leave the same value in every lane: lane 0 reduces in a fixed order, then broadcasts.

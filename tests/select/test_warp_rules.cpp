@@ -1,5 +1,5 @@
 // The warp-level rules of the GPU selectors (cuda/select/ranked_cut.cuh), compiled for the host and run on an
-// emulated warp (support/warp_emulator.hpp), against the CPU's threshold rules (src/select/top_p_rules.hpp) on
+// emulated warp (support/device_emulator.hpp), against the CPU's threshold rules (src/select/top_p_rules.hpp) on
 // fresh random rows: softmax-like rows, rows of dyadic scores (every sum exact, many exact ties), rows of equal
 // or nearly equal scores (more than 32 blocks share the boundary), one dominant block; every rule, excluded
 // blocks, a base mass (T3's forced blocks), capacities of 8 and 32 blocks per lane. Blocks past the candidates
@@ -16,7 +16,7 @@
 
 #include "select/top_p_rules.hpp"
 #include "support/random_tensors.hpp"
-#include "support/warp_emulator.hpp"
+#include "support/device_emulator.hpp"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
@@ -58,7 +58,7 @@ Blocks blocks_of(const std::vector<unsigned long long>& kept_by_lane) {
 template <int kItems>
 Blocks warp_cut(const Row& row, int rule, double threshold, double base) {
   std::vector<unsigned long long> kept(32, 0);
-  testing::warp::run([&] {
+  testing::emulated::run_warp([&] {
     double prob[kItems];
     unsigned long long excluded;
     load_lane<kItems>(row, prob, excluded);
@@ -130,9 +130,11 @@ void check_rules_on_random_rows(int trials) {
     const Row row = random_row(rng, kItems * gpu::kKeyChunk, shape, rng() % 2 == 0);
     const Blocks candidates = candidate_list(row);
     const double total = candidate_mass(row);
-    // A dyadic threshold (a multiple of 1/1024 of the total's scale) keeps dyadic rows exact.
-    const double threshold = shape == Shape::kDyadic ? static_cast<double>(rng() % 1100) / 1024.0 * std::max(total, 1.0)
-                                                     : std::uniform_real_distribution<double>(0.0, 1.05)(rng) * total;
+    // A dyadic threshold (a multiple of 1/1024 of the total's scale) keeps dyadic rows exact. Thresholds are
+    // positive, as the selectors' settings require (T2 keeps the top block at a threshold of 0, T1 none).
+    const double threshold = shape == Shape::kDyadic
+                                 ? static_cast<double>(1 + rng() % 1100) / 1024.0 * std::max(total, 1.0)
+                                 : std::uniform_real_distribution<double>(1e-6, 1.05)(rng) * std::max(total, 1e-300);
     const double* s = row.scores.data();
     SCOPED_TRACE("trial " + std::to_string(trial) + " (" + name_of(shape) + ", " + std::to_string(row.candidates) +
                  " candidates, threshold " + std::to_string(threshold) + ")");
@@ -185,7 +187,7 @@ TEST(WarpRules, MaskRowIsAscendingAndZeroPadded) {
   for (int v = 0; v < nk; ++v) keep[static_cast<std::size_t>(v)] = rng() % 3 == 0;
   std::vector<std::int32_t> indices(static_cast<std::size_t>(nk), -7);
   std::int32_t count = -7;
-  testing::warp::run([&] {
+  testing::emulated::run_warp([&] {
     unsigned long long kept = 0;
     for (int c = 0; c < 8; ++c) {
       const int v = c * gpu::kKeyChunk + static_cast<int>(threadIdx.x);
@@ -210,7 +212,7 @@ TEST(WarpRules, BestOutsideTakesTheLowestIndexAmongEqualScores) {
   row.scores[70] = row.scores[40] = row.scores[90] = 2.0;
   row.scores[150] = 9.0;  // past the candidates
   std::vector<unsigned long long> best(32, 0);
-  testing::warp::run([&] {
+  testing::emulated::run_warp([&] {
     double prob[8];
     unsigned long long excluded;
     load_lane<8>(row, prob, excluded);

@@ -1,15 +1,18 @@
-// A host stand-in for one CUDA warp, so that the warp-level rule code of the GPU selectors
-// (cuda/select/ranked_cut.cuh) runs and is tested on machines without a GPU (CI).
+// A host stand-in for CUDA thread blocks, so that the selection kernels' device code (cuda/select) runs and is
+// tested on machines without a GPU (CI): the warp rules of ranked_cut.cuh and whole kernels on small inputs.
 //
-// warp::run(body) runs `body` on 32 lanes. Each lane is a fiber with its own stack (ucontext), and one runs at a
-// time; the warp intrinsics below are the lanes' meeting points: a lane leaves its value and hands the turn to
-// the next lane, so when lane 0 runs again all 32 values of that call are in place (two slot sets alternate, so
-// a lane that runs ahead never overwrites a value another lane has yet to read). The device code must reach the
-// same intrinsics in the same order on every lane with the full mask, as our kernels do; a partial mask or lanes
-// that diverge abort with a message. threadIdx.x is the running lane.
+// emulated::launch(grid, threads, smem, body) runs `body` once per thread of every block, block by block. The
+// threads of a block are fibers (ucontext, one stack each) and one runs at a time; a thread runs until it meets
+// other threads, at a warp intrinsic (its warp's 32 lanes) or at __syncthreads (the block), and the meeting
+// completes when every thread it needs has arrived. Each warp keeps two alternating sets of meeting slots, so a
+// lane that runs ahead never overwrites a value another lane has yet to read. The code must meet as CUDA
+// requires: warp intrinsics with the full mask on every lane of the warp, __syncthreads reached by every
+// thread that has not exited; otherwise the emulator aborts with a message. threadIdx, blockIdx, blockDim and
+// gridDim are those of the running thread.
 //
-// The intrinsics keep their CUDA names (reserved identifiers in host C++); include this header only in test
-// translation units, before the device header under test.
+// Include this header only in test translation units, before the device code under test; tests/emulated holds
+// the host forms of the few device headers that cannot compile for the host (dynamic shared memory, the mma),
+// found first on the include path. The intrinsics keep their CUDA names (reserved identifiers in host C++).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -17,20 +20,32 @@
 #include <functional>
 
 #define __device__
+#define __global__
 #define __forceinline__
+#define __shared__ static
+#define __launch_bounds__(...)
 
 struct EmulatedIndex {
   unsigned x, y, z;
 };
-extern EmulatedIndex threadIdx;  // the running lane (x)
+extern EmulatedIndex threadIdx, blockIdx, blockDim, gridDim;
 
-namespace sparsefill::testing::warp {
+namespace sparsefill::testing::emulated {
 
-// Runs body on the 32 lanes of one emulated warp (not reentrant).
-void run(const std::function<void()>& body);
+// Runs body on every thread (threads: a multiple of 32) of every block of grid, with `smem_bytes` of dynamic
+// shared memory (zero-filled, 16-byte aligned) per block. Not reentrant.
+void launch(EmulatedIndex grid, int threads, std::size_t smem_bytes, const std::function<void()>& body);
 
-// The meeting point of every intrinsic: leaves `value` and returns this call's 32 values, by lane.
-const std::uint64_t* meet(std::uint64_t value, unsigned mask);
+// One block of 32 threads: a warp.
+inline void run_warp(const std::function<void()>& body) { launch({1, 1, 1}, 32, 0, body); }
+
+// The running block's dynamic shared memory.
+unsigned char* dynamic_shared_memory();
+
+// The meeting point of the warp intrinsics: leaves `value` and returns this call's 32 values, by lane.
+const std::uint64_t* meet_warp(std::uint64_t value, unsigned mask);
+// The meeting point of __syncthreads.
+void meet_block();
 
 template <typename T>
 std::uint64_t bits_of(T value) {
@@ -47,39 +62,42 @@ T value_of(std::uint64_t bits) {
 }
 template <typename T>
 T read_lane(T value, unsigned mask, int source) {
-  const std::uint64_t* values = meet(bits_of(value), mask);
-  return value_of<T>(values[source]);
+  return value_of<T>(meet_warp(bits_of(value), mask)[source]);
 }
+inline int lane() { return static_cast<int>(threadIdx.x % 32); }
 
-}  // namespace sparsefill::testing::warp
+}  // namespace sparsefill::testing::emulated
 
 template <typename T>
 T __shfl_sync(unsigned mask, T value, int source) {
-  return sparsefill::testing::warp::read_lane(value, mask, source & 31);
+  return sparsefill::testing::emulated::read_lane(value, mask, source & 31);
 }
 template <typename T>
 T __shfl_xor_sync(unsigned mask, T value, int lane_mask) {
-  return sparsefill::testing::warp::read_lane(value, mask, static_cast<int>(threadIdx.x ^ lane_mask) & 31);
+  return sparsefill::testing::emulated::read_lane(value, mask, (sparsefill::testing::emulated::lane() ^ lane_mask) & 31);
 }
 template <typename T>
 T __shfl_down_sync(unsigned mask, T value, int delta) {
-  const int lane = static_cast<int>(threadIdx.x);
-  return sparsefill::testing::warp::read_lane(value, mask, lane + delta < 32 ? lane + delta : lane);
+  const int lane = sparsefill::testing::emulated::lane();
+  return sparsefill::testing::emulated::read_lane(value, mask, lane + delta < 32 ? lane + delta : lane);
 }
 template <typename T>
 T __shfl_up_sync(unsigned mask, T value, int delta) {
-  const int lane = static_cast<int>(threadIdx.x);
-  return sparsefill::testing::warp::read_lane(value, mask, lane - delta >= 0 ? lane - delta : lane);
+  const int lane = sparsefill::testing::emulated::lane();
+  return sparsefill::testing::emulated::read_lane(value, mask, lane - delta >= 0 ? lane - delta : lane);
 }
 inline unsigned __ballot_sync(unsigned mask, int predicate) {
-  const std::uint64_t* values = sparsefill::testing::warp::meet(predicate != 0, mask);
+  const std::uint64_t* values = sparsefill::testing::emulated::meet_warp(predicate != 0, mask);
   unsigned ballot = 0;
   for (int lane = 0; lane < 32; ++lane) ballot |= values[lane] != 0 ? 1u << lane : 0u;
   return ballot;
 }
 inline int __any_sync(unsigned mask, int predicate) { return __ballot_sync(mask, predicate) != 0; }
+inline void __syncthreads() { sparsefill::testing::emulated::meet_block(); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
-inline long long __double_as_longlong(double x) { return sparsefill::testing::warp::value_of<long long>(sparsefill::testing::warp::bits_of(x)); }
+inline long long __double_as_longlong(double x) {
+  return sparsefill::testing::emulated::value_of<long long>(sparsefill::testing::emulated::bits_of(x));
+}
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }

@@ -17,10 +17,7 @@
 #include "support/device_emulator.hpp"
 #include "support/random_tensors.hpp"
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #include "select/score_rows.cuh"
-#pragma GCC diagnostic pop
 
 namespace sparsefill {
 namespace {

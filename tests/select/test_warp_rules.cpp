@@ -18,10 +18,7 @@
 #include "support/random_tensors.hpp"
 #include "support/device_emulator.hpp"
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #include "select/ranked_cut.cuh"
-#pragma GCC diagnostic pop
 
 namespace sparsefill {
 namespace {

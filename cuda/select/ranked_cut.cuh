@@ -40,11 +40,32 @@ __device__ inline int warp_count(unsigned long long bits) {
   return n;
 }
 
+// The n-th (from 0) set bit of a 32-bit mask that has more than n.
+__device__ inline int nth_set_bit(unsigned mask, int n) {
+  int position = 0;
+  for (int width = 16; width > 0; width /= 2) {
+    const int low = __popc(mask & ((1u << width) - 1u));
+    if (n >= low) {
+      n -= low;
+      mask >>= width;
+      position += width;
+    }
+  }
+  return position;
+}
+
 // The kept blocks of one ranked row (see Rule) among the candidates v < `candidates` that are not in
 // `excluded`. Scores must be non-negative (their 64-bit patterns are then monotone). `base` is mass counted as
 // ranked before every candidate (T3's forced blocks). With W(K) the weight (score, or 1 for top-k) of the
-// candidates whose pattern exceeds K, a binary search finds where the kept prefix ends; only the blocks at
-// exactly the boundary pattern need the tie rule (lower index first), which an in-order scan settles.
+// candidates whose pattern exceeds K, a binary search over patterns finds where the kept prefix ends.
+//
+// The search runs first over coarse keys (pattern >> kCoarseBits: the exponent and the top mantissa bits): every
+// block of a coarse key above the boundary's is kept, every one below it dropped, and the few blocks that share
+// the boundary's coarse key are ranked exactly against each other, one per lane (their order: pattern, then the
+// lower index). A boundary shared by more than 32 blocks (near-uniform rows) falls back to the search over whole
+// patterns, whose ties an in-order scan settles.
+inline constexpr int kCoarseBits = 44;
+
 template <int kItems>
 __device__ unsigned long long cut(const double (&prob)[kItems], int candidates, unsigned long long excluded, int rule,
                                   double threshold, double base) {
@@ -52,10 +73,11 @@ __device__ unsigned long long cut(const double (&prob)[kItems], int candidates, 
   const bool counting = rule == kTopK, inclusive = rule == kT4 || rule == kT5;
   auto valid = [&](int c) { return c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull); };
   auto key_of = [&](int c) { return static_cast<unsigned long long>(__double_as_longlong(prob[c])); };
+  auto weight = [&](double score) { return counting ? 1.0 : score; };
   auto weight_above = [&](unsigned long long key) {
     double w = 0.0;
 #pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) w += valid(c) && key_of(c) > key ? (counting ? 1.0 : prob[c]) : 0.0;
+    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) w += valid(c) && key_of(c) > key ? weight(prob[c]) : 0.0;
     return warp_sum(w);
   };
   unsigned long long top = 0;
@@ -66,51 +88,107 @@ __device__ unsigned long long cut(const double (&prob)[kItems], int candidates, 
     mass += valid(c) ? prob[c] : 0.0;
   }
   top = warp_max(top);
-  if (rule == kT2 && !(base + warp_sum(mass) >= threshold)) return 0;  // T2: the mass never reaches p
-  // Exclusive rules: the smallest K with base + W(K) < threshold; the boundary blocks have pattern K.
-  // Inclusive rules: the smallest K with base + W(K - 1) (the weight at or above K) <= threshold; the boundary
-  // blocks have the largest pattern below K.
-  unsigned long long lo = 0, hi = top + 1;
-  while (lo < hi) {
-    const unsigned long long mid = lo + (hi - lo) / 2;
-    const bool fits = inclusive ? base + (mid == 0 ? warp_sum(mass) : weight_above(mid - 1)) <= threshold
-                                : base + weight_above(mid) < threshold;
-    if (fits) hi = mid; else lo = mid + 1;
-  }
-  unsigned long long boundary = lo;
-  double before = base + weight_above(lo);
-  if (inclusive) {
+  const double total = warp_sum(mass);
+  if (rule == kT2 && !(base + total >= threshold)) return 0;  // T2: the mass never reaches p
+  // Exclusive rules: the smallest K (in units of 2^bits) with base + W(K) < threshold, W over keys >> bits; the
+  // boundary blocks have key K. Inclusive rules: the smallest K with base + (the weight at or above K) <=
+  // threshold; the boundary blocks have the largest key below K.
+  auto search = [&](int bits) {
+    const unsigned long long low_bits = (1ull << bits) - 1;
+    unsigned long long lo = 0, hi = (top >> bits) + 1;
+    while (lo < hi) {
+      const unsigned long long mid = lo + (hi - lo) / 2;
+      const bool fits = inclusive ? base + (mid == 0 ? total : weight_above((mid << bits) - 1)) <= threshold
+                                  : base + weight_above((mid << bits) | low_bits) < threshold;
+      if (fits) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+  };
+  // The largest key (>> bits) of a candidate below K, or none (~0).
+  auto largest_below = [&](unsigned long long k, int bits) {
     unsigned long long below = 0;
     bool any = false;
 #pragma unroll
     for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-      if (valid(c) && key_of(c) < lo) {
-        below = any && below > key_of(c) ? below : key_of(c);
+      if (valid(c) && (key_of(c) >> bits) < k) {
+        below = any && below > (key_of(c) >> bits) ? below : key_of(c) >> bits;
         any = true;
       }
     }
     const bool found = __any_sync(0xffffffffu, any);
     below = warp_max(any ? below : 0ull);
-    boundary = found ? below : ~0ull;  // no block below the fully kept ones
-    before = base + (lo == 0 ? 0.0 : weight_above(lo - 1));
-  }
-  unsigned long long kept = 0;
-  double tied_before = 0.0;
+    return found ? below : ~0ull;
+  };
+  const unsigned long long coarse = search(kCoarseBits);
+  const unsigned long long boundary = inclusive ? largest_below(coarse, kCoarseBits) : coarse;
+  const double before = base + (inclusive ? (coarse == 0 ? total : weight_above((coarse << kCoarseBits) - 1))
+                                          : weight_above((coarse << kCoarseBits) | ((1ull << kCoarseBits) - 1)));
+  auto surely_kept = [&](int c) {
+    return valid(c) && (inclusive ? (key_of(c) >> kCoarseBits) >= coarse : (key_of(c) >> kCoarseBits) > coarse);
+  };
+  auto at_boundary = [&](int c) { return valid(c) && (key_of(c) >> kCoarseBits) == boundary; };
+  int shared_boundary = 0;
 #pragma unroll
-  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-    const bool at_boundary = valid(c) && key_of(c) == boundary;
-    const double own = at_boundary ? (counting ? 1.0 : prob[c]) : 0.0;
-    double prefix = own;  // inclusive scan over the lanes of this column (index order)
-    for (int offset = 1; offset < 32; offset *= 2) {
-      const double other = __shfl_up_sync(0xffffffffu, prefix, offset);
-      if (lane >= offset) prefix += other;
+  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) shared_boundary += __popc(__ballot_sync(0xffffffffu, at_boundary(c)));
+  unsigned long long kept = 0;
+  if (shared_boundary <= 32) {
+    // Gather the boundary blocks, one per lane in index order; rank each against the others; scatter back.
+    double score = 0.0;
+    int index = 1 << 30, slot = 0;
+#pragma unroll
+    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
+      const unsigned ballot = __ballot_sync(0xffffffffu, at_boundary(c));
+      const int n = __popc(ballot), mine = lane - slot;
+      const int source = mine >= 0 && mine < n ? nth_set_bit(ballot, mine) : 0;
+      const double moved = __shfl_sync(0xffffffffu, prob[c], source);
+      if (mine >= 0 && mine < n) {
+        score = moved;
+        index = c * kKeyChunk + source;
+      }
+      if (surely_kept(c)) kept |= 1ull << c;
+      slot += n;
     }
-    const double ranked_before = before + tied_before + (prefix - own);
-    const bool keep = inclusive ? (valid(c) && key_of(c) >= lo && key_of(c) != boundary) ||
-                                      (at_boundary && ranked_before + own <= threshold)
-                                : (valid(c) && key_of(c) > lo) || (at_boundary && ranked_before < threshold);
-    if (keep) kept |= 1ull << c;
-    tied_before += __shfl_sync(0xffffffffu, prefix, 31);
+    const unsigned long long key = static_cast<unsigned long long>(__double_as_longlong(score));
+    double ahead = 0.0;
+    for (int j = 0; j < shared_boundary; ++j) {
+      const unsigned long long other = __shfl_sync(0xffffffffu, key, j);
+      const int other_index = __shfl_sync(0xffffffffu, index, j);
+      const double other_score = __shfl_sync(0xffffffffu, score, j);
+      ahead += other > key || (other == key && other_index < index) ? weight(other_score) : 0.0;
+    }
+    const bool keep = lane < shared_boundary &&
+                      (inclusive ? before + ahead + weight(score) <= threshold : before + ahead < threshold);
+    slot = 0;
+#pragma unroll
+    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
+      const unsigned ballot = __ballot_sync(0xffffffffu, at_boundary(c));
+      const int position = slot + __popc(ballot & ((1u << lane) - 1u));
+      const bool kept_here = __shfl_sync(0xffffffffu, keep, position & 31);
+      if (at_boundary(c) && kept_here) kept |= 1ull << c;
+      slot += __popc(ballot);
+    }
+  } else {
+    // The search over whole patterns; only blocks of exactly the boundary pattern need the tie rule (lower index
+    // first), which an in-order scan settles.
+    const unsigned long long lo = search(0);
+    const unsigned long long exact = inclusive ? largest_below(lo, 0) : lo;
+    double ranked = base + (inclusive ? (lo == 0 ? total : weight_above(lo - 1)) : weight_above(lo));
+#pragma unroll
+    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
+      const bool tied = valid(c) && key_of(c) == exact;
+      const double own = tied ? weight(prob[c]) : 0.0;
+      double prefix = own;  // inclusive scan over the lanes of this column (index order)
+      for (int offset = 1; offset < 32; offset *= 2) {
+        const double other = __shfl_up_sync(0xffffffffu, prefix, offset);
+        if (lane >= offset) prefix += other;
+      }
+      const double ranked_before = ranked + (prefix - own);
+      const bool keep = inclusive ? (valid(c) && key_of(c) >= lo && key_of(c) != exact) ||
+                                        (tied && ranked_before + own <= threshold)
+                                  : (valid(c) && key_of(c) > lo) || (tied && ranked_before < threshold);
+      if (keep) kept |= 1ull << c;
+      ranked += __shfl_sync(0xffffffffu, prefix, 31);
+    }
   }
   if (rule == kT4 && !__any_sync(0xffffffffu, kept != 0) && candidates > 0) {  // the top block, lowest index first
     int first = 1 << 30;

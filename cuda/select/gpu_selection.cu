@@ -117,8 +117,7 @@ void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select:
 
 template <int kItems>
 void score_rows(const select::ScoringParams& p, const Geometry& g, cudaStream_t s) {
-  const int max_band_dims = std::max(p.band[0].count, p.bands > 1 ? p.band[1].count : 0);
-  const std::size_t smem = select::score_rows_smem_bytes(g.d, max_band_dims);
+  const std::size_t smem = select::score_rows_smem_bytes(g.d, kItems);
   check_cuda(cudaFuncSetAttribute(select::score_rows_kernel<kItems>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(smem)),
              "selection shared memory opt-in");

@@ -4,13 +4,14 @@
 // A warp scores one (sequence, query head, query block) row: logits of every candidate key block per band,
 // softmax, the top-p cut (the blocks whose higher-ranked mass, ties by block index as the CPU's stable sort,
 // is below p), and the kept set OR-ed across bands; then the forced blocks, and the row is compacted into the
-// canonical mask (ascending indices, zeros after the count). Plain device code apart from dynamic_shared, so
-// that tests/select/test_emulated_kernels.cpp runs it on the host.
+// canonical mask (ascending indices, zeros after the count). Plain device code apart from dynamic_shared and
+// the mma (fp64_mma.cuh), so that tests/select/test_score_rows_emulated.cpp runs it on the host.
 #pragma once
 #include <cmath>
 #include <cstdint>
 
 #include "common/dynamic_shared.cuh"
+#include "select/fp64_mma.cuh"
 #include "select/ranked_cut.cuh"
 #include "select/sequence_lengths.cuh"
 
@@ -46,23 +47,31 @@ struct ScoringParams {
   std::int32_t* kv_indices;     // [batch, heads_q, nq, nk]
 };
 
-inline constexpr int kRowsPerCta = 8;  // one warp per mask row
+inline constexpr int kRowsPerCta = 8;  // one warp per mask row; also the fp64 mma's M
+inline constexpr int kLogitPad = 8;    // doubles after each staged logit row (rows alternate bank halves)
+inline constexpr int kTilesInFlight = 4;  // independent mma accumulators per warp (8-block column tiles)
 
-// Shared memory of score_rows_kernel: the tile's pooled query rows and one staged key chunk.
-inline std::size_t score_rows_smem_bytes(int d, int max_band_dims) {
-  return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * d + static_cast<std::size_t>(max_band_dims) * kKeyChunk);
+// Shared memory of score_rows_kernel: the tile's pooled query rows, one band's logits of every row, and the
+// bands' dim lists padded to the mma's k of 4.
+inline std::size_t score_rows_smem_bytes(int d, int items) {
+  return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * d +
+                           static_cast<std::size_t>(kRowsPerCta) * (items * kKeyChunk + kLogitPad)) +
+         sizeof(int) * 2 * kMaxBandDims;
 }
 
 // One CTA scores kRowsPerCta consecutive mask rows of one (sequence, query head), one warp per row; lane l owns
-// key blocks v = 32 c + l (c < kItems). Per band: chunks of 32 pooled keys are staged in shared memory once for
-// the CTA's rows and each lane sums its logit over the band's dims in the reference's order; the warp takes
-// the softmax; the rule's cut is found without sorting (see cut()).
+// key blocks v = 32 c + l (c < kItems). Per band, the CTA's logits are one 8-row fp64 GEMM over the band's dims
+// (mma m8n8k4: the warps share the row tile and split the key blocks into 8-column tiles, the pooled keys read
+// from L2 in the transposed layout) into shared memory; then each warp takes its row's softmax and the rule's
+// cut (see cut()).
 template <int kItems>
-__global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const ScoringParams p) {
+__global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_rows_kernel(const ScoringParams p) {
   static_assert(kItems <= 64, "the kept set is a 64-bit mask per lane");
   double* shared = dynamic_shared<double>();
+  constexpr int kStride = kItems * kKeyChunk + kLogitPad;
   double* q_rows = shared;                          // [kRowsPerCta][d]
-  double* chunk = shared + kRowsPerCta * p.d;       // [band dims][kKeyChunk]
+  double* logits = shared + kRowsPerCta * p.d;      // [kRowsPerCta][kStride]
+  int* band_dims = reinterpret_cast<int*>(logits + kRowsPerCta * kStride);  // [2][kMaxBandDims], -1: padding
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int u0 = blockIdx.x * kRowsPerCta, h = blockIdx.y, b = blockIdx.z;
   const int nq = p.lengths.q_blocks(b), nk = p.lengths.k_blocks(b);  // this sequence's (varlen: <= p.nq, p.nk)
@@ -73,7 +82,11 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
   const int tile_candidates = rows > 0 ? candidates_of(u0 + rows - 1) : 0;  // the most of any row here
   const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u0) * p.d;
   const double* pk = p.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + hk) * p.d * p.nk;
-  for (int i = threadIdx.x; i < rows * p.d; i += blockDim.x) q_rows[i] = pq[i];
+  for (int i = threadIdx.x; i < kRowsPerCta * p.d; i += blockDim.x) q_rows[i] = i < rows * p.d ? pq[i] : 0.0;
+  for (int i = threadIdx.x; i < 2 * kMaxBandDims; i += blockDim.x) {
+    const Band& band = p.band[i / kMaxBandDims];
+    band_dims[i] = i % kMaxBandDims < band.count ? band.dims[i % kMaxBandDims] : -1;
+  }
   unsigned long long kept = 0;  // bit c: block 32 c + lane
   unsigned long long own = 0;   // PBS: the row's own segment, not scored
   if (p.segment_blocks > 0 && warp < rows) {
@@ -81,28 +94,43 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
     own = blocks_below<kItems>(min(first + p.segment_blocks, nk)) & ~blocks_below<kItems>(first);
   }
   const bool scored = __any_sync(0xffffffffu, (blocks_below<kItems>(candidates) & ~own) != 0);
+  const int tiles = (tile_candidates + 7) / 8;
+  const int frag_mn = lane / 4, frag_k = lane % 4;  // this lane's row (A) / column (B) and k in the mma fragments
 
   for (int z = 0; z < p.bands; ++z) {
-    const Band& band = p.band[z];
+    const int count = p.band[z].count, padded = (count + 3) / 4 * 4;
+    const int* dims = band_dims + z * kMaxBandDims;
     const double scale = p.scales ? p.scales[(b * p.heads_q + h) * p.bands + z] : p.fixed_scale;
+    __syncthreads();  // the dim lists and query rows are staged; the previous band's logits are consumed
+    for (int t0 = warp; t0 < tiles; t0 += kRowsPerCta * kTilesInFlight) {
+      double acc[kTilesInFlight][2] = {};
+#pragma unroll 4
+      for (int i = 0; i < padded; i += 4) {
+        const int dim = dims[i + frag_k];
+        const double a = dim >= 0 ? q_rows[frag_mn * p.d + dim] : 0.0;
+        const double* key_dim = pk + static_cast<std::int64_t>(dim) * p.nk;
+#pragma unroll
+        for (int t = 0; t < kTilesInFlight; ++t) {
+          const int v = (t0 + t * kRowsPerCta) * 8 + frag_mn;
+          const double bk = dim >= 0 && v < nk ? key_dim[v] : 0.0;
+          mma_m8n8k4(acc[t], a, bk);
+        }
+      }
+#pragma unroll
+      for (int t = 0; t < kTilesInFlight; ++t) {
+        const int column = (t0 + t * kRowsPerCta) * 8 + 2 * frag_k;
+        if (t0 + t * kRowsPerCta < tiles) {
+          logits[frag_mn * kStride + column] = acc[t][0] * scale;
+          logits[frag_mn * kStride + column + 1] = acc[t][1] * scale;
+        }
+      }
+    }
+    __syncthreads();
     double prob[kItems];
 #pragma unroll
     for (int c = 0; c < kItems; ++c) {
-      if (c * kKeyChunk < tile_candidates) {  // uniform over the CTA
-        __syncthreads();
-        for (int i = threadIdx.x; i < band.count * kKeyChunk; i += blockDim.x) {
-          const int v = c * kKeyChunk + i % kKeyChunk;
-          chunk[i] = v < p.nk ? pk[static_cast<std::int64_t>(band.dims[i / kKeyChunk]) * p.nk + v] : 0.0;
-        }
-        __syncthreads();
-      }
-      prob[c] = -INFINITY;
-      if (c * kKeyChunk + lane < candidates && !((own >> c) & 1ull)) {
-        const double* q = q_rows + warp * p.d;
-        double s = 0.0;
-        for (int i = 0; i < band.count; ++i) s += q[band.dims[i]] * chunk[i * kKeyChunk + lane];
-        prob[c] = s * scale;
-      }
+      const int v = c * kKeyChunk + lane;
+      prob[c] = v < candidates && !((own >> c) & 1ull) ? logits[warp * kStride + v] : -INFINITY;
     }
     if (!scored) continue;
     double m = -INFINITY;
@@ -118,7 +146,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) score_rows_kernel(const Scor
     const double total = warp_sum(sum);
 #pragma unroll
     for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) prob[c] /= total;
-    kept |= cut<kItems>(prob, candidates, own, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : band.p, 0.0);
+    kept |= cut<kItems>(prob, candidates, own, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p, 0.0);
   }
   if (u >= p.nq) return;
   if (warp >= rows) kept = 0;  // a row past this sequence's end (varlen) stays empty

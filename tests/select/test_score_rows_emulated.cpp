@@ -163,10 +163,9 @@ void check_case(const Case& c, std::mt19937_64& rng) {
   std::vector<std::int32_t> counts(rows, -7), indices(rows * static_cast<std::size_t>(p.nk), -7);
   p.kv_num_blocks = counts.data();
   p.kv_indices = indices.data();
-  const int max_band_dims = std::max(p.band[0].count, p.band[1].count);
   testing::emulated::launch({static_cast<unsigned>((p.nq + gpu::kRowsPerCta - 1) / gpu::kRowsPerCta),
                              static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},
-                            gpu::kRowsPerCta * 32, gpu::score_rows_smem_bytes(c.d, max_band_dims),
+                            gpu::kRowsPerCta * 32, gpu::score_rows_smem_bytes(c.d, kItems),
                             [&] { gpu::score_rows_kernel<kItems>(p); });
   int compared = 0;
   for (int b = 0; b < c.batch; ++b)

@@ -105,11 +105,12 @@ void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select:
   p.importance = w.pooled_q;
   p.key_order = args.key_order;
   check_cuda(cudaFuncSetAttribute(select::proxy_pass_kernel<Element>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(select::proxy_smem_bytes(lengths.block, g.d, 1))),
+                                  static_cast<int>(select::proxy_smem_bytes<Element>(lengths.block, g.d, 1))),
              "PBS proxy shared memory opt-in");
   const dim3 grid(static_cast<unsigned>(pbs.chunks), static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch));
   for (int pass = 0; pass < 2; ++pass)
-    select::proxy_pass_kernel<Element><<<grid, lengths.block, select::proxy_smem_bytes(lengths.block, g.d, pass), s>>>(p, pass);
+    select::proxy_pass_kernel<Element><<<grid, select::proxy_threads(lengths.block),
+                                        select::proxy_smem_bytes<Element>(lengths.block, g.d, pass), s>>>(p, pass);
   select::segment_rank_kernel<<<dim3(static_cast<unsigned>((g.lk + pbs.segment - 1) / pbs.segment),
                                      static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch)),
                                 pbs.segment, 0, s>>>(p);

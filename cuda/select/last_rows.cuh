@@ -2,21 +2,29 @@
 // (algorithms.md §3.3 step 1, CPU: src/select/pbs_selector.cpp) and MInference's estimate (minference_kernels.cuh).
 //
 // PBS's proxy: s[j] = mean over the last B queries r of softmax_j(q_r . k_j / sqrt(d)), over the keys
-// of complete segments, no causal mask, per query head. Logits are fp64 sums over the dims in the CPU's order
-// (fused multiply-adds: fp64 rounding apart); the softmax runs in two passes over key chunks: the first keeps
-// each chunk's row maximum and exp-sum, the second merges them per row and sums each key's probabilities over
-// the rows in row order, as the CPU does. The softmax normaliser sums in another order (fp64 rounding).
+// of complete segments, no causal mask, per query head. Logits are fp64 tensor-core products (mma m8n8k4: the
+// bf16/fp16 inputs are exact fp64 operands, so a logit is the CPU's fp64 dot product up to the order of its
+// roundings); the softmax runs in two passes over key chunks: the first keeps each chunk's row maximum and
+// exp-sum, the second merges them per row and sums each key's probabilities over the rows in row order, as the
+// CPU does. The softmax normaliser sums in another order (fp64 rounding).
+//
+// A pass's CTA holds the rows in whole warps, 32 rows (4 mma row tiles) a warp; per step of 32 staged keys
+// (4 column tiles) each lane ends with 4 rows x 8 keys of logits, folds them into its rows' running statistics
+// (pass 0; the 4 lanes of a row merge at the end) or writes their terms for the per-key sums (pass 1).
 #pragma once
 #include <cstdint>
 
 #include "common/dynamic_shared.cuh"
+#include "select/element_convert.cuh"
+#include "select/fp64_mma.cuh"
 #include "select/sequence_lengths.cuh"
-#include "select/stride_scoring.cuh"
 
 namespace sparsefill::cuda::select {
 
 inline constexpr int kProxyChunk = 1024;  // keys per CTA of the proxy passes
-inline constexpr int kProxyTile = 32;     // keys staged in shared memory per step
+inline constexpr int kProxyTile = 32;     // keys staged in shared memory per step (4 mma column tiles)
+inline constexpr int kProxyRowPad = 8;    // elements after each staged query row (conflict-free mma A loads)
+inline constexpr int kProxyKeyPad = 4;    // floats after each staged key (conflict-free mma B loads)
 
 struct LastRowsParams : QkTensors {
   int batch, heads_q, heads_kv, d, width;  // width: max_seqlen_k, the key_order row length
@@ -33,11 +41,16 @@ struct LastRowsParams : QkTensors {
 
 inline constexpr int kRowPad = 2;  // elements after each staged query row (2-byte elements: conflict-free rows)
 
-// Shared memory of a pass: the query rows (input dtype, padded), one key tile (fp32) and, in pass 1, its terms
-// (fp64). Pass 0 needs less, so more CTAs fit on an SM.
-inline std::size_t proxy_smem_bytes(int rows, int d, int pass) {
-  return sizeof(std::uint16_t) * static_cast<std::size_t>(rows) * (d + kRowPad) +
-         sizeof(float) * static_cast<std::size_t>(kProxyTile) * d + (pass == 1 ? sizeof(double) * kProxyTile * rows : 0);
+// Threads of a proxy pass over `rows` query rows: whole warps of 32 rows each.
+inline int proxy_threads(int rows) { return (rows + 31) / 32 * 32; }
+
+// Shared memory of a pass: the query rows (input dtype, padded to whole warps), one key tile (fp32) and, in
+// pass 1, its terms (fp64). Pass 0 needs less, so more CTAs fit on an SM.
+template <typename Element>
+std::size_t proxy_smem_bytes(int rows, int d, int pass) {
+  const std::size_t threads = static_cast<std::size_t>(proxy_threads(rows));
+  return sizeof(Element) * threads * (d + kProxyRowPad) + sizeof(float) * kProxyTile * (d + kProxyKeyPad) +
+         (pass == 1 ? sizeof(double) * kProxyTile * threads : 0);
 }
 
 // The keys the last rows attend: PBS's complete segments (nothing for a sequence of one segment), else all.
@@ -57,88 +70,132 @@ __device__ inline void merged_row_stats(const LastRowsParams& p, int b, int h, i
     if (row[c * p.rows * 2] != -INFINITY) z += row[c * p.rows * 2 + 1] * exp(row[c * p.rows * 2] - m);
 }
 
-// Loads the last `rows` queries of (b, h) into shared memory, rows of stride d + kRowPad elements.
+// Loads the last `rows` queries of (b, h) into shared memory, rows of `stride` elements.
 template <typename Element>
-__device__ void load_last_queries(const LastRowsParams& p, int b, int h, int rows, Element* qs) {
+__device__ void load_last_queries(const LastRowsParams& p, int b, int h, int rows, int stride, Element* qs) {
   const int lq = p.lengths.q(b), d = p.d;
   const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
                   static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
   for (int i = threadIdx.x; i < rows * d; i += blockDim.x)
-    qs[(i / d) * (d + kRowPad) + i % d] = q[static_cast<std::int64_t>(lq - rows + i / d) * p.q_token + i % d];
+    qs[(i / d) * stride + i % d] = q[static_cast<std::int64_t>(lq - rows + i / d) * p.q_token + i % d];
 }
 
-// One pass over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y); thread r is query row lq - rows + r.
-// Pass 0 writes the chunk's row maximum and exp-sum over the keys each row sees; pass 1 (PBS) writes the
-// chunk's keys' importance.
+// Merges running softmax statistics (maximum, exp-sum) of the same row.
+__device__ inline void merge_stats(double& m, double& z, double m2, double z2) {
+  if (m2 == -INFINITY) return;
+  if (m == -INFINITY) {
+    m = m2;
+    z = z2;
+    return;
+  }
+  const double top = fmax(m, m2);
+  z = z * exp(m - top) + z2 * exp(m2 - top);
+  m = top;
+}
+
+// One pass over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y), proxy_threads(p.rows) threads; row
+// r is query row lq - rows + r. Pass 0 writes the chunk's row maximum and exp-sum over the keys each row sees;
+// pass 1 (PBS) writes the chunk's keys' importance.
 template <typename Element>
 __global__ void proxy_pass_kernel(const LastRowsParams p, int pass) {
   unsigned char* smem = dynamic_shared<unsigned char>();
-  const int h = blockIdx.y, b = blockIdx.z, r = threadIdx.x;
+  const int h = blockIdx.y, b = blockIdx.z;
   const int lq = p.lengths.q(b), keys = attended_keys(p, b);
   if (keys == 0) return;  // PBS's dense fallback: no permutation
   const int rows = min(p.rows, lq), j0 = static_cast<int>(blockIdx.x) * kProxyChunk;
-  const int j_end = min(j0 + kProxyChunk, keys);
-  // The last key row r sees (inclusive).
-  const int last = p.causal ? min(keys - 1, lq - rows + r + p.lengths.k(b) - lq) : keys - 1;
+  const int j_end = min(j0 + kProxyChunk, keys), threads = static_cast<int>(blockDim.x);
   double* partial = p.partial + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.chunks + blockIdx.x) * p.rows * 2;
   if (j0 >= keys) {
-    if (pass == 0 && r < rows) {
+    for (int r = threadIdx.x; pass == 0 && r < rows; r += threads) {
       partial[r * 2] = -INFINITY;
       partial[r * 2 + 1] = 0.0;
     }
     return;
   }
   const int d = p.d, hk = h / (p.heads_q / p.heads_kv);
-  auto* qs = reinterpret_cast<Element*>(smem);  // [rows][d + kRowPad]
-  float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(p.rows) * (d + kRowPad));  // [kProxyTile][d]
-  double* terms = reinterpret_cast<double*>(ks + kProxyTile * d);  // pass 1: [kProxyTile][rows]
+  const int q_stride = d + kProxyRowPad, k_stride = d + kProxyKeyPad;
+  auto* qs = reinterpret_cast<Element*>(smem);  // [threads][q_stride], rows past `rows` zero
+  float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(threads) * q_stride);  // [kProxyTile][k_stride]
+  double* terms = reinterpret_cast<double*>(ks + kProxyTile * k_stride);  // pass 1: [kProxyTile][threads]
   const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
-  load_last_queries<Element>(p, b, h, rows, qs);
-  double m = -INFINITY, z = 0.0;
-  if (pass == 1 && r < rows) merged_row_stats(p, b, h, r, keys, m, z);
+  load_last_queries<Element>(p, b, h, rows, q_stride, qs);
+  for (int i = rows * q_stride + threadIdx.x; i < threads * q_stride; i += threads) qs[i] = Element(0.0f);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
+  int row[4], last[4];  // this lane's rows (one per row tile) and the last key each sees (inclusive)
+  double m[4], z[4];
+#pragma unroll
+  for (int t = 0; t < 4; ++t) {
+    row[t] = 32 * warp + 8 * t + frag_mn;
+    last[t] = p.causal ? min(keys - 1, lq - rows + row[t] + p.lengths.k(b) - lq) : keys - 1;
+    m[t] = -INFINITY;
+    z[t] = 0.0;
+    if (pass == 1 && row[t] < rows) merged_row_stats(p, b, h, row[t], keys, m[t], z[t]);
+  }
   for (int t0 = j0; t0 < j_end; t0 += kProxyTile) {
     const int n = min(kProxyTile, j_end - t0);
     __syncthreads();
-    for (int i = threadIdx.x; i < n * d; i += blockDim.x)
-      ks[i] = to_float(k[static_cast<std::int64_t>(t0 + i / d) * p.k_token + i % d]);
+    for (int i = threadIdx.x; i < kProxyTile * d; i += threads) {
+      const int key = i / d;
+      ks[key * k_stride + i % d] = key < n ? to_float(k[static_cast<std::int64_t>(t0 + key) * p.k_token + i % d]) : 0.0f;
+    }
     __syncthreads();
-    if (r < rows) {
-      for (int t8 = 0; t8 < n; t8 += 8) {  // 8 keys at a time: one query load feeds 8 products
-        double dot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int c = 0; c < d; ++c) {
-          const double qv = to_float(qs[r * (d + kRowPad) + c]);
+    double acc[4][4][2] = {};  // [row tile][column tile][element]
+    for (int c0 = 0; c0 < d; c0 += 4) {
+      const int c = c0 + frag_k;
+      double a[4], bk[4];
 #pragma unroll
-          for (int i = 0; i < 8; ++i) dot[i] += qv * ks[(t8 + i) * d + c];
-        }
+      for (int t = 0; t < 4; ++t) {
+        a[t] = c < d ? static_cast<double>(to_float(qs[row[t] * q_stride + c])) : 0.0;
+        bk[t] = c < d ? static_cast<double>(ks[(8 * t + frag_mn) * k_stride + c]) : 0.0;
+      }
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          if (t8 + i >= n) break;
-          const bool seen = t0 + t8 + i <= last;
-          const double logit = dot[i] * p.scale;
+      for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) mma_m8n8k4(acc[mt][nt], a[mt], bk[nt]);
+    }
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt) {
+      if (row[mt] >= rows) continue;
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const int key = 8 * nt + 2 * frag_k + i;
+          if (key >= n) continue;
+          const bool seen = t0 + key <= last[mt];
+          const double logit = acc[mt][nt][i] * p.scale;
           if (pass == 0 && seen) {
-            if (logit > m) {
-              z = m == -INFINITY ? 0.0 : z * exp(m - logit);
-              m = logit;
+            if (logit > m[mt]) {
+              z[mt] = m[mt] == -INFINITY ? 0.0 : z[mt] * exp(m[mt] - logit);
+              m[mt] = logit;
             }
-            z += exp(logit - m);
+            z[mt] += exp(logit - m[mt]);
           } else if (pass == 1) {
-            terms[(t8 + i) * p.rows + r] = seen ? exp(logit - m) / z / static_cast<double>(rows) : 0.0;
+            terms[key * threads + row[mt]] = seen ? exp(logit - m[mt]) / z[mt] / static_cast<double>(rows) : 0.0;
           }
         }
-      }
     }
     if (pass == 1) {
       __syncthreads();
       if (threadIdx.x < n) {  // each key's sum over the rows, in row order
         double s = 0.0;
-        for (int i = 0; i < rows; ++i) s += terms[threadIdx.x * p.rows + i];
+        for (int i = 0; i < rows; ++i) s += terms[threadIdx.x * threads + i];
         p.importance[(static_cast<std::int64_t>(b) * p.heads_q + h) * p.width + t0 + threadIdx.x] = s;
       }
     }
   }
-  if (pass == 0 && r < rows) {
-    partial[r * 2] = m;
-    partial[r * 2 + 1] = z;
+  if (pass == 0) {
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      for (int offset = 1; offset < 4; offset *= 2) {  // the 4 lanes of a row
+        const double m2 = __shfl_xor_sync(0xffffffffu, m[t], offset), z2 = __shfl_xor_sync(0xffffffffu, z[t], offset);
+        merge_stats(m[t], z[t], m2, z2);
+      }
+      if (frag_k == 0 && row[t] < rows) {
+        partial[row[t] * 2] = m[t];
+        partial[row[t] * 2 + 1] = z[t];
+      }
+    }
   }
 }
 

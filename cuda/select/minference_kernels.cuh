@@ -60,7 +60,7 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
     if (x < p.width) out[x] = 0.0;
     return;
   }
-  load_last_queries<Element>(p, b, h, rows, qs);
+  load_last_queries<Element>(p, b, h, rows, d + kRowPad, qs);
   for (int r = threadIdx.x; r < rows; r += blockDim.x) merged_row_stats(p, b, h, r, lk, stats[2 * r], stats[2 * r + 1]);
   // Keys [k_lo, k_hi]: columns x0.., or for offsets the keys i + shift - o of every row i.
   const int k_hi = min(lk - 1, slash ? lq - 1 + shift - x0 : x0 + kLinesPerCta - 1);

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cute/arch/mma_sm80.hpp>
 
+#include "select/element_convert.cuh"
 #include "select/ranked_cut.cuh"
 #include "select/sequence_lengths.cuh"
 
@@ -61,15 +62,6 @@ template <>
 struct MmaOf<__half> {
   using Op = cute::SM80_16x8x16_F32F16F16F32_TN;
 };
-
-__device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ inline float to_float(__half x) { return __half2float(x); }
-template <typename Element>
-__device__ Element from_float(float x);
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-template <>
-__device__ inline __half from_float<__half>(float x) { return __float2half_rn(x); }
 
 // RRAttention's key sums: k_hat[j] = sum_t k[jS + t] (fp64, token order, keys past the sequence absent), stored
 // as hi = round(k_hat), lo = round(k_hat - hi) in the input dtype. Grid (strides_max, slots), d threads.

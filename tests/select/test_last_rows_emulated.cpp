@@ -1,0 +1,172 @@
+// The last-rows attention kernels (cuda/select/last_rows.cuh: the proxy passes shared by PBS-Attn and
+// MInference; pbs_kernels.cuh: the segmented ranking), run on the host through the device emulator on fp32
+// inputs of few mantissa bits (every product exact in fp64), against a plain fp64 computation: the merged
+// softmax statistics of each last row (pass 0, with and without the causal bound), each key's importance
+// (pass 1: the mean over the last rows of the softmax probabilities), and PBS's key order (descending importance
+// inside complete segments, ties by the lower index). Statistics and importance agree to fp64 rounding (the
+// kernel's sums run in another order); the key order must be equal.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "support/device_emulator.hpp"
+#include "support/random_tensors.hpp"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#include "select/pbs_kernels.cuh"
+#pragma GCC diagnostic pop
+
+namespace sparsefill {
+namespace {
+
+namespace gpu = cuda::select;
+
+struct LastRowsCase {
+  int heads_q = 4, heads_kv = 2, d = 16, lq = 1100, lk = 1100, rows = 40;
+  bool causal = false;
+  int segment = 0;  // PBS
+};
+
+struct Problem {
+  std::vector<float> q, k;  // [tokens, heads, d]
+  gpu::LastRowsParams p{};
+  std::vector<double> partial, importance;
+  std::vector<std::int32_t> order;
+};
+
+Problem make_problem(const LastRowsCase& c, std::mt19937_64& rng) {
+  Problem pr;
+  auto fill = [&](std::vector<float>& x, std::size_t n) {
+    x.resize(n);
+    for (float& v : x) v = static_cast<float>(static_cast<int>(rng() % 129) - 64) / 32.0f;  // exact in bf16
+  };
+  fill(pr.q, static_cast<std::size_t>(c.lq) * c.heads_q * c.d);
+  fill(pr.k, static_cast<std::size_t>(c.lk) * c.heads_kv * c.d);
+  gpu::LastRowsParams& p = pr.p;
+  p.q = pr.q.data();
+  p.k = pr.k.data();
+  p.q_batch = 0;
+  p.q_token = c.heads_q * c.d;
+  p.q_head = c.d;
+  p.k_batch = 0;
+  p.k_token = c.heads_kv * c.d;
+  p.k_head = c.d;
+  p.batch = 1;
+  p.heads_q = c.heads_q;
+  p.heads_kv = c.heads_kv;
+  p.d = c.d;
+  p.width = c.lk;
+  p.lengths.lq = c.lq;
+  p.lengths.lk = c.lk;
+  p.lengths.block = 16;
+  p.rows = c.rows;
+  p.scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+  p.causal = c.causal;
+  p.segment = c.segment;
+  p.chunks = (c.lk + gpu::kProxyChunk - 1) / gpu::kProxyChunk;
+  pr.partial.assign(static_cast<std::size_t>(c.heads_q) * p.chunks * c.rows * 2, -7.0);
+  pr.importance.assign(static_cast<std::size_t>(c.heads_q) * c.lk, -7.0);
+  pr.order.assign(static_cast<std::size_t>(c.heads_q) * c.lk, -7);
+  p.partial = pr.partial.data();
+  p.importance = pr.importance.data();
+  p.key_order = pr.order.data();
+  return pr;
+}
+
+void run_pass(Problem& pr, int pass) {
+  const gpu::LastRowsParams& p = pr.p;
+  testing::emulated::launch({static_cast<unsigned>(p.chunks), static_cast<unsigned>(p.heads_q), 1},
+                            gpu::proxy_threads(p.rows), gpu::proxy_smem_bytes<float>(p.rows, p.d, pass),
+                            [&] { gpu::proxy_pass_kernel<float>(p, pass); });
+}
+
+// Host fp64 logits of last row r (query lq - rows + r) of head h against key j.
+double logit(const LastRowsCase& c, const Problem& pr, int h, int r, int j) {
+  const int hk = h / (c.heads_q / c.heads_kv), t = c.lq - c.rows + r;
+  double s = 0;
+  for (int i = 0; i < c.d; ++i)
+    s += static_cast<double>(pr.q[(static_cast<std::size_t>(t) * c.heads_q + h) * c.d + i]) *
+         static_cast<double>(pr.k[(static_cast<std::size_t>(j) * c.heads_kv + hk) * c.d + i]);
+  return s * pr.p.scale;
+}
+
+int attended(const LastRowsCase& c) { return c.segment == 0 ? c.lk : c.lk > c.segment ? (c.lk / c.segment) * c.segment : 0; }
+
+// The keys row r sees: all attended keys, or (causal) those at or before its position, bottom-right aligned.
+int seen_end(const LastRowsCase& c, int r) {
+  const int keys = attended(c);
+  return c.causal ? std::min(keys, c.lq - c.rows + r + c.lk - c.lq + 1) : keys;
+}
+
+void expect_close(double got, double want, const std::string& what) {
+  EXPECT_NEAR(got, want, 1e-12 * std::max(1.0, std::abs(want))) << what;
+}
+
+TEST(EmulatedLastRows, SoftmaxStatisticsEqualTheHostComputation) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (const bool causal : {false, true}) {
+    LastRowsCase c;
+    c.causal = causal;
+    c.lq = causal ? 700 : c.lq;  // causal: more keys than queries (chunked prefill)
+    Problem pr = make_problem(c, rng);
+    run_pass(pr, 0);
+    for (int h = 0; h < c.heads_q; ++h)
+      for (int r = 0; r < c.rows; ++r) {
+        double m = -INFINITY, z = 0;
+        for (int j = 0; j < seen_end(c, r); ++j) m = std::max(m, logit(c, pr, h, r, j));
+        for (int j = 0; j < seen_end(c, r); ++j) z += std::exp(logit(c, pr, h, r, j) - m);
+        double got_m, got_z;
+        gpu::merged_row_stats(pr.p, 0, h, r, attended(c), got_m, got_z);
+        const std::string what = std::string(causal ? "causal" : "full") + " head " + std::to_string(h) + " row " + std::to_string(r);
+        expect_close(got_m, m, what + " max");
+        expect_close(got_z, z, what + " exp-sum");
+      }
+  }
+}
+
+TEST(EmulatedLastRows, PbsImportanceAndKeyOrderEqualTheHostComputation) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  LastRowsCase c;
+  c.rows = 16;  // PBS: the last block
+  c.segment = 256;
+  c.lq = c.lk = 1100;  // 4 complete segments, a partial one
+  Problem pr = make_problem(c, rng);
+  run_pass(pr, 0);
+  run_pass(pr, 1);
+  const gpu::LastRowsParams& p = pr.p;
+  testing::emulated::launch({static_cast<unsigned>((c.lk + c.segment - 1) / c.segment), static_cast<unsigned>(c.heads_q), 1},
+                            c.segment, 0, [&] { gpu::segment_rank_kernel(p); });
+  const int keys = attended(c);
+  for (int h = 0; h < c.heads_q; ++h) {
+    std::vector<double> m(static_cast<std::size_t>(c.rows), -INFINITY), z(static_cast<std::size_t>(c.rows), 0.0);
+    for (int r = 0; r < c.rows; ++r) {
+      for (int j = 0; j < keys; ++j) m[r] = std::max(m[r], logit(c, pr, h, r, j));
+      for (int j = 0; j < keys; ++j) z[r] += std::exp(logit(c, pr, h, r, j) - m[r]);
+    }
+    std::vector<double> importance(static_cast<std::size_t>(keys), 0.0);
+    for (int j = 0; j < keys; ++j) {
+      for (int r = 0; r < c.rows; ++r) importance[j] += std::exp(logit(c, pr, h, r, j) - m[r]) / z[r] / c.rows;
+      expect_close(pr.importance[static_cast<std::size_t>(h) * c.lk + j], importance[j], "importance of key " + std::to_string(j));
+    }
+    std::vector<std::int32_t> want(static_cast<std::size_t>(c.lk));
+    std::iota(want.begin(), want.end(), 0);
+    for (int g = 0; g + c.segment <= keys; g += c.segment)
+      std::stable_sort(want.begin() + g, want.begin() + g + c.segment,
+                       [&](std::int32_t a, std::int32_t b) { return importance[a] > importance[b]; });
+    const std::int32_t* got = pr.order.data() + static_cast<std::size_t>(h) * c.lk;
+    EXPECT_EQ(std::vector<std::int32_t>(got, got + c.lk), want) << "head " << h;
+  }
+}
+
+}  // namespace
+}  // namespace sparsefill

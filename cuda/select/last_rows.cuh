@@ -39,7 +39,6 @@ struct LastRowsParams : QkTensors {
   std::int32_t* key_order;      // [batch, heads_q, width] out
 };
 
-inline constexpr int kRowPad = 2;  // elements after each staged query row (2-byte elements: conflict-free rows)
 
 // Threads of a proxy pass over `rows` query rows: whole warps of 32 rows each.
 inline int proxy_threads(int rows) { return (rows + 31) / 32 * 32; }

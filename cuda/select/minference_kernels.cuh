@@ -1,88 +1,23 @@
 // MInference vertical-slash on the GPU (algorithms.md §4.4; the CPU form is src/select/minference_selector.cpp).
 //
 // The last `last_q` queries' causal attention (scale 1/sqrt(128), hard-coded in the reference) is estimated with
-// the shared last-rows statistics pass (pbs_kernels.cuh); then one thread per column j sums its probabilities
-// over the rows (vertical), and one thread per diagonal offset o sums p(i, i + shift - o) (slash), both in row
-// order as the CPU does, with fp64 logits over the dims in the CPU's order. The first 30 columns and 100
-// diagonals are forced (+inf), the top vertical_size columns and slash_size diagonals kept (ties by the lower
-// index), and the kept lines rasterised to blocks: a block row keeps a block holding a kept column at or before
-// its last key, or a kept diagonal's span over its queries.
+// the shared last-rows statistics pass (last_rows.cuh); line_sums.cuh sums its probabilities per column
+// (vertical) and per diagonal (slash). The first 30 columns and 100 diagonals are forced (+inf), the top
+// vertical_size columns and slash_size diagonals kept (ties by the lower index), and the kept lines rasterised
+// to blocks: a block row keeps a block holding a kept column at or before its last key, or a kept diagonal's
+// span over its queries.
 #pragma once
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 #include <cstdint>
 
-#include "common/dynamic_shared.cuh"
-#include "select/last_rows.cuh"
+#include "select/line_sums.cuh"
 #include "select/ranked_cut.cuh"
 
 namespace sparsefill::cuda::select {
 
-inline constexpr int kLinesPerCta = 64;      // columns or offsets summed per CTA (one per thread)
-inline constexpr int kMaxLastQueries = 64;   // rows of the estimate the line kernel stages
-inline constexpr int kForcedColumns = 30, kForcedDiagonals = 100;
 inline constexpr int kTopKThreads = 1024;
 inline constexpr int kMaxRasterBlocks = 64 * kKeyChunk;  // key blocks per mask row the raster kernel holds
-
-struct LineParams {
-  LastRowsParams rows;     // the last-rows attention (partial statistics from proxy_pass_kernel pass 0)
-  double* vertical;   // [batch, heads_q, width]
-  double* slash;      // [batch, heads_q, width]
-  int vertical_size, slash_size;
-  std::int32_t* column_min;  // [batch, heads_q, nk]: the lowest kept column of each block (INT32_MAX: none)
-  std::int32_t* offsets;     // [batch, heads_q, width]: kept diagonal offsets, ascending
-  std::int32_t* offset_count;  // [batch, heads_q]
-  int nq, nk;                // of the longest sequence (the mask layout)
-  std::int32_t* kv_num_blocks;
-  std::int32_t* kv_indices;
-};
-
-inline std::size_t line_smem_bytes(int d) {
-  return sizeof(std::uint16_t) * static_cast<std::size_t>(kMaxLastQueries) * (d + kRowPad) +
-         sizeof(float) * static_cast<std::size_t>(kLinesPerCta + kMaxLastQueries) * (d + 1) +
-         sizeof(double) * 2 * kMaxLastQueries;
-}
-
-// Vertical (slash = 0) or slash (1) sums of (b, h) = (blockIdx.z, blockIdx.y) for lines blockIdx.x * 64 + t.
-template <typename Element>
-__global__ void line_sums_kernel(const LineParams lp, int slash) {
-  unsigned char* smem = dynamic_shared<unsigned char>();
-  const LastRowsParams& p = lp.rows;
-  const int h = blockIdx.y, b = blockIdx.z, d = p.d, hk = h / (p.heads_q / p.heads_kv);
-  const int lq = p.lengths.q(b), lk = p.lengths.k(b), shift = lk - lq, rows = min(p.rows, lq);
-  const int x0 = static_cast<int>(blockIdx.x) * kLinesPerCta, x = x0 + threadIdx.x;
-  auto* qs = reinterpret_cast<Element*>(smem);  // [rows][d + kRowPad]
-  float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(kMaxLastQueries) * (d + kRowPad));  // the keys these lines meet
-  double* stats = reinterpret_cast<double*>(ks + static_cast<std::size_t>(kLinesPerCta + kMaxLastQueries) * (d + 1));
-  const std::int64_t row = static_cast<std::int64_t>(b) * p.heads_q + h;
-  double* out = (slash ? lp.slash : lp.vertical) + row * p.width;
-  if (x0 >= lk) {
-    if (x < p.width) out[x] = 0.0;
-    return;
-  }
-  load_last_queries<Element>(p, b, h, rows, d + kRowPad, qs);
-  for (int r = threadIdx.x; r < rows; r += blockDim.x) merged_row_stats(p, b, h, r, lk, stats[2 * r], stats[2 * r + 1]);
-  // Keys [k_lo, k_hi]: columns x0.., or for offsets the keys i + shift - o of every row i.
-  const int k_hi = min(lk - 1, slash ? lq - 1 + shift - x0 : x0 + kLinesPerCta - 1);
-  const int k_lo = max(0, slash ? lq - rows + shift - (x0 + kLinesPerCta - 1) : x0);
-  const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
-  for (int i = threadIdx.x; i < (k_hi - k_lo + 1) * d; i += blockDim.x)
-    ks[(i / d) * (d + 1) + i % d] = to_float(k[static_cast<std::int64_t>(k_lo + i / d) * p.k_token + i % d]);
-  __syncthreads();
-  if (x >= lk) {
-    if (x < p.width) out[x] = 0.0;
-    return;
-  }
-  double sum = 0.0;
-  for (int r = 0; r < rows; ++r) {
-    const int i = lq - rows + r, j = slash ? i + shift - x : x;
-    if (j < 0 || j > min(lk - 1, i + shift) || stats[2 * r] == -INFINITY) continue;
-    double s = 0.0;
-    for (int c = 0; c < d; ++c) s += static_cast<double>(to_float(qs[r * (d + kRowPad) + c])) * ks[(j - k_lo) * (d + 1) + c];
-    sum += exp(s * p.scale - stats[2 * r]) / stats[2 * r + 1];
-  }
-  out[x] = x < (slash ? kForcedDiagonals : kForcedColumns) ? INFINITY : sum;
-}
 
 // Top-k of a line array (vertical: k = clamp(vertical_size, 30, lk); slash: clamp(slash_size, 50, lk)), ties by
 // the lower index, without sorting: a binary search over the values' bit patterns finds the k-th largest, then

@@ -43,13 +43,13 @@ void launch(const select::LineParams& lp, const Geometry& g, cudaStream_t s) {
              "MInference statistics shared memory opt-in");
   const unsigned heads = static_cast<unsigned>(g.heads_q), batch = static_cast<unsigned>(g.batch);
   select::proxy_pass_kernel<Element><<<dim3(static_cast<unsigned>(p.chunks), heads, batch), select::proxy_threads(p.rows), stats_smem, s>>>(p, 0);
-  const std::size_t line_smem = select::line_smem_bytes(g.d);
+  const std::size_t line_smem = select::line_smem_bytes<Element>(g.d);
   check_cuda(cudaFuncSetAttribute(select::line_sums_kernel<Element>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(line_smem)),
              "MInference line shared memory opt-in");
   const dim3 lines(static_cast<unsigned>((g.lk + select::kLinesPerCta - 1) / select::kLinesPerCta), heads, batch);
   for (int slash = 0; slash < 2; ++slash)
-    select::line_sums_kernel<Element><<<lines, select::kLinesPerCta, line_smem, s>>>(lp, slash);
+    select::line_sums_kernel<Element><<<lines, select::kLineThreads, line_smem, s>>>(lp, slash);
   for (int slash = 0; slash < 2; ++slash)
     select::line_top_k_kernel<<<dim3(1, heads, batch), select::kTopKThreads, 0, s>>>(lp, slash);
   select::line_raster_kernel<<<dim3(static_cast<unsigned>(g.nq), heads, batch), 32, 0, s>>>(lp);

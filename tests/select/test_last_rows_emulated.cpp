@@ -1,10 +1,11 @@
 // The last-rows attention kernels (cuda/select/last_rows.cuh: the proxy passes shared by PBS-Attn and
-// MInference; pbs_kernels.cuh: the segmented ranking), run on the host through the device emulator on fp32
-// inputs of few mantissa bits (every product exact in fp64), against a plain fp64 computation: the merged
-// softmax statistics of each last row (pass 0, with and without the causal bound), each key's importance
-// (pass 1: the mean over the last rows of the softmax probabilities), and PBS's key order (descending importance
-// inside complete segments, ties by the lower index). Statistics and importance agree to fp64 rounding (the
-// kernel's sums run in another order); the key order must be equal.
+// MInference; pbs_kernels.cuh: the segmented ranking; line_sums.cuh: MInference's vertical and slash sums), run
+// on the host through the device emulator on fp32 inputs of few mantissa bits (every product exact in fp64),
+// against a plain fp64 computation: the merged softmax statistics of each last row (pass 0, with and without
+// the causal bound), each key's importance (pass 1: the mean over the last rows of the softmax probabilities),
+// PBS's key order (descending importance inside complete segments, ties by the lower index), and every line sum
+// (forced lines +inf, zeros past the keys). Sums agree to fp64 rounding (the kernel's run in another order);
+// the key order must be equal.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#include "select/line_sums.cuh"
 #include "select/pbs_kernels.cuh"
 #pragma GCC diagnostic pop
 
@@ -165,6 +167,52 @@ TEST(EmulatedLastRows, PbsImportanceAndKeyOrderEqualTheHostComputation) {
                        [&](std::int32_t a, std::int32_t b) { return importance[a] > importance[b]; });
     const std::int32_t* got = pr.order.data() + static_cast<std::size_t>(h) * c.lk;
     EXPECT_EQ(std::vector<std::int32_t>(got, got + c.lk), want) << "head " << h;
+  }
+}
+
+TEST(EmulatedLastRows, MInferenceLineSumsEqualTheHostComputation) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  LastRowsCase c;
+  c.causal = true;
+  c.rows = 40;  // last_q
+  c.lq = 300;
+  c.lk = 420;  // chunked prefill: keys before the queries
+  Problem pr = make_problem(c, rng);
+  pr.p.width = c.lk + 5;  // a wider layout than this sequence: entries past its keys are zeroed
+  run_pass(pr, 0);
+  std::vector<double> vertical(static_cast<std::size_t>(c.heads_q) * pr.p.width, -7.0), slash = vertical;
+  gpu::LineParams lp{};
+  lp.rows = pr.p;
+  lp.vertical = vertical.data();
+  lp.slash = slash.data();
+  const unsigned ctas = static_cast<unsigned>((pr.p.width + gpu::kLinesPerCta - 1) / gpu::kLinesPerCta);
+  for (int is_slash = 0; is_slash < 2; ++is_slash)
+    testing::emulated::launch({ctas, static_cast<unsigned>(c.heads_q), 1}, gpu::kLineThreads, gpu::line_smem_bytes<float>(c.d),
+                              [&] { gpu::line_sums_kernel<float>(lp, is_slash); });
+  const int shift = c.lk - c.lq;
+  for (int h = 0; h < c.heads_q; ++h) {
+    std::vector<std::vector<double>> p(static_cast<std::size_t>(c.rows), std::vector<double>(static_cast<std::size_t>(c.lk), 0.0));
+    for (int r = 0; r < c.rows; ++r) {
+      double m = -INFINITY, z = 0;
+      for (int j = 0; j < seen_end(c, r); ++j) m = std::max(m, logit(c, pr, h, r, j));
+      for (int j = 0; j < seen_end(c, r); ++j) z += std::exp(logit(c, pr, h, r, j) - m);
+      for (int j = 0; j < seen_end(c, r); ++j) p[r][j] = std::exp(logit(c, pr, h, r, j) - m) / z;
+    }
+    for (int x = 0; x < pr.p.width; ++x) {
+      double v = 0, s = 0;
+      for (int r = 0; r < c.rows && x < c.lk; ++r) {
+        v += p[r][x];
+        const int j = c.lq - c.rows + r + shift - x;
+        if (j >= 0) s += p[r][j];
+      }
+      const double want_v = x >= c.lk ? 0.0 : x < gpu::kForcedColumns ? INFINITY : v;
+      const double want_s = x >= c.lk ? 0.0 : x < gpu::kForcedDiagonals ? INFINITY : s;
+      const std::size_t at = static_cast<std::size_t>(h) * pr.p.width + x;
+      if (std::isinf(want_v)) EXPECT_EQ(vertical[at], want_v) << "column " << x; else expect_close(vertical[at], want_v, "column " + std::to_string(x));
+      if (std::isinf(want_s)) EXPECT_EQ(slash[at], want_s) << "offset " << x; else expect_close(slash[at], want_s, "offset " + std::to_string(x));
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 // Host side of MInference on the GPU (see minference_selection.hpp): checks, workspace layout, launches.
-// Workspace: row statistics per key chunk, the vertical sums (whose space the kept offsets reuse once the
-// columns are chosen), the slash sums, each block's lowest kept column, the kept-offset counts.
+// Workspace: row statistics per key chunk, the line sums (the vertical ones, then, once the columns are chosen,
+// the slash ones), the kept offsets, each block's lowest kept column, the kept-offset counts.
 #include "select/minference_selection.hpp"
 
 #include <algorithm>
@@ -25,8 +25,8 @@ int last_rows(const SelectorSettings& settings) {
 std::size_t sizes(const SelectorSettings& settings, const Geometry& g, std::size_t (&bytes)[kParts]) {
   const std::size_t bq = static_cast<std::size_t>(g.batch) * g.heads_q;
   bytes[0] = sizeof(double) * bq * last_rows_chunks(g) * last_rows(settings) * 2;
-  bytes[1] = sizeof(double) * bq * g.lk;  // vertical, then the kept offsets (int32)
-  bytes[2] = sizeof(double) * bq * g.lk;  // slash
+  bytes[1] = sizeof(double) * bq * g.lk;  // vertical sums, then slash sums
+  bytes[2] = sizeof(std::int32_t) * bq * g.lk;  // kept offsets
   bytes[3] = sizeof(std::int32_t) * bq * g.nk;
   bytes[4] = sizeof(std::int32_t) * bq;
   std::size_t total = 0;
@@ -48,10 +48,10 @@ void launch(const select::LineParams& lp, const Geometry& g, cudaStream_t s) {
                                   static_cast<int>(line_smem)),
              "MInference line shared memory opt-in");
   const dim3 lines(static_cast<unsigned>((g.lk + select::kLinesPerCta - 1) / select::kLinesPerCta), heads, batch);
-  for (int slash = 0; slash < 2; ++slash)
+  for (int slash = 0; slash < 2; ++slash) {  // the slash sums overwrite the vertical ones once those are ranked
     select::line_sums_kernel<Element><<<lines, select::kLineThreads, line_smem, s>>>(lp, slash);
-  for (int slash = 0; slash < 2; ++slash)
     select::line_top_k_kernel<<<dim3(1, heads, batch), select::kTopKThreads, 0, s>>>(lp, slash);
+  }
   select::line_raster_kernel<<<dim3(static_cast<unsigned>(g.nq), heads, batch), 32, 0, s>>>(lp);
 }
 
@@ -94,8 +94,8 @@ void run_minference_selection(const SelectorSettings& settings, const GpuSelecti
   lp.rows.partial = reinterpret_cast<double*>(part[0]);
   lp.rows.chunks = last_rows_chunks(g);
   lp.vertical = reinterpret_cast<double*>(part[1]);
-  lp.offsets = reinterpret_cast<std::int32_t*>(part[1]);
-  lp.slash = reinterpret_cast<double*>(part[2]);
+  lp.slash = reinterpret_cast<double*>(part[1]);
+  lp.offsets = reinterpret_cast<std::int32_t*>(part[2]);
   lp.column_min = reinterpret_cast<std::int32_t*>(part[3]);
   lp.offset_count = reinterpret_cast<std::int32_t*>(part[4]);
   lp.vertical_size = static_cast<int>(std::min<std::int64_t>(settings.minference.vertical_size, 1 << 30));

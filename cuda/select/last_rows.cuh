@@ -79,6 +79,39 @@ __device__ void load_last_queries(const LastRowsParams& p, int b, int h, int row
     qs[(i / d) * stride + i % d] = q[static_cast<std::int64_t>(lq - rows + i / d) * p.q_token + i % d];
 }
 
+// Stages keys [t0, t0 + n) of one KV head (`k` at its first token) as fp32 rows of `stride` floats; the rest
+// of the kProxyTile rows are zero.
+template <typename Element>
+__device__ void stage_key_tile(const Element* k, std::int64_t k_token, int t0, int n, int d, int stride, float* ks) {
+  for (int i = threadIdx.x; i < kProxyTile * d; i += blockDim.x) {
+    const int key = i / d;
+    ks[key * stride + i % d] = key < n ? to_float(k[static_cast<std::int64_t>(t0 + key) * k_token + i % d]) : 0.0f;
+  }
+}
+
+// One warp's fp64 logits (unscaled) over d dims: staged query rows row0 + 8 mt + l / 4 (mt < 4) against staged
+// keys key0 + 8 nt + l / 4 (nt < kKeyTiles), as mma fragments: acc[mt][nt][e] is row row0 + 8 mt + l / 4, key
+// key0 + 8 nt + 2 (l % 4) + e.
+template <typename Element, int kKeyTiles>
+__device__ void tile_logits(const Element* qs, int q_stride, int row0, const float* ks, int k_stride, int key0, int d,
+                            double (&acc)[4][kKeyTiles][2]) {
+  const int lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
+  for (int mt = 0; mt < 4; ++mt)
+    for (int nt = 0; nt < kKeyTiles; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = 0.0;
+  for (int c0 = 0; c0 < d; c0 += 4) {
+    const int c = c0 + frag_k;
+    double a[4], bk[kKeyTiles];
+#pragma unroll
+    for (int t = 0; t < 4; ++t) a[t] = c < d ? static_cast<double>(to_float(qs[(row0 + 8 * t + frag_mn) * q_stride + c])) : 0.0;
+#pragma unroll
+    for (int t = 0; t < kKeyTiles; ++t) bk[t] = c < d ? static_cast<double>(ks[(key0 + 8 * t + frag_mn) * k_stride + c]) : 0.0;
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < kKeyTiles; ++nt) mma_m8n8k4(acc[mt][nt], a[mt], bk[nt]);
+  }
+}
+
 // Merges running softmax statistics (maximum, exp-sum) of the same row.
 __device__ inline void merge_stats(double& m, double& z, double m2, double z2) {
   if (m2 == -INFINITY) return;
@@ -133,25 +166,10 @@ __global__ void proxy_pass_kernel(const LastRowsParams p, int pass) {
   for (int t0 = j0; t0 < j_end; t0 += kProxyTile) {
     const int n = min(kProxyTile, j_end - t0);
     __syncthreads();
-    for (int i = threadIdx.x; i < kProxyTile * d; i += threads) {
-      const int key = i / d;
-      ks[key * k_stride + i % d] = key < n ? to_float(k[static_cast<std::int64_t>(t0 + key) * p.k_token + i % d]) : 0.0f;
-    }
+    stage_key_tile(k, p.k_token, t0, n, d, k_stride, ks);
     __syncthreads();
-    double acc[4][4][2] = {};  // [row tile][column tile][element]
-    for (int c0 = 0; c0 < d; c0 += 4) {
-      const int c = c0 + frag_k;
-      double a[4], bk[4];
-#pragma unroll
-      for (int t = 0; t < 4; ++t) {
-        a[t] = c < d ? static_cast<double>(to_float(qs[row[t] * q_stride + c])) : 0.0;
-        bk[t] = c < d ? static_cast<double>(ks[(8 * t + frag_mn) * k_stride + c]) : 0.0;
-      }
-#pragma unroll
-      for (int mt = 0; mt < 4; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < 4; ++nt) mma_m8n8k4(acc[mt][nt], a[mt], bk[nt]);
-    }
+    double acc[4][4][2];  // [row tile][column tile][element]
+    tile_logits<Element, 4>(qs, q_stride, 32 * warp, ks, k_stride, 0, d, acc);
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt) {
       if (row[mt] >= rows) continue;

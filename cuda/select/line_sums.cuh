@@ -12,7 +12,6 @@
 
 #include "common/dynamic_shared.cuh"
 #include "select/element_convert.cuh"
-#include "select/fp64_mma.cuh"
 #include "select/last_rows.cuh"
 
 namespace sparsefill::cuda::select {
@@ -78,24 +77,10 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
   for (int t0 = k_lo; t0 <= k_hi; t0 += kProxyTile) {
     const int n = min(kProxyTile, k_hi + 1 - t0);
     __syncthreads();
-    for (int i = threadIdx.x; i < kProxyTile * d; i += blockDim.x) {
-      const int key = i / d;
-      ks[key * k_stride + i % d] = key < n ? to_float(k[static_cast<std::int64_t>(t0 + key) * p.k_token + i % d]) : 0.0f;
-    }
+    stage_key_tile(k, p.k_token, t0, n, d, k_stride, ks);
     __syncthreads();
-    double acc[4][2][2] = {};  // [row tile][key tile][element]
-    for (int c0 = 0; c0 < d; c0 += 4) {
-      const int c = c0 + frag_k;
-      double a[4], bk[2];
-#pragma unroll
-      for (int t = 0; t < 4; ++t) a[t] = c < d ? static_cast<double>(to_float(qs[(row0 + 8 * t + frag_mn) * q_stride + c])) : 0.0;
-#pragma unroll
-      for (int t = 0; t < 2; ++t) bk[t] = c < d ? static_cast<double>(ks[(key0 + 8 * t + frag_mn) * k_stride + c]) : 0.0;
-#pragma unroll
-      for (int mt = 0; mt < 4; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < 2; ++nt) mma_m8n8k4(acc[mt][nt], a[mt], bk[nt]);
-    }
+    double acc[4][2][2];  // [row tile][key tile][element]
+    tile_logits<Element, 2>(qs, q_stride, row0, ks, k_stride, key0, d, acc);
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt) {
       const int r = row0 + 8 * mt + frag_mn, i = lq - rows + r;

@@ -18,11 +18,8 @@
 #include "support/device_emulator.hpp"
 #include "support/random_tensors.hpp"
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #include "select/line_sums.cuh"
 #include "select/pbs_kernels.cuh"
-#pragma GCC diagnostic pop
 
 namespace sparsefill {
 namespace {

@@ -26,10 +26,12 @@ namespace {
 
 static_assert(select::kMaxBandDims >= kMaxHeadDim, "a band may hold every dim");
 
-// Parts of the workspace. PBS reuses regions whose contents are dead by the time the next use starts: the
-// proxy's importance lives where the pooled queries go later, its chunk statistics where the pooled keys go.
+// Parts of the workspace. PBS pools its queries inside the row kernel (it needs no band statistics) and puts
+// the pooled keys where the proxy's importance was once the keys are ranked: importance (then pooled keys) and
+// the proxy's chunk statistics.
 struct Workspace {
   double *pooled_q, *pooled_k, *energy_q, *energy_k, *scales;
+  double *importance, *partial;  // PBS
 };
 constexpr int kParts = 5;
 
@@ -44,8 +46,8 @@ PbsShape pbs_shape(const std::string& method, const SelectorSettings& settings, 
 std::size_t sizes(const Geometry& g, const PbsShape& pbs, std::int64_t block, std::size_t (&bytes)[kParts]) {
   const std::size_t bq = static_cast<std::size_t>(g.batch) * g.heads_q, d = static_cast<std::size_t>(g.d);
   const std::size_t key_heads = static_cast<std::size_t>(g.batch) * (pbs.on ? g.heads_q : g.heads_kv);
-  bytes[0] = sizeof(double) * std::max(bq * g.nq * d, pbs.on ? bq * g.lk : 0);
-  bytes[1] = sizeof(double) * std::max(key_heads * g.nk * d, pbs.on ? bq * pbs.chunks * block * 2 : 0);
+  bytes[0] = sizeof(double) * (pbs.on ? std::max(bq * g.lk, key_heads * g.nk * d) : bq * g.nq * d);
+  bytes[1] = sizeof(double) * (pbs.on ? bq * pbs.chunks * block * 2 : key_heads * g.nk * d);
   bytes[2] = pbs.on ? 0 : sizeof(double) * bq * 3 * select::kEnergySlices;
   bytes[3] = pbs.on ? 0 : sizeof(double) * g.batch * g.heads_kv * 3 * select::kEnergySlices;
   bytes[4] = pbs.on ? 0 : sizeof(double) * bq * 2;  // PBS scales every logit by 1 / sqrt(d)
@@ -63,7 +65,8 @@ Workspace carve(const Geometry& g, const PbsShape& pbs, std::int64_t block, void
     parts[i] = reinterpret_cast<double*>(cursor);
     cursor += bytes[i];
   }
-  return {parts[0], parts[1], parts[2], parts[3], parts[4]};
+  if (pbs.on) return {nullptr, parts[0], parts[2], parts[3], parts[4], parts[0], parts[1]};
+  return {parts[0], parts[1], parts[2], parts[3], parts[4], nullptr, nullptr};
 }
 
 select::Band to_band(const std::vector<std::int64_t>& dims, double p) {
@@ -100,9 +103,9 @@ void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select:
   p.rows = lengths.block;
   p.scale = 1.0 / std::sqrt(static_cast<double>(g.d));
   p.segment = pbs.segment;
-  p.partial = w.pooled_k;
+  p.partial = w.partial;
   p.chunks = pbs.chunks;
-  p.importance = w.pooled_q;
+  p.importance = w.importance;
   p.key_order = args.key_order;
   check_cuda(cudaFuncSetAttribute(select::proxy_pass_kernel<Element>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(select::proxy_smem_bytes<Element>(lengths.block, g.d, 1))),
@@ -116,14 +119,14 @@ void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select:
                                 pbs.segment, 0, s>>>(p);
 }
 
-template <int kItems>
+template <typename Element, int kItems>
 void score_rows(const select::ScoringParams& p, const Geometry& g, cudaStream_t s) {
   const std::size_t smem = select::score_rows_smem_bytes(g.d, kItems);
-  check_cuda(cudaFuncSetAttribute(select::score_rows_kernel<kItems>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  check_cuda(cudaFuncSetAttribute(select::score_rows_kernel<Element, kItems>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(smem)),
              "selection shared memory opt-in");
   const dim3 grid((g.nq + select::kRowsPerCta - 1) / select::kRowsPerCta, g.heads_q, g.batch);
-  select::score_rows_kernel<kItems><<<grid, select::kRowsPerCta * 32, smem, s>>>(p);
+  select::score_rows_kernel<Element, kItems><<<grid, select::kRowsPerCta * 32, smem, s>>>(p);
 }
 
 // PBS's conditions on its inputs (algorithms.md §3.3; no device reads).
@@ -206,11 +209,14 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
   const bool bf16 = args.q.dtype == DType::kBF16;
   if (pbs.on) (bf16 ? permute_keys<__nv_bfloat16> : permute_keys<__half>)(args, g, lengths, pbs, w, s);
   const std::int32_t* order = pbs.on ? args.key_order : nullptr;
-  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.q, g, lengths, false, nullptr, w.pooled_q, s);
+  if (!pbs.on) (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.q, g, lengths, false, nullptr, w.pooled_q, s);
   (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.k, g, lengths, true, order, w.pooled_k, s);
 
   select::ScoringParams p{};
   p.pooled_q = w.pooled_q;
+  const Strides q_strides = strides_of(args.q, g.varlen);
+  p.q = args.q.data;
+  p.q_batch = q_strides.batch, p.q_token = q_strides.token, p.q_head = q_strides.head;
   p.pooled_k = w.pooled_k;
   p.scales = w.scales;
   p.batch = g.batch, p.heads_q = g.heads_q, p.heads_kv = pbs.on ? g.heads_q : g.heads_kv, p.d = g.d, p.nq = g.nq;
@@ -263,11 +269,11 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
   }
   // Blocks per lane: the smallest capacity that holds every key block (registers follow it).
   if (g.nk <= 8 * 32) {
-    score_rows<8>(p, g, s);
+    (bf16 ? score_rows<__nv_bfloat16, 8> : score_rows<__half, 8>)(p, g, s);
   } else if (g.nk <= 32 * 32) {
-    score_rows<32>(p, g, s);
+    (bf16 ? score_rows<__nv_bfloat16, 32> : score_rows<__half, 32>)(p, g, s);
   } else {
-    score_rows<64>(p, g, s);
+    (bf16 ? score_rows<__nv_bfloat16, 64> : score_rows<__half, 64>)(p, g, s);
   }
   check_cuda(cudaGetLastError(), "selection kernels launch");
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "common/dynamic_shared.cuh"
+#include "select/element_convert.cuh"
 #include "select/fp64_mma.cuh"
 #include "select/ranked_cut.cuh"
 #include "select/sequence_lengths.cuh"
@@ -26,7 +27,9 @@ struct Band {
 };
 
 struct ScoringParams {
-  const double* pooled_q;  // [batch, heads_q, nq, d]
+  const double* pooled_q;  // [batch, heads_q, nq, d]; null: each CTA pools its query blocks from `q` (PBS)
+  const void* q;           // the query tensor (input dtype) and its element strides, read when pooled_q is null
+  std::int64_t q_batch, q_token, q_head;
   const double* pooled_k;  // [batch, heads_kv, d, nk] (transposed)
   const double* scales;    // [batch, heads_q, bands]: the logit multiplier of each band; null: fixed_scale
   double fixed_scale;
@@ -64,7 +67,7 @@ inline std::size_t score_rows_smem_bytes(int d, int items) {
 // (mma m8n8k4: the warps share the row tile and split the key blocks into 8-column tiles, the pooled keys read
 // from L2 in the transposed layout) into shared memory; then each warp takes its row's softmax and the rule's
 // cut (see cut()).
-template <int kItems>
+template <typename Element, int kItems>
 __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_rows_kernel(const ScoringParams p) {
   static_assert(kItems <= 64, "the kept set is a 64-bit mask per lane");
   double* shared = dynamic_shared<double>();
@@ -80,9 +83,22 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
   auto candidates_of = [&](int row) { return p.causal ? min(max(row + shift + 1, 0), nk) : nk; };
   const int candidates = warp < rows ? candidates_of(u) : 0;
   const int tile_candidates = rows > 0 ? candidates_of(u0 + rows - 1) : 0;  // the most of any row here
-  const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u0) * p.d;
   const double* pk = p.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + hk) * p.d * p.nk;
-  for (int i = threadIdx.x; i < kRowsPerCta * p.d; i += blockDim.x) q_rows[i] = i < rows * p.d ? pq[i] : 0.0;
+  if (p.pooled_q != nullptr) {
+    const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u0) * p.d;
+    for (int i = threadIdx.x; i < kRowsPerCta * p.d; i += blockDim.x) q_rows[i] = i < rows * p.d ? pq[i] : 0.0;
+  } else {  // the block mean as pool_blocks_kernel takes it: fp64 sum in token order, then / block
+    const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
+                    static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
+    const int lq = p.lengths.q(b), block = p.lengths.block;
+    for (int i = threadIdx.x; i < kRowsPerCta * p.d; i += blockDim.x) {
+      const int row = i / p.d, c = i % p.d, t_end = min(lq, (u0 + row + 1) * block);
+      double sum = 0.0;
+      for (int t = (u0 + row) * block; row < rows && t < t_end; ++t)
+        sum += static_cast<double>(to_float(q[static_cast<std::int64_t>(t) * p.q_token + c]));
+      q_rows[i] = row < rows ? sum / block : 0.0;
+    }
+  }
   for (int i = threadIdx.x; i < 2 * kMaxBandDims; i += blockDim.x) {
     const Band& band = p.band[i / kMaxBandDims];
     band_dims[i] = i % kMaxBandDims < band.count ? band.dims[i % kMaxBandDims] : -1;

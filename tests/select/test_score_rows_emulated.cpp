@@ -34,6 +34,7 @@ struct Case {
   double p[2] = {0.9, 0.8};
   bool force_sink = true, force_diagonal = true;
   int segment_blocks = 0;  // PBS
+  bool pool_queries = false;  // the kernel pools the query blocks from the tokens (PBS)
 };
 
 // The host reference: kept blocks of row u of (b, h).
@@ -120,10 +121,25 @@ void check_case(const Case& c, std::mt19937_64& rng) {
   std::vector<double> pq(static_cast<std::size_t>(c.batch) * c.heads_q * p.nq * c.d);
   std::vector<double> pk(static_cast<std::size_t>(c.batch) * c.heads_kv * c.d * p.nk);
   std::vector<double> scales(static_cast<std::size_t>(c.batch) * c.heads_q * c.bands);
-  for (double& x : pq) x = normal(rng);
+  // Query tokens (packed [tokens, heads, d], few mantissa bits) and their block means (fp64, token order).
+  std::vector<float> q_tokens(static_cast<std::size_t>(cu_q.back()) * c.heads_q * c.d);
+  for (float& x : q_tokens) x = static_cast<float>(static_cast<int>(rng() % 257) - 128) / 64.0f;
+  for (int b = 0; b < c.batch; ++b)
+    for (int h = 0; h < c.heads_q; ++h)
+      for (int u = 0; u < p.nq; ++u)
+        for (int ch = 0; ch < c.d; ++ch) {
+          double sum = 0;
+          for (int t = u * c.block; t < std::min(c.lq[static_cast<std::size_t>(b)], (u + 1) * c.block); ++t)
+            sum += q_tokens[((static_cast<std::size_t>(cu_q[static_cast<std::size_t>(b)]) + t) * c.heads_q + h) * c.d + ch];
+          pq[((static_cast<std::size_t>(b) * c.heads_q + h) * p.nq + u) * c.d + ch] = sum / c.block;
+        }
   for (double& x : pk) x = normal(rng);
   for (double& x : scales) x = std::uniform_real_distribution<double>(0.2, 1.5)(rng);
-  p.pooled_q = pq.data();
+  p.pooled_q = c.pool_queries ? nullptr : pq.data();
+  p.q = q_tokens.data();
+  p.q_token = c.heads_q * c.d;
+  p.q_head = c.d;
+  p.q_batch = varlen ? 0 : static_cast<std::int64_t>(max_lq) * c.heads_q * c.d;
   p.pooled_k = pk.data();
   p.scales = scales.data();
   p.causal = c.causal;
@@ -166,7 +182,7 @@ void check_case(const Case& c, std::mt19937_64& rng) {
   testing::emulated::launch({static_cast<unsigned>((p.nq + gpu::kRowsPerCta - 1) / gpu::kRowsPerCta),
                              static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},
                             gpu::kRowsPerCta * 32, gpu::score_rows_smem_bytes(c.d, kItems),
-                            [&] { gpu::score_rows_kernel<kItems>(p); });
+                            [&] { gpu::score_rows_kernel<float, kItems>(p); });
   int compared = 0;
   for (int b = 0; b < c.batch; ++b)
     for (int h = 0; h < c.heads_q; ++h)
@@ -232,7 +248,8 @@ TEST(EmulatedScoreRows, PbsSegmentsEqualTheHostReference) {
   const std::uint64_t seed = testing::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  Case c{"pbs segments of 4 blocks, t2, varlen with a dense-fallback sequence"};
+  Case c{"pbs segments of 4 blocks, t2, varlen with a dense-fallback sequence, queries pooled in the kernel"};
+  c.pool_queries = true;
   c.bands = 1;
   c.rule = gpu::kT2;
   c.p[0] = 0.9;

@@ -80,22 +80,27 @@ __device__ unsigned long long cut(const double (&prob)[kItems], int candidates, 
     for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) w += valid(c) && key_of(c) > key ? weight(prob[c]) : 0.0;
     return warp_sum(w);
   };
-  unsigned long long top = 0;
+  unsigned long long top = 0, bottom = ~0ull;  // the largest and smallest candidate patterns
   double mass = 0.0;
 #pragma unroll
   for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
     top = valid(c) && key_of(c) > top ? key_of(c) : top;
+    bottom = valid(c) && key_of(c) < bottom ? key_of(c) : bottom;
     mass += valid(c) ? prob[c] : 0.0;
   }
   top = warp_max(top);
+  bottom = ~warp_max(~bottom);
+  if (bottom > top) bottom = 0;  // no candidate
   const double total = warp_sum(mass);
   if (rule == kT2 && !(base + total >= threshold)) return 0;  // T2: the mass never reaches p
   // Exclusive rules: the smallest K (in units of 2^bits) with base + W(K) < threshold, W over keys >> bits; the
   // boundary blocks have key K. Inclusive rules: the smallest K with base + (the weight at or above K) <=
-  // threshold; the boundary blocks have the largest key below K.
+  // threshold; the boundary blocks have the largest key below K. Below the smallest candidate key every K
+  // weighs the whole row, so the search may start there: where the whole row fits, K = that key keeps every
+  // block as K = 0 would.
   auto search = [&](int bits) {
     const unsigned long long low_bits = (1ull << bits) - 1;
-    unsigned long long lo = 0, hi = (top >> bits) + 1;
+    unsigned long long lo = bottom >> bits, hi = (top >> bits) + 1;
     while (lo < hi) {
       const unsigned long long mid = lo + (hi - lo) / 2;
       const bool fits = inclusive ? base + (mid == 0 ? total : weight_above((mid << bits) - 1)) <= threshold

@@ -254,9 +254,9 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     p.force_diagonal = settings_.meanpool.force_diagonal;
   }
   if (calibrate) {
-    select::pooled_energy_kernel<<<dim3(g.batch * g.heads_q, select::kEnergySlices), 256, 0, s>>>(
+    select::pooled_energy_kernel<<<dim3(g.batch * g.heads_q, select::kEnergySlices), select::kEnergyThreads, 0, s>>>(
         w.pooled_q, g.nq, lengths, false, g.heads_q, g.d, g.d, 1, p.band[0], p.band[1], w.energy_q);
-    select::pooled_energy_kernel<<<dim3(g.batch * g.heads_kv, select::kEnergySlices), 256, 0, s>>>(
+    select::pooled_energy_kernel<<<dim3(g.batch * g.heads_kv, select::kEnergySlices), select::kEnergyThreads, 0, s>>>(
         w.pooled_k, g.nk, lengths, true, g.heads_kv, g.d, 1, g.nk, p.band[0], p.band[1], w.energy_k);
   }
   if (pbs.on) {

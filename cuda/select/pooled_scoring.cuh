@@ -9,7 +9,6 @@
 //
 // This file pools Q and K per block and calibrates the bands; select/score_rows.cuh scores the mask rows.
 #pragma once
-#include <cub/block/block_reduce.cuh>
 #include <cstdint>
 
 #include "select/score_rows.cuh"
@@ -45,6 +44,19 @@ __global__ void pool_blocks_kernel(const Element* x, std::int64_t s_batch, std::
 }
 
 inline constexpr int kEnergySlices = 64;  // CTAs per head of the energy sums (partials reduced in order)
+inline constexpr int kEnergyThreads = 256;
+
+// The sum of x over the block (kEnergyThreads threads), valid in thread 0: each warp reduces by shuffles, then
+// thread 0 adds the warps' sums in warp order (deterministic). `scratch`: kEnergyThreads / 32 doubles.
+__device__ inline double block_sum(double x, double* scratch) {
+  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_down_sync(0xffffffffu, x, offset);
+  __syncthreads();  // the previous sum has read scratch
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = x;
+  __syncthreads();
+  double sum = 0.0;
+  for (int w = 0; threadIdx.x == 0 && w < kEnergyThreads / 32; ++w) sum += scratch[w];
+  return sum;
+}
 
 // Partial sums of squares of pooled blocks per (b, h) and slice of its sequence's blocks: [0] over every dim,
 // [1 + z] over band z's dims, into partial[(bh * kEnergySlices + slice) * 3 + i]. Element (u, c) of a head sits
@@ -69,13 +81,10 @@ __global__ void pooled_energy_kernel(const double* pooled, int nb_max, Lengths l
     const double x = rows[(u_begin + i / low.count) * u_stride + low.dims[i % low.count] * c_stride];
     band1 += x * x;
   }
-  using Reduce = cub::BlockReduce<double, 256>;
-  __shared__ typename Reduce::TempStorage temp;
-  all = Reduce(temp).Sum(all);
-  __syncthreads();
-  band0 = Reduce(temp).Sum(band0);
-  __syncthreads();
-  band1 = Reduce(temp).Sum(band1);
+  __shared__ double warp_sums[kEnergyThreads / 32];
+  all = block_sum(all, warp_sums);
+  band0 = block_sum(band0, warp_sums);
+  band1 = block_sum(band1, warp_sums);
   if (threadIdx.x == 0) {
     double* out = partial + (static_cast<std::int64_t>(bh) * kEnergySlices + slice) * 3;
     out[0] = all;

@@ -27,7 +27,7 @@ if [ "${NCU:-0}" = 1 ]; then
   longest=${lens##*,}
   for method in prism pbs; do
     timeout 240 ncu --metrics gpu__time_duration.sum -k 'regex:pool|energy|scale|score_rows|proxy|segment_rank' \
-      build-gpu/bench/bench_prefill --len "$longest" --reps 1 --methods "$method" > "$out/ncu_$method.txt" 2>&1
+      build-gpu/bench/bench_prefill --len "$longest" --reps 1 --methods "dense,$method" > "$out/ncu_$method.txt" 2>&1
     echo "ncu $method at $longest (ms, last launch of each kernel):"
     python3 - "$out/ncu_$method.txt" <<'EOF'
 import re, sys

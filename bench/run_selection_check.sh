@@ -37,7 +37,7 @@ for line in open(sys.argv[1]):
         name = line.split("(")[0].split()[-1].split("<")[0].split("::")[-1]
     m = re.search(r"gpu__time_duration.sum\s+(\S+)\s+([\d.,]+)", line)
     if m and name:
-        scale = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}[m.group(1)]
+        scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3, "nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}[m.group(1)]
         last.setdefault(name, []).append(float(m.group(2).replace(",", "")) * scale)
 for k, v in last.items():
     print(f"  {k:32s} {v[-1]:9.3f}  ({len(v)} launches)")

@@ -34,7 +34,7 @@ import re, sys
 last, name = {}, None
 for line in open(sys.argv[1]):
     if ")x(" in line:
-        name = line.split("(")[0].split()[-1].split("<")[0].split("::")[-1]
+        name = re.search(r"(\w+)(<[^()]*>)?\(", line).group(1)
     m = re.search(r"gpu__time_duration.sum\s+(\S+)\s+([\d.,]+)", line)
     if m and name:
         scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3, "nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}[m.group(1)]

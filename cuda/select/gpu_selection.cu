@@ -92,7 +92,7 @@ void pool(const TensorView& t, const Geometry& g, const select::Lengths& lengths
   const int group = order ? g.heads_q / g.heads_kv : 1;
   select::pool_blocks_kernel<Element><<<dim3(keys ? g.nk : g.nq, heads, g.batch), std::min(g.d, 128), 0, s>>>(
       static_cast<const Element*>(t.data), st.batch, st.token, st.head, lengths, keys, heads, group, g.d,
-      /*transposed=*/keys, order, g.lk, out);
+      /*transposed=*/keys, order, g.lk, /*by_count=*/false, out);
 }
 
 // PBS's proxy importance and segmented ranking into args.key_order.

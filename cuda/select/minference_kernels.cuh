@@ -17,6 +17,7 @@
 namespace sparsefill::cuda::select {
 
 inline constexpr int kTopKThreads = 1024;
+inline constexpr int kForcedColumns = 30, kForcedDiagonals = 100;  // the lines MInference always keeps
 inline constexpr int kMaxRasterBlocks = 64 * kKeyChunk;  // key blocks per mask row the raster kernel holds
 
 // Top-k of a line array (vertical: k = clamp(vertical_size, 30, lk); slash: clamp(slash_size, 50, lk)), ties by

@@ -34,7 +34,7 @@ std::size_t sizes(const SelectorSettings& settings, const Geometry& g, std::size
   return total;
 }
 
-template <typename Element>
+template <typename Element, int kRows>
 void launch(const select::LineParams& lp, const Geometry& g, cudaStream_t s) {
   const select::LastRowsParams& p = lp.rows;
   const std::size_t stats_smem = select::proxy_smem_bytes<Element>(p.rows, g.d, 0);
@@ -43,13 +43,14 @@ void launch(const select::LineParams& lp, const Geometry& g, cudaStream_t s) {
              "MInference statistics shared memory opt-in");
   const unsigned heads = static_cast<unsigned>(g.heads_q), batch = static_cast<unsigned>(g.batch);
   select::proxy_pass_kernel<Element><<<dim3(static_cast<unsigned>(p.chunks), heads, batch), select::proxy_threads(p.rows), stats_smem, s>>>(p, 0);
-  const std::size_t line_smem = select::line_smem_bytes<Element>(g.d);
-  check_cuda(cudaFuncSetAttribute(select::line_sums_kernel<Element>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  const std::size_t line_smem = select::line_smem_bytes<Element, kRows>(g.d);
+  check_cuda(cudaFuncSetAttribute(select::line_sums_kernel<Element, kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(line_smem)),
              "MInference line shared memory opt-in");
-  const dim3 lines(static_cast<unsigned>((g.lk + select::kLinesPerCta - 1) / select::kLinesPerCta), heads, batch);
+  constexpr int kLines = select::kLinesPerCta<kRows>;
+  const dim3 lines(static_cast<unsigned>((g.lk + kLines - 1) / kLines), heads, batch);
   for (int slash = 0; slash < 2; ++slash) {  // the slash sums overwrite the vertical ones once those are ranked
-    select::line_sums_kernel<Element><<<lines, select::kLineThreads, line_smem, s>>>(lp, slash);
+    select::line_sums_kernel<Element, kRows><<<lines, select::kLineThreads, line_smem, s>>>(lp, slash);
     select::line_top_k_kernel<<<dim3(1, heads, batch), select::kTopKThreads, 0, s>>>(lp, slash);
   }
   select::line_raster_kernel<<<dim3(static_cast<unsigned>(g.nq), heads, batch), 32, 0, s>>>(lp);
@@ -98,13 +99,21 @@ void run_minference_selection(const SelectorSettings& settings, const GpuSelecti
   lp.offsets = reinterpret_cast<std::int32_t*>(part[2]);
   lp.column_min = reinterpret_cast<std::int32_t*>(part[3]);
   lp.offset_count = reinterpret_cast<std::int32_t*>(part[4]);
+  lp.forced_columns = select::kForcedColumns;
+  lp.forced_diagonals = select::kForcedDiagonals;
+  lp.term_divisor = 1.0;
   lp.vertical_size = static_cast<int>(std::min<std::int64_t>(settings.minference.vertical_size, 1 << 30));
   lp.slash_size = static_cast<int>(std::min<std::int64_t>(settings.minference.slash_size, 1 << 30));
   lp.nq = g.nq;
   lp.nk = g.nk;
   lp.kv_num_blocks = args.kv_num_blocks;
   lp.kv_indices = args.kv_indices;
-  (args.q.dtype == DType::kBF16 ? launch<__nv_bfloat16> : launch<__half>)(lp, g, stream);
+  const bool bf16 = args.q.dtype == DType::kBF16;
+  if (select::line_rows_capacity(lp.rows.rows) == 64) {
+    (bf16 ? launch<__nv_bfloat16, 64> : launch<__half, 64>)(lp, g, stream);
+  } else {
+    (bf16 ? launch<__nv_bfloat16, 128> : launch<__half, 128>)(lp, g, stream);
+  }
   check_cuda(cudaGetLastError(), "MInference selection launch");
 }
 

@@ -7,10 +7,13 @@
 // in another order, so a decision can differ from the CPU's only where a value sits within rounding of the
 // threshold (exact ties are broken by block index, as the CPU does).
 //
-// This file pools Q and K per block and calibrates the bands; select/score_rows.cuh scores the mask rows.
+// This file calibrates the bands; pool_blocks.cuh pools Q and K per block, select/score_rows.cuh scores the mask
+// rows.
 #pragma once
 #include <cstdint>
 
+#include "select/cta_reduce.cuh"
+#include "select/pool_blocks.cuh"
 #include "select/score_rows.cuh"
 #include "select/sequence_lengths.cuh"
 
@@ -18,45 +21,8 @@ namespace sparsefill::cuda::select {
 
 inline constexpr double kRmsFloor = 1e-6;
 
-// Block mean pooling: the sum over the block's tokens (token order) of x / block, fp64, written as
-// out[b, h, u, c] or, `transposed`, out[b, h, c, u] (pooled keys: the row kernel's threads walk blocks u, so
-// that layout makes their loads coalesced). Head h reads input head h / group. With `order` (PBS: [batch, heads,
-// width]) position t reads token order[t] (the permuted keys). Blocks past a shorter sequence's end (varlen)
-// are written as zeros. `keys` picks the key-side lengths.
-template <typename Element>
-__global__ void pool_blocks_kernel(const Element* x, std::int64_t s_batch, std::int64_t s_token, std::int64_t s_head,
-                                   Lengths lengths, bool keys, int heads, int group, int d, bool transposed,
-                                   const std::int32_t* order, int width, double* out) {
-  const int u = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int nb = gridDim.x, block = lengths.block;
-  const int start = keys ? lengths.k_start(b) : lengths.q_start(b);
-  const int t_end = min(keys ? lengths.k(b) : lengths.q(b), (u + 1) * block);
-  const std::int64_t head = static_cast<std::int64_t>(b) * heads + h;
-  const std::int32_t* tokens = order ? order + head * width : nullptr;
-  for (int c = threadIdx.x; c < d; c += blockDim.x) {
-    double sum = 0.0;
-    for (int t = u * block; t < t_end; ++t) {
-      const int token = tokens ? tokens[t] : t;
-      sum += static_cast<double>(static_cast<float>(x[b * s_batch + (start + token) * s_token + (h / group) * s_head + c]));
-    }
-    out[transposed ? (head * d + c) * nb + u : (head * nb + u) * d + c] = sum / block;
-  }
-}
-
 inline constexpr int kEnergySlices = 64;  // CTAs per head of the energy sums (partials reduced in order)
 inline constexpr int kEnergyThreads = 256;
-
-// The sum of x over the block (kEnergyThreads threads), valid in thread 0: each warp reduces by shuffles, then
-// thread 0 adds the warps' sums in warp order (deterministic). `scratch`: kEnergyThreads / 32 doubles.
-__device__ inline double block_sum(double x, double* scratch) {
-  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_down_sync(0xffffffffu, x, offset);
-  __syncthreads();  // the previous sum has read scratch
-  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = x;
-  __syncthreads();
-  double sum = 0.0;
-  for (int w = 0; threadIdx.x == 0 && w < kEnergyThreads / 32; ++w) sum += scratch[w];
-  return sum;
-}
 
 // Partial sums of squares of pooled blocks per (b, h) and slice of its sequence's blocks: [0] over every dim,
 // [1 + z] over band z's dims, into partial[(bh * kEnergySlices + slice) * 3 + i]. Element (u, c) of a head sits
@@ -81,10 +47,10 @@ __global__ void pooled_energy_kernel(const double* pooled, int nb_max, Lengths l
     const double x = rows[(u_begin + i / low.count) * u_stride + low.dims[i % low.count] * c_stride];
     band1 += x * x;
   }
-  __shared__ double warp_sums[kEnergyThreads / 32];
-  all = block_sum(all, warp_sums);
-  band0 = block_sum(band0, warp_sums);
-  band1 = block_sum(band1, warp_sums);
+  __shared__ double scratch[kCtaScratch];
+  all = cta_sum(all, scratch);
+  band0 = cta_sum(band0, scratch);
+  band1 = cta_sum(band1, scratch);
   if (threadIdx.x == 0) {
     double* out = partial + (static_cast<std::int64_t>(bh) * kEnergySlices + slice) * 3;
     out[0] = all;

@@ -62,6 +62,64 @@ inline std::size_t score_rows_smem_bytes(int d, int items) {
          sizeof(int) * 2 * kMaxBandDims;
 }
 
+// One band's logits of a CTA's kRowsPerCta staged query rows (q_rows [kRowsPerCta][d]) against key blocks
+// v < 8 * tiles, times `scale`, into logits[row * stride + v]: an 8-row fp64 GEMM over the band's dims
+// (`dims`, padded with -1 to `padded`, a multiple of the mma's k of 4). The warps share the row tile and split
+// the key blocks into 8-column tiles, kTilesInFlight at a time; the pooled keys (pk [d][nk_stride], transposed)
+// are read from L2, blocks >= nk as zeros. Ends with the logits written (the caller syncs before reading).
+__device__ inline void band_logits(const double* q_rows, int d, const int* dims, int padded, const double* pk,
+                                   int nk_stride, int nk, int tiles, double scale, double* logits, int stride) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
+  for (int t0 = warp; t0 < tiles; t0 += kRowsPerCta * kTilesInFlight) {
+    double acc[kTilesInFlight][2] = {};
+#pragma unroll 4
+    for (int i = 0; i < padded; i += 4) {
+      const int dim = dims[i + frag_k];
+      const double a = dim >= 0 ? q_rows[frag_mn * d + dim] : 0.0;
+      const double* key_dim = pk + static_cast<std::int64_t>(dim) * nk_stride;
+#pragma unroll
+      for (int t = 0; t < kTilesInFlight; ++t) {
+        const int v = (t0 + t * kRowsPerCta) * 8 + frag_mn;
+        const double bk = dim >= 0 && v < nk ? key_dim[v] : 0.0;
+        mma_m8n8k4(acc[t], a, bk);
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < kTilesInFlight; ++t) {
+      const int column = (t0 + t * kRowsPerCta) * 8 + 2 * frag_k;
+      if (t0 + t * kRowsPerCta < tiles) {
+        logits[frag_mn * stride + column] = acc[t][0] * scale;
+        logits[frag_mn * stride + column + 1] = acc[t][1] * scale;
+      }
+    }
+  }
+}
+
+// The softmax of one logit row (this warp's; lane l holds blocks 32 c + l) over the candidates v < `candidates`
+// outside `excluded`, into prob (zero elsewhere). The row must have a candidate.
+template <int kItems>
+__device__ void row_softmax(const double* row, int candidates, unsigned long long excluded, double (&prob)[kItems]) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int c = 0; c < kItems; ++c) {
+    const int v = c * kKeyChunk + lane;
+    prob[c] = v < candidates && !((excluded >> c) & 1ull) ? row[v] : -INFINITY;
+  }
+  double m = -INFINITY;
+#pragma unroll
+  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) m = fmax(m, prob[c]);
+  m = warp_max(m);
+  double sum = 0.0;
+#pragma unroll
+  for (int c = 0; c < kItems; ++c) {
+    prob[c] = c * kKeyChunk + lane < candidates ? exp(prob[c] - m) : 0.0;
+    sum += prob[c];
+  }
+  const double total = warp_sum(sum);
+#pragma unroll
+  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) prob[c] /= total;
+}
+
 // One CTA scores kRowsPerCta consecutive mask rows of one (sequence, query head), one warp per row; lane l owns
 // key blocks v = 32 c + l (c < kItems). Per band, the CTA's logits are one 8-row fp64 GEMM over the band's dims
 // (mma m8n8k4: the warps share the row tile and split the key blocks into 8-column tiles, the pooled keys read
@@ -111,57 +169,17 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
   }
   const bool scored = __any_sync(0xffffffffu, (blocks_below<kItems>(candidates) & ~own) != 0);
   const int tiles = (tile_candidates + 7) / 8;
-  const int frag_mn = lane / 4, frag_k = lane % 4;  // this lane's row (A) / column (B) and k in the mma fragments
 
   for (int z = 0; z < p.bands; ++z) {
     const int count = p.band[z].count, padded = (count + 3) / 4 * 4;
     const int* dims = band_dims + z * kMaxBandDims;
     const double scale = p.scales ? p.scales[(b * p.heads_q + h) * p.bands + z] : p.fixed_scale;
     __syncthreads();  // the dim lists and query rows are staged; the previous band's logits are consumed
-    for (int t0 = warp; t0 < tiles; t0 += kRowsPerCta * kTilesInFlight) {
-      double acc[kTilesInFlight][2] = {};
-#pragma unroll 4
-      for (int i = 0; i < padded; i += 4) {
-        const int dim = dims[i + frag_k];
-        const double a = dim >= 0 ? q_rows[frag_mn * p.d + dim] : 0.0;
-        const double* key_dim = pk + static_cast<std::int64_t>(dim) * p.nk;
-#pragma unroll
-        for (int t = 0; t < kTilesInFlight; ++t) {
-          const int v = (t0 + t * kRowsPerCta) * 8 + frag_mn;
-          const double bk = dim >= 0 && v < nk ? key_dim[v] : 0.0;
-          mma_m8n8k4(acc[t], a, bk);
-        }
-      }
-#pragma unroll
-      for (int t = 0; t < kTilesInFlight; ++t) {
-        const int column = (t0 + t * kRowsPerCta) * 8 + 2 * frag_k;
-        if (t0 + t * kRowsPerCta < tiles) {
-          logits[frag_mn * kStride + column] = acc[t][0] * scale;
-          logits[frag_mn * kStride + column + 1] = acc[t][1] * scale;
-        }
-      }
-    }
+    band_logits(q_rows, p.d, dims, padded, pk, p.nk, nk, tiles, scale, logits, kStride);
     __syncthreads();
     double prob[kItems];
-#pragma unroll
-    for (int c = 0; c < kItems; ++c) {
-      const int v = c * kKeyChunk + lane;
-      prob[c] = v < candidates && !((own >> c) & 1ull) ? logits[warp * kStride + v] : -INFINITY;
-    }
     if (!scored) continue;
-    double m = -INFINITY;
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) m = fmax(m, prob[c]);
-    m = warp_max(m);
-    double sum = 0.0;
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-      prob[c] = c * kKeyChunk + lane < candidates ? exp(prob[c] - m) : 0.0;
-      sum += prob[c];
-    }
-    const double total = warp_sum(sum);
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) prob[c] /= total;
+    row_softmax<kItems>(logits + warp * kStride, candidates, own, prob);
     kept |= cut<kItems>(prob, candidates, own, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p, 0.0);
   }
   if (u >= p.nq) return;

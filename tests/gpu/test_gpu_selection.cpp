@@ -408,7 +408,7 @@ TEST(SelectionArguments, UnsupportedMethodsAndSettingsAreClearErrors) {
   permuted.key_order = placeholder;
   EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("pbs", {}).workspace_size(permuted); }), "<no error>");
   SelectorSettings many_rows;
-  many_rows.minference.last_q = 65;
+  many_rows.minference.last_q = 129;
   EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("minference", many_rows).workspace_size(a); }),
             "minference.last-q");
   SelectorSettings long_segment;

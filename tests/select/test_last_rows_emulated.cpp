@@ -1,7 +1,7 @@
 // The last-rows attention kernels (cuda/select/last_rows.cuh: the proxy passes shared by PBS-Attn and
-// MInference; pbs_kernels.cuh: the segmented ranking; line_sums.cuh: MInference's vertical and slash sums), run
-// on the host through the device emulator on fp32 inputs of few mantissa bits (every product exact in fp64),
-// against a plain fp64 computation: the merged softmax statistics of each last row (pass 0, with and without
+// MInference; pbs_kernels.cuh: the segmented ranking; line_sums.cuh: the vertical and slash sums of MInference
+// and FlexPrefill), run on the host through the device emulator on fp32 inputs of few mantissa bits (every
+// product exact in fp64), against a plain fp64 computation: the merged softmax statistics of each last row (pass 0, with and without
 // the causal bound), each key's importance (pass 1: the mean over the last rows of the softmax probabilities),
 // PBS's key order (descending importance inside complete segments, ties by the lower index), and every line sum
 // (forced lines +inf, zeros past the keys). Sums agree to fp64 rounding (the kernel's run in another order);
@@ -167,13 +167,13 @@ TEST(EmulatedLastRows, PbsImportanceAndKeyOrderEqualTheHostComputation) {
   }
 }
 
-TEST(EmulatedLastRows, MInferenceLineSumsEqualTheHostComputation) {
-  const std::uint64_t seed = testing::fresh_seed();
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  std::mt19937_64 rng(seed);
+// Line sums through line_sums_kernel<float, kRows> with `rows` last rows: MInference's form (forced lines, plain
+// sums) or FlexPrefill's (no forced lines, each probability divided by the rows).
+template <int kRows>
+void expect_line_sums(std::mt19937_64& rng, int rows, bool flexprefill) {
   LastRowsCase c;
   c.causal = true;
-  c.rows = 40;  // last_q
+  c.rows = rows;
   c.lq = 300;
   c.lk = 420;  // chunked prefill: keys before the queries
   Problem pr = make_problem(c, rng);
@@ -184,10 +184,15 @@ TEST(EmulatedLastRows, MInferenceLineSumsEqualTheHostComputation) {
   lp.rows = pr.p;
   lp.vertical = vertical.data();
   lp.slash = slash.data();
-  const unsigned ctas = static_cast<unsigned>((pr.p.width + gpu::kLinesPerCta - 1) / gpu::kLinesPerCta);
+  lp.forced_columns = flexprefill ? 0 : 30;  // MInference's forced lines
+  lp.forced_diagonals = flexprefill ? 0 : 100;
+  lp.term_divisor = flexprefill ? rows : 1.0;
+  constexpr int kLines = gpu::kLinesPerCta<kRows>;
+  const unsigned ctas = static_cast<unsigned>((pr.p.width + kLines - 1) / kLines);
   for (int is_slash = 0; is_slash < 2; ++is_slash)
-    testing::emulated::launch({ctas, static_cast<unsigned>(c.heads_q), 1}, gpu::kLineThreads, gpu::line_smem_bytes<float>(c.d),
-                              [&] { gpu::line_sums_kernel<float>(lp, is_slash); });
+    testing::emulated::launch({ctas, static_cast<unsigned>(c.heads_q), 1}, gpu::kLineThreads,
+                              gpu::line_smem_bytes<float, kRows>(c.d),
+                              [&] { gpu::line_sums_kernel<float, kRows>(lp, is_slash); });
   const int shift = c.lk - c.lq;
   for (int h = 0; h < c.heads_q; ++h) {
     std::vector<std::vector<double>> p(static_cast<std::size_t>(c.rows), std::vector<double>(static_cast<std::size_t>(c.lk), 0.0));
@@ -195,7 +200,7 @@ TEST(EmulatedLastRows, MInferenceLineSumsEqualTheHostComputation) {
       double m = -INFINITY, z = 0;
       for (int j = 0; j < seen_end(c, r); ++j) m = std::max(m, logit(c, pr, h, r, j));
       for (int j = 0; j < seen_end(c, r); ++j) z += std::exp(logit(c, pr, h, r, j) - m);
-      for (int j = 0; j < seen_end(c, r); ++j) p[r][j] = std::exp(logit(c, pr, h, r, j) - m) / z;
+      for (int j = 0; j < seen_end(c, r); ++j) p[r][j] = std::exp(logit(c, pr, h, r, j) - m) / z / lp.term_divisor;
     }
     for (int x = 0; x < pr.p.width; ++x) {
       double v = 0, s = 0;
@@ -204,13 +209,29 @@ TEST(EmulatedLastRows, MInferenceLineSumsEqualTheHostComputation) {
         const int j = c.lq - c.rows + r + shift - x;
         if (j >= 0) s += p[r][j];
       }
-      const double want_v = x >= c.lk ? 0.0 : x < gpu::kForcedColumns ? INFINITY : v;
-      const double want_s = x >= c.lk ? 0.0 : x < gpu::kForcedDiagonals ? INFINITY : s;
+      const double want_v = x >= c.lk ? 0.0 : x < lp.forced_columns ? INFINITY : v;
+      const double want_s = x >= c.lk ? 0.0 : x < lp.forced_diagonals ? INFINITY : s;
       const std::size_t at = static_cast<std::size_t>(h) * pr.p.width + x;
       if (std::isinf(want_v)) EXPECT_EQ(vertical[at], want_v) << "column " << x; else expect_close(vertical[at], want_v, "column " + std::to_string(x));
       if (std::isinf(want_s)) EXPECT_EQ(slash[at], want_s) << "offset " << x; else expect_close(slash[at], want_s, "offset " + std::to_string(x));
     }
   }
+}
+
+TEST(EmulatedLastRows, MInferenceLineSumsEqualTheHostComputation) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  expect_line_sums<64>(rng, 40, false);   // last_q 40
+  expect_line_sums<128>(rng, 100, false);  // last_q 100: the four-row-group layout
+}
+
+TEST(EmulatedLastRows, FlexPrefillLineSumsEqualTheHostComputation) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  expect_line_sums<128>(rng, 128, true);  // the last block of 128 rows, averaged
+  expect_line_sums<64>(rng, 64, true);
 }
 
 }  // namespace

@@ -38,11 +38,11 @@ TEST(EmulatedPooling, BlockMeansAndBandScalesEqualTheHostComputation) {
   std::vector<double> pooled_q(static_cast<std::size_t>(heads_q) * nb * d, -7.0), pooled_k(static_cast<std::size_t>(heads_kv) * d * nb, -7.0);
   testing::emulated::launch({static_cast<unsigned>(nb), static_cast<unsigned>(heads_q), 1}, d, 0, [&] {
     gpu::pool_blocks_kernel<float>(q.data(), static_cast<std::int64_t>(L) * heads_q * d, heads_q * d, d, lengths, false,
-                                   heads_q, 1, d, false, nullptr, L, pooled_q.data());
+                                   heads_q, 1, d, false, nullptr, L, false, pooled_q.data());
   });
   testing::emulated::launch({static_cast<unsigned>(nb), static_cast<unsigned>(heads_kv), 1}, d, 0, [&] {
     gpu::pool_blocks_kernel<float>(k.data(), static_cast<std::int64_t>(L) * heads_kv * d, heads_kv * d, d, lengths, true,
-                                   heads_kv, 1, d, true, nullptr, L, pooled_k.data());
+                                   heads_kv, 1, d, true, nullptr, L, false, pooled_k.data());
   });
   auto mean = [&](const std::vector<float>& x, int heads, int h, int u, int c) {
     double sum = 0;

@@ -23,7 +23,7 @@
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
 
 #define __device__
-#define __global__
+#define __global__ inline  // kernels defined in headers, included by several tests
 #define __forceinline__
 #define __shared__ static
 #define __launch_bounds__(...)
@@ -101,6 +101,19 @@ inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline long long __double_as_longlong(double x) {
   return sparsefill::testing::emulated::value_of<long long>(sparsefill::testing::emulated::bits_of(x));
+}
+inline double __longlong_as_double(long long x) {
+  return sparsefill::testing::emulated::value_of<double>(sparsefill::testing::emulated::bits_of(x));
+}
+// The host compiles without fused multiply-adds (no FMA in the baseline x86-64 target), as these intrinsics ask.
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+// One thread runs at a time, so an atomic is a plain read-modify-write.
+template <typename T>
+T atomicAdd(T* address, T value) {
+  const T old = *address;
+  *address = old + value;
+  return old;
 }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }

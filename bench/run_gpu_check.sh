@@ -34,7 +34,7 @@ timeout 120 build-gpu/bench/bench_block_sparse_attention --len "${BENCH_LENS:-81
 build-gpu/bench/bench_block_sparse_attention --len "${BENCH_LONG:-131072}" --reps 3 --mask-dir "$out/masks" | tail -n +3 | tee -a "$out/bench.txt"
 PREFILL_LENS=${PREFILL_LENS:-32768,131072}
 for len in ${PREFILL_LENS//,/ }; do
-  timeout 300 build-gpu/bench/bench_prefill --len "$len" --methods "${PREFILL_METHODS:-dense,prism,meanpool,rr,xattn,minference,pbs}" --mask-dir "$out/masks" \
+  timeout 300 build-gpu/bench/bench_prefill --len "$len" --methods "${PREFILL_METHODS:-dense,prism,meanpool,rr,xattn,minference,pbs,flexprefill}" --mask-dir "$out/masks" \
     | tee -a "$out/prefill.txt"
 done
 python3 bench/peers.py --len "${BENCH_LENS:-8192,32768},${BENCH_LONG:-131072}" --mask-dir "$out/masks" 2>"$out/peers.err" | tee "$out/peers.txt"

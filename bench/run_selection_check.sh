@@ -2,8 +2,8 @@
 # A shorter GPU run than run_gpu_check.sh for work on the selectors (on the device machine, from the repository
 # root): build for sm_90a, the selection tests against the CPU, memcheck of the selection pipeline, the
 # end-to-end prefill benchmark of SELECT_METHODS at SELECT_LENS, and, with NCU=1, the time of every selection
-# kernel of Prism and PBS at the longest length (ncu, one rep). Logs go under ${OUT:-out}; the key lines are
-# printed.
+# kernel of NCU_METHODS (default prism, pbs) at the longest length (ncu, one rep). Logs go under ${OUT:-out}; the
+# key lines are printed.
 set -uo pipefail
 out=${OUT:-out}
 mkdir -p "$out"
@@ -13,20 +13,20 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
   > "$out/configure.log" 2>&1 && rm "$out/configure.log" || { tail -30 "$out/configure.log"; exit 1; }
 cmake --build build-gpu --parallel "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -40; exit 1; }
-timeout 300 build-gpu/tests/test_gpu_selection > "$out/gpu_selection.log" 2>&1
+timeout 420 build-gpu/tests/test_gpu_selection > "$out/gpu_selection.log" 2>&1
 echo "gpu selection: $(grep -cE '^\[       OK \]' "$out/gpu_selection.log") ok, $(grep -cE '^\[  FAILED  \] .*\(' "$out/gpu_selection.log") failed"
 grep -E "differ,? [1-9]|\([1-9][0-9]* differ|Failure|FAILED|workspace at" "$out/gpu_selection.log" | head -20
 timeout 240 compute-sanitizer --tool memcheck build-gpu/tests/test_gpu_selection --gtest_filter='*Varlen*:*Graph*' > "$out/memcheck_selection.log" 2>&1
 echo "memcheck (selection + pipeline): $(grep -E 'ERROR SUMMARY' "$out/memcheck_selection.log" | tail -1)"
 lens=${SELECT_LENS:-32768,131072}
 for len in ${lens//,/ }; do
-  timeout 300 build-gpu/bench/bench_prefill --len "$len" --reps 9 --methods "${SELECT_METHODS:-dense,prism,meanpool,rr,pbs,minference}" \
+  timeout 300 build-gpu/bench/bench_prefill --len "$len" --reps 9 --methods "${SELECT_METHODS:-dense,prism,meanpool,rr,pbs,minference,flexprefill}" \
     | tee -a "$out/prefill.txt"
 done
 if [ "${NCU:-0}" = 1 ]; then
   longest=${lens##*,}
-  for method in prism pbs; do
-    timeout 240 ncu --metrics gpu__time_duration.sum -k 'regex:pool|energy|scale|score_rows|proxy|segment_rank' \
+  for method in ${NCU_METHODS:-prism pbs}; do
+    timeout 240 ncu --metrics gpu__time_duration.sum -k 'regex:pool|energy|scale|score_rows|proxy|segment_rank|line_|flex' \
       build-gpu/bench/bench_prefill --len "$longest" --reps 1 --methods "dense,$method" > "$out/ncu_$method.txt" 2>&1
     echo "ncu $method at $longest (ms, last launch of each kernel):"
     python3 - "$out/ncu_$method.txt" <<'EOF'

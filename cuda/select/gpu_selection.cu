@@ -2,7 +2,8 @@
 //
 // Prism: pool Q and K (fp64), band energies per head, band multipliers, then one warp per mask row. Mean
 // pooling (every rule: t1, t2, t4, t5, top-k): the same kernels with one band of every dim and no calibration.
-// RRAttention and XAttention: the stride kernels (stride_selection.cu).
+// RRAttention and XAttention: the stride kernels (stride_selection.cu). MInference and FlexPrefill: the
+// last-rows estimates (minference_selection.cu, flexprefill_selection.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -11,6 +12,7 @@
 
 #include "common/cuda_check.hpp"
 #include "common/workspace_align.hpp"
+#include "select/flexprefill_selection.hpp"
 #include "select/last_rows_params.hpp"
 #include "select/minference_selection.hpp"
 #include "select/pbs_kernels.cuh"
@@ -152,12 +154,12 @@ GpuSelection::GpuSelection(const std::string& method, const SelectorSettings& se
     : method_(method), settings_(settings) {
   const std::vector<std::string> known = methods();
   require(std::find(known.begin(), known.end(), method) != known.end(), "method",
-          "'" + method + "' has no GPU selector yet (GPU: prism, meanpool, rr, xattn, pbs, minference); select on the CPU");
+          "'" + method + "' has no GPU selector (GPU: prism, meanpool, rr, xattn, pbs, minference, flexprefill); select on the CPU");
   if (method != "prism") make_selector(method, settings);  // the CPU's checks of the method's rule settings
 }
 
 std::vector<std::string> GpuSelection::methods() {
-  return {"prism", "meanpool", "rr", "xattn", "pbs", "minference"};
+  return {"prism", "meanpool", "rr", "xattn", "pbs", "minference", "flexprefill"};
 }
 
 void GpuSelection::validate(const GpuSelectionArgs& args) const {
@@ -165,6 +167,7 @@ void GpuSelection::validate(const GpuSelectionArgs& args) const {
   if (method_ == "prism") prism_bands(settings_.prism, g.d, args.rope_layout);
   if (is_stride_method(method_)) validate_stride_selection(method_, settings_, args, g);
   if (method_ == "minference") validate_minference_selection(settings_, args, g);
+  if (method_ == "flexprefill") validate_flexprefill_selection(settings_, args, g);
   if (method_ == "pbs") {
     check_pbs(settings_, args, g);
     require(is_device_pointer(args.key_order), "key_order", "must point to device memory");
@@ -184,6 +187,7 @@ std::size_t GpuSelection::workspace_size(const GpuSelectionArgs& args) const {
   const Geometry g = geometry_of(args);
   if (is_stride_method(method_)) return stride_workspace_size(method_, settings_, args, g);
   if (method_ == "minference") return minference_workspace_size(settings_, args, g);
+  if (method_ == "flexprefill") return flexprefill_workspace_size(settings_, args, g);
   if (method_ == "pbs") check_pbs(settings_, args, g);
   std::size_t bytes[kParts];
   return sizes(g, pbs_shape(method_, settings_, g), args.block_size, bytes);
@@ -199,6 +203,10 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
   }
   if (method_ == "minference") {
     run_minference_selection(settings_, args, g, workspace, s);
+    return;
+  }
+  if (method_ == "flexprefill") {
+    run_flexprefill_selection(settings_, args, g, workspace, s);
     return;
   }
   const PbsShape pbs = pbs_shape(method_, settings_, g);

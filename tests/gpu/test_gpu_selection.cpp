@@ -149,11 +149,29 @@ void expect_same_mask(const std::string& method, const SelectorSettings& setting
 }
 
 // The stride selectors (RRAttention, XAttention) take their logits from tensor cores (fp32 sums of exact
-// products) where the CPU sums in fp64, so a block may flip where its ranked mass sits at the threshold. A
-// difference counts as such when the CPU's own decision on that block changes between tau (1 - kEps) and tau
-// (1 + kEps); any other difference fails. The test prints how many decisions differ and that they are all at
-// the threshold.
+// products) where the CPU sums in fp64, and FlexPrefill sums its divergence, cover mass and map mass in
+// another order, so a block may flip where a value sits at a threshold. A difference counts as such when the
+// CPU's own decision on that block changes between a threshold times (1 - kEps) and times (1 + kEps) (RR,
+// XAttention: tau; FlexPrefill: gamma or tau); any other difference fails. The test prints how many decisions
+// differ and that they are all at a threshold.
 constexpr double kThresholdEps = 1e-4;
+
+std::vector<std::pair<SelectorSettings, SelectorSettings>> threshold_brackets(const std::string& method,
+                                                                              const SelectorSettings& settings) {
+  std::vector<std::pair<SelectorSettings, SelectorSettings>> brackets;
+  const double tau = method == "rr" ? settings.rr.tau : method == "xattn" ? settings.xattn.tau : settings.flexprefill.gamma;
+  SelectorSettings lower = settings, upper = settings;
+  lower.set_threshold(method, tau * (1 - kThresholdEps));
+  upper.set_threshold(method, std::min(1.0, tau * (1 + kThresholdEps)));
+  brackets.emplace_back(lower, upper);
+  if (method == "flexprefill") {
+    lower = upper = settings;
+    lower.flexprefill.tau *= 1 - kThresholdEps;
+    upper.flexprefill.tau *= 1 + kThresholdEps;
+    brackets.emplace_back(lower, upper);
+  }
+  return brackets;
+}
 
 void expect_mask_up_to_threshold_rounding(const std::string& method, const SelectorSettings& settings,
                                           const Inputs& in, const std::string& label) {
@@ -170,18 +188,18 @@ void expect_mask_up_to_threshold_rounding(const std::string& method, const Selec
           if (want.contains(b, h, u, v) != got.contains(b, h, u, v)) differing.push_back({b, h, u, v});
   std::int64_t at_threshold = 0;
   if (!differing.empty()) {
-    const double tau = method == "rr" ? settings.rr.tau : settings.xattn.tau;
-    SelectorSettings lower = settings, upper = settings;
-    lower.set_threshold(method, tau * (1 - kThresholdEps));
-    upper.set_threshold(method, std::min(1.0, tau * (1 + kThresholdEps)));
-    const BlockMask low = make_selector(method, lower)->select(s).mask, high = make_selector(method, upper)->select(s).mask;
+    std::vector<std::pair<BlockMask, BlockMask>> bracketed;
+    for (const auto& [lower, upper] : threshold_brackets(method, settings))
+      bracketed.emplace_back(make_selector(method, lower)->select(s).mask, make_selector(method, upper)->select(s).mask);
     for (const auto& [b, h, u, v] : differing) {
-      if (low.contains(b, h, u, v) != high.contains(b, h, u, v)) {
+      bool flips = false;
+      for (const auto& [low, high] : bracketed) flips = flips || low.contains(b, h, u, v) != high.contains(b, h, u, v);
+      if (flips) {
         ++at_threshold;
       } else {
         ADD_FAILURE() << method << " on " << label << " differs at batch " << b << " head " << h << " row " << u
                       << " block " << v << " (CPU " << want.contains(b, h, u, v)
-                      << "), and not within tau (1 +- " << kThresholdEps << ")";
+                      << "), and not within a threshold (1 +- " << kThresholdEps << ")";
       }
     }
   }
@@ -296,6 +314,41 @@ TEST(GpuSelection, StrideSelectorMasksEqualTheCpuUpToThresholdRounding) {
   expect_mask_up_to_threshold_rounding("rr", {}, long_rows, "random causal 70000 (1094 key blocks)");
 }
 
+// FlexPrefill: vertical-slash heads and query-aware heads (every head with tau 10, whose sqrt-JS bound is
+// sqrt(ln 2)), small budgets, a varlen batch with a dense-fallback sequence, and 1094 key blocks.
+TEST(GpuSelection, FlexPrefillMasksEqualTheCpuUpToThresholdRounding) {
+  SKIP_WITHOUT_GPU();
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  SelectorSettings small;
+  small.flexprefill.min_budget = 128;
+  SelectorSettings query_aware = small;
+  query_aware.flexprefill.tau = 10;
+  query_aware.flexprefill.gamma = 0.9;
+  SelectorSettings capped = small;
+  capped.flexprefill.max_budget = 512;
+  capped.flexprefill.tau = 0;
+  const Inputs scene = scene_inputs(4096, seed % 1000, RopeLayout::kRotateHalf);
+  Inputs random;
+  random.q = testing::random_tensor(DType::kFP16, {2, 900, 4, 64}, rng, 3.0);
+  random.k = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
+  random.v = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
+  random.block = 64;
+  const Inputs varlen = equal_length_varlen_inputs(rng, {0, 700, 701, 1001}, 64);
+  for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 4096"},
+                                  {&random, "random 2 x 900"},
+                                  {&varlen, "varlen 700/1/300"}}) {
+    expect_mask_up_to_threshold_rounding("flexprefill", {}, *in, label);
+    expect_mask_up_to_threshold_rounding("flexprefill", small, *in, label + ", min budget 128");
+    expect_mask_up_to_threshold_rounding("flexprefill", query_aware, *in, label + ", tau 10, gamma 0.9");
+    expect_mask_up_to_threshold_rounding("flexprefill", capped, *in, label + ", tau 0, max budget 512");
+  }
+  const Inputs long_rows = long_inputs(rng);
+  expect_mask_up_to_threshold_rounding("flexprefill", {}, long_rows, "random causal 70000 (1094 key blocks)");
+  expect_mask_up_to_threshold_rounding("flexprefill", query_aware, long_rows, "random causal 70000, tau 10");
+}
+
 // PBS: the key order (proxy importance, segmented ranking) and the mask on the permuted keys equal the CPU's.
 TEST(GpuSelection, PbsOrderAndMaskEqualTheCpu) {
   SKIP_WITHOUT_GPU();
@@ -379,7 +432,7 @@ TEST(SelectionArguments, BadInputIsAClearErrorNamingTheArgument) {
 }
 
 TEST(SelectionArguments, UnsupportedMethodsAndSettingsAreClearErrors) {
-  EXPECT_EQ(testing::error_argument([] { cuda::GpuSelection("flexprefill", {}); }), "method");
+  EXPECT_EQ(testing::error_argument([] { cuda::GpuSelection("oracle", {}); }), "method");  // needs dense scores
   SelectorSettings bad_rule;
   bad_rule.rr.rule = "v3";
   EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("rr", bad_rule); }), "rr.rule");
@@ -424,6 +477,17 @@ TEST(SelectionArguments, UnsupportedMethodsAndSettingsAreClearErrors) {
   cuda::GpuSelectionArgs unaligned = a;
   unaligned.k.data = reinterpret_cast<unsigned char*>(placeholder) + 2;
   EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("xattn", {}).workspace_size(unaligned); }), "k");
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("flexprefill", {}).workspace_size(a); }), "<no error>");
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("flexprefill", {}).workspace_size(prefix); }), "k");
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("flexprefill", {}).workspace_size(non_causal); }),
+            "causal");
+  SelectorSettings flex_gamma, flex_budget;
+  flex_gamma.flexprefill.gamma = 1.5;
+  flex_budget.flexprefill.min_budget = 0;
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("flexprefill", flex_gamma).workspace_size(a); }),
+            "flexprefill.gamma");
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("flexprefill", flex_budget).workspace_size(a); }),
+            "flexprefill.min-budget");
   SelectorSettings unknown_rule;
   unknown_rule.meanpool.rule = "t3";
   EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("meanpool", unknown_rule); }), "meanpool.rule");
@@ -517,7 +581,7 @@ void expect_matches(const HostTensor& got, const HostTensor& want) {
 TEST(GpuSelection, PrefillAttentionMatchesTheReferenceAndReplaysInAGraph) {
   SKIP_WITHOUT_GPU();
   const Inputs in = scene_inputs(1536, testing::fresh_seed() % 1000, RopeLayout::kRotateHalf);
-  for (const std::string method : {"prism", "rr", "xattn", "minference", "dense"}) {
+  for (const std::string method : {"prism", "rr", "xattn", "minference", "flexprefill", "dense"}) {
     SCOPED_TRACE(method);
     DevicePrefill d(in);
     DeviceBuffer workspace(cuda::prefill_attention_workspace_size(d.args, method, {}));
@@ -587,7 +651,7 @@ TEST(SelectionWorkspace, FitsIn64MegabytesAt128K) {
   args.k = make_view(placeholder, DType::kBF16, {1, 131072, 8, 128});
   args.kv_num_blocks = args.kv_indices = placeholder;
   args.key_order = placeholder;
-  for (const std::string method : {"prism", "meanpool", "rr", "xattn", "pbs", "minference"}) {
+  for (const std::string method : {"prism", "meanpool", "rr", "xattn", "pbs", "minference", "flexprefill"}) {
     const std::size_t bytes = cuda::GpuSelection(method, {}).workspace_size(args);
     std::printf("  %s selection workspace at 128K: %.1f MiB (%.1f MB)\n", method.c_str(), bytes / 1048576.0, bytes / 1e6);
     EXPECT_LE(bytes, 64'000'000u) << method;  // 64 MB, decimal

@@ -3,6 +3,7 @@
 // probabilities of the last `rows` queries' causal attention (statistics from last_rows.cuh's pass 0), each
 // divided by `term_divisor` (FlexPrefill: the block, as its reference averages over the rows), summed per
 // column j (vertical) and per diagonal offset o, over p(i, i + shift - o) (slash), in row order as the CPU does.
+// The rows' statistics are merged once per head first (merge_row_stats_kernel).
 //
 // A CTA sums kLines lines of one (sequence, query head): 64 for up to 64 rows, 32 for up to 128 (shared memory).
 // The keys they meet (the columns, or up to rows + kLines - 1 keys for diagonals) are taken 32 at a time: the
@@ -32,7 +33,7 @@ inline constexpr int kLineKeys = kLinesPerCta<kRows> + kRows;
 inline int line_rows_capacity(int rows) { return rows <= 64 ? 64 : 128; }
 
 struct LineParams {
-  LastRowsParams rows;     // the last-rows attention (partial statistics from proxy_pass_kernel pass 0)
+  LastRowsParams rows;     // the last-rows attention (statistics: proxy_pass_kernel pass 0, then merged)
   double* vertical;   // [batch, heads_q, width]
   double* slash;      // [batch, heads_q, width]
   int vertical_size, slash_size;
@@ -45,6 +46,21 @@ struct LineParams {
   std::int32_t* kv_num_blocks;
   std::int32_t* kv_indices;
 };
+
+// Merges each last row's chunk statistics (proxy_pass_kernel pass 0) into its chunk-0 slot, so that the line
+// sums' CTAs, thousands per head, read two values a row instead of every chunk's. One thread per row of
+// (b, h) = (blockIdx.z, blockIdx.y); the thread that reads a row's slots is the only one to write them. Static:
+// two selectors' translation units include this header.
+static __global__ void merge_row_stats_kernel(const LastRowsParams p) {
+  const int h = blockIdx.y, b = blockIdx.z, rows = min(p.rows, p.lengths.q(b));
+  double* slots = p.partial + (static_cast<std::int64_t>(b) * p.heads_q + h) * p.chunks * p.rows * 2;
+  for (int r = threadIdx.x; r < rows; r += blockDim.x) {
+    double m, z;
+    merged_row_stats(p, b, h, r, attended_keys(p, b), m, z);
+    slots[2 * r] = m;
+    slots[2 * r + 1] = z;
+  }
+}
 
 // Shared memory of line_sums_kernel<Element, kRows>: the query rows, one key tile, the probabilities of every
 // key the CTA's lines meet ([key][row]) and the rows' statistics.
@@ -81,7 +97,8 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
   double* stats = probs + kLineKeys<kRows> * kRows;                       // [kRows][2]
   load_last_queries<Element>(p, b, h, rows, q_stride, qs);
   for (int i = rows * q_stride + threadIdx.x; i < kRows * q_stride; i += blockDim.x) qs[i] = Element(0.0f);
-  for (int r = threadIdx.x; r < rows; r += blockDim.x) merged_row_stats(p, b, h, r, lk, stats[2 * r], stats[2 * r + 1]);
+  const double* merged = p.partial + row_of_head * p.chunks * p.rows * 2;  // merge_row_stats_kernel's slots
+  for (int r = threadIdx.x; r < 2 * rows; r += blockDim.x) stats[r] = merged[r];
   // Keys [k_lo, k_hi]: columns x0.., or for offsets the keys i + shift - o of every row i.
   const int k_hi = min(lk - 1, slash ? lq - 1 + shift - x0 : x0 + kLines - 1);
   const int k_lo = max(0, slash ? lq - rows + shift - (x0 + kLines - 1) : x0);

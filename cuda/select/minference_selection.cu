@@ -43,6 +43,7 @@ void launch(const select::LineParams& lp, const Geometry& g, cudaStream_t s) {
              "MInference statistics shared memory opt-in");
   const unsigned heads = static_cast<unsigned>(g.heads_q), batch = static_cast<unsigned>(g.batch);
   select::proxy_pass_kernel<Element><<<dim3(static_cast<unsigned>(p.chunks), heads, batch), select::proxy_threads(p.rows), stats_smem, s>>>(p, 0);
+  select::merge_row_stats_kernel<<<dim3(1, heads, batch), select::proxy_threads(p.rows), 0, s>>>(p);
   const std::size_t line_smem = select::line_smem_bytes<Element, kRows>(g.d);
   check_cuda(cudaFuncSetAttribute(select::line_sums_kernel<Element, kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(line_smem)),

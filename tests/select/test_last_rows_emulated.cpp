@@ -179,6 +179,8 @@ void expect_line_sums(std::mt19937_64& rng, int rows, bool flexprefill) {
   Problem pr = make_problem(c, rng);
   pr.p.width = c.lk + 5;  // a wider layout than this sequence: entries past its keys are zeroed
   run_pass(pr, 0);
+  testing::emulated::launch({1, static_cast<unsigned>(c.heads_q), 1}, gpu::proxy_threads(c.rows), 0,
+                            [&] { gpu::merge_row_stats_kernel(pr.p); });
   std::vector<double> vertical(static_cast<std::size_t>(c.heads_q) * pr.p.width, -7.0), slash = vertical;
   gpu::LineParams lp{};
   lp.rows = pr.p;

@@ -69,7 +69,7 @@ void launch_flexprefill(const FlexParams& fp, Launch&& launch) {
   launch(proxy_pass_kernel<Element>, LaunchGrid{static_cast<unsigned>(p.chunks), heads, batch}, proxy_threads(p.rows),
          proxy_smem_bytes<Element>(p.rows, p.d, 0), p, 0);
   launch(merge_row_stats_kernel, per_head, proxy_threads(p.rows), std::size_t{0}, p);
-  constexpr int kLines = kLinesPerCta<kFlexRows>;
+  constexpr int kLines = kLinesPerCta;
   const LaunchGrid lines{static_cast<unsigned>((p.width + kLines - 1) / kLines), heads, batch};
   for (int slash = 0; slash < 2; ++slash) {  // the slashes overwrite the verticals once those are reduced
     launch(line_sums_kernel<Element, kFlexRows>, lines, kLineThreads, line_smem_bytes<Element, kFlexRows>(p.d),

@@ -5,10 +5,10 @@
 // column j (vertical) and per diagonal offset o, over p(i, i + shift - o) (slash), in row order as the CPU does.
 // The rows' statistics are merged once per head first (merge_row_stats_kernel).
 //
-// A CTA sums kLines lines of one (sequence, query head): 64 for up to 64 rows, 32 for up to 128 (shared memory).
-// The keys they meet (the columns, or up to rows + kLines - 1 keys for diagonals) are taken 32 at a time: the
-// logits of all rows x those keys are fp64 mma tiles (4 warps: kRows / 32 groups of 32 rows, each over a share
-// of the 32 keys; bf16/fp16 inputs are exact fp64 operands), turned into probabilities in shared memory; then
+// A CTA sums kLines = 128 lines of one (sequence, query head). The keys they meet (the columns, or up to
+// rows + kLines - 1 keys for diagonals) are taken 32 at a time: the logits of all rows x those keys are fp64 mma
+// tiles (4 warps: kRows / 32 groups of 32 rows, each over a share of the 32 keys; bf16/fp16 inputs are exact
+// fp64 operands); the (row, key) pairs on the CTA's lines become probabilities in shared memory, by line; then
 // one thread per line adds its probabilities over the rows.
 #pragma once
 #include <cmath>
@@ -23,11 +23,7 @@ namespace sparsefill::cuda::select {
 inline constexpr int kMaxLastQueries = 128;  // rows of the estimate (4 mma row groups of 32)
 inline constexpr int kLineThreads = 128;     // 4 warps
 
-// Lines per CTA for up to kRows rows, and the most keys the CTA's lines meet.
-template <int kRows>
-inline constexpr int kLinesPerCta = kRows <= 64 ? 64 : 32;
-template <int kRows>
-inline constexpr int kLineKeys = kLinesPerCta<kRows> + kRows;
+inline constexpr int kLinesPerCta = kLineThreads;  // one line per thread
 
 // The row capacity (64 or 128) that holds `rows` rows.
 inline int line_rows_capacity(int rows) { return rows <= 64 ? 64 : 128; }
@@ -62,13 +58,13 @@ static __global__ void merge_row_stats_kernel(const LastRowsParams p) {
   }
 }
 
-// Shared memory of line_sums_kernel<Element, kRows>: the query rows, one key tile, the probabilities of every
-// key the CTA's lines meet ([key][row]) and the rows' statistics.
+// Shared memory of line_sums_kernel<Element, kRows>: the query rows, one key tile, the probabilities the CTA's
+// lines add ([line][row]) and the rows' statistics.
 template <typename Element, int kRows>
 std::size_t line_smem_bytes(int d) {
   return sizeof(Element) * static_cast<std::size_t>(kRows) * (d + kProxyRowPad) +
          sizeof(float) * static_cast<std::size_t>(kProxyTile) * (d + kProxyKeyPad) +
-         sizeof(double) * (static_cast<std::size_t>(kLineKeys<kRows>) * kRows + 2 * kRows);
+         sizeof(double) * (static_cast<std::size_t>(kLinesPerCta) * kRows + 2 * kRows);
 }
 
 // Vertical (slash = 0) or slash (1) sums of (b, h) = (blockIdx.z, blockIdx.y) for lines blockIdx.x * kLines + t,
@@ -76,7 +72,7 @@ std::size_t line_smem_bytes(int d) {
 template <typename Element, int kRows>
 __global__ void line_sums_kernel(const LineParams lp, int slash) {
   static_assert(kRows == 64 || kRows == 128, "two or four row groups of 32");
-  constexpr int kLines = kLinesPerCta<kRows>, kGroups = kRows / 32, kKeyShares = 4 / kGroups;
+  constexpr int kLines = kLinesPerCta, kGroups = kRows / 32, kKeyShares = 4 / kGroups;
   constexpr int kKeyTiles = 4 / kKeyShares;  // 8-key mma column tiles per warp
   unsigned char* smem = dynamic_shared<unsigned char>();
   const LastRowsParams& p = lp.rows;
@@ -93,8 +89,8 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
   const int q_stride = d + kProxyRowPad, k_stride = d + kProxyKeyPad;
   auto* qs = reinterpret_cast<Element*>(smem);  // [kRows][q_stride], rows past `rows` zero
   float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(kRows) * q_stride);  // [kProxyTile][k_stride]
-  double* probs = reinterpret_cast<double*>(ks + kProxyTile * k_stride);  // [kLineKeys][kRows]
-  double* stats = probs + kLineKeys<kRows> * kRows;                       // [kRows][2]
+  double* probs = reinterpret_cast<double*>(ks + kProxyTile * k_stride);  // [kLines][kRows]
+  double* stats = probs + kLines * kRows;                                 // [kRows][2]
   load_last_queries<Element>(p, b, h, rows, q_stride, qs);
   for (int i = rows * q_stride + threadIdx.x; i < kRows * q_stride; i += blockDim.x) qs[i] = Element(0.0f);
   const double* merged = p.partial + row_of_head * p.chunks * p.rows * 2;  // merge_row_stats_kernel's slots
@@ -120,9 +116,10 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int key = key0 + 8 * nt + 2 * frag_k + e, j = t0 + key;
-          if (r >= rows || key >= n) continue;
+          const int line = (slash ? i + shift - j : j) - x0;  // the CTA's line this pair adds to, if any
+          if (r >= rows || key >= n || line < 0 || line >= kLines) continue;
           const bool seen = j <= min(lk - 1, i + shift) && stats[2 * r] != -INFINITY;
-          probs[(j - k_lo) * kRows + r] =
+          probs[line * kRows + r] =
               seen ? exp(acc[mt][nt][e] * p.scale - stats[2 * r]) / stats[2 * r + 1] / lp.term_divisor : 0.0;
         }
     }
@@ -137,7 +134,7 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
   for (int r = 0; r < rows; ++r) {
     const int i = lq - rows + r, j = slash ? i + shift - x : x;
     if (j < 0 || j > min(lk - 1, i + shift) || stats[2 * r] == -INFINITY) continue;
-    sum += probs[(j - k_lo) * kRows + r];
+    sum += probs[(x - x0) * kRows + r];
   }
   out[x] = x < (slash ? lp.forced_diagonals : lp.forced_columns) ? INFINITY : sum;
 }

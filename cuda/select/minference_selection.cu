@@ -48,7 +48,7 @@ void launch(const select::LineParams& lp, const Geometry& g, cudaStream_t s) {
   check_cuda(cudaFuncSetAttribute(select::line_sums_kernel<Element, kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(line_smem)),
              "MInference line shared memory opt-in");
-  constexpr int kLines = select::kLinesPerCta<kRows>;
+  constexpr int kLines = select::kLinesPerCta;
   const dim3 lines(static_cast<unsigned>((g.lk + kLines - 1) / kLines), heads, batch);
   for (int slash = 0; slash < 2; ++slash) {  // the slash sums overwrite the vertical ones once those are ranked
     select::line_sums_kernel<Element, kRows><<<lines, select::kLineThreads, line_smem, s>>>(lp, slash);

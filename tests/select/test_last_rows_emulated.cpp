@@ -189,7 +189,7 @@ void expect_line_sums(std::mt19937_64& rng, int rows, bool flexprefill) {
   lp.forced_columns = flexprefill ? 0 : 30;  // MInference's forced lines
   lp.forced_diagonals = flexprefill ? 0 : 100;
   lp.term_divisor = flexprefill ? rows : 1.0;
-  constexpr int kLines = gpu::kLinesPerCta<kRows>;
+  constexpr int kLines = gpu::kLinesPerCta;
   const unsigned ctas = static_cast<unsigned>((pr.p.width + kLines - 1) / kLines);
   for (int is_slash = 0; is_slash < 2; ++is_slash)
     testing::emulated::launch({ctas, static_cast<unsigned>(c.heads_q), 1}, gpu::kLineThreads,

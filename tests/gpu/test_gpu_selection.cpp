@@ -88,6 +88,16 @@ Inputs scene_inputs(std::int64_t len, std::uint64_t seed, RopeLayout layout) {
   return {std::move(s.q), std::move(s.k), std::move(s.v), layout, true, 128};
 }
 
+// Two causal sequences of 900 tokens (seqlen_q == seqlen_k: PBS's and FlexPrefill's condition), 4/2 heads, fp16.
+Inputs equal_length_inputs(std::mt19937_64& rng) {
+  Inputs in;
+  in.q = testing::random_tensor(DType::kFP16, {2, 900, 4, 64}, rng, 3.0);
+  in.k = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
+  in.v = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
+  in.block = 64;
+  return in;
+}
+
 Inputs random_inputs(std::mt19937_64& rng, bool causal) {
   Inputs in;
   in.q = testing::random_tensor(DType::kFP16, {2, 700, 4, 64}, rng, 3.0);
@@ -330,11 +340,7 @@ TEST(GpuSelection, FlexPrefillMasksEqualTheCpuUpToThresholdRounding) {
   capped.flexprefill.max_budget = 512;
   capped.flexprefill.tau = 0;
   const Inputs scene = scene_inputs(4096, seed % 1000, RopeLayout::kRotateHalf);
-  Inputs random;
-  random.q = testing::random_tensor(DType::kFP16, {2, 900, 4, 64}, rng, 3.0);
-  random.k = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
-  random.v = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
-  random.block = 64;
+  const Inputs random = equal_length_inputs(rng);
   const Inputs varlen = equal_length_varlen_inputs(rng, {0, 700, 701, 1001}, 64);
   for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 4096"},
                                   {&random, "random 2 x 900"},
@@ -361,11 +367,7 @@ TEST(GpuSelection, PbsOrderAndMaskEqualTheCpu) {
   SelectorSettings wide_segments;
   wide_segments.pbs.segment = 1024;
   const Inputs scene = scene_inputs(2048, seed % 1000, RopeLayout::kRotateHalf);
-  Inputs random;
-  random.q = testing::random_tensor(DType::kFP16, {2, 900, 4, 64}, rng, 3.0);
-  random.k = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
-  random.v = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
-  random.block = 64;
+  const Inputs random = equal_length_inputs(rng);
   // One sequence with two complete segments, one with one, one of a single token (dense).
   const Inputs varlen = equal_length_varlen_inputs(rng, {0, 700, 701, 1001}, 64);
   for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 2048"},

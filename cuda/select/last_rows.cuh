@@ -69,14 +69,17 @@ __device__ inline void merged_row_stats(const LastRowsParams& p, int b, int h, i
     if (row[c * p.rows * 2] != -INFINITY) z += row[c * p.rows * 2 + 1] * exp(row[c * p.rows * 2] - m);
 }
 
-// Loads the last `rows` queries of (b, h) into shared memory, rows of `stride` elements.
+// Loads the last `rows` queries of (b, h) into shared memory, rows of `stride` elements, and zeroes the staged
+// rows after them up to `capacity` (the mma tiles read whole groups of 32 rows).
 template <typename Element>
-__device__ void load_last_queries(const LastRowsParams& p, int b, int h, int rows, int stride, Element* qs) {
+__device__ void load_last_queries(const LastRowsParams& p, int b, int h, int rows, int capacity, int stride,
+                                  Element* qs) {
   const int lq = p.lengths.q(b), d = p.d;
   const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
                   static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
   for (int i = threadIdx.x; i < rows * d; i += blockDim.x)
     qs[(i / d) * stride + i % d] = q[static_cast<std::int64_t>(lq - rows + i / d) * p.q_token + i % d];
+  for (int i = rows * stride + threadIdx.x; i < capacity * stride; i += blockDim.x) qs[i] = Element(0.0f);
 }
 
 // Stages keys [t0, t0 + n) of one KV head (`k` at its first token) as fp32 rows of `stride` floats; the rest
@@ -150,8 +153,7 @@ __global__ void proxy_pass_kernel(const LastRowsParams p, int pass) {
   float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(threads) * q_stride);  // [kProxyTile][k_stride]
   double* terms = reinterpret_cast<double*>(ks + kProxyTile * k_stride);  // pass 1: [kProxyTile][threads]
   const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
-  load_last_queries<Element>(p, b, h, rows, q_stride, qs);
-  for (int i = rows * q_stride + threadIdx.x; i < threads * q_stride; i += threads) qs[i] = Element(0.0f);
+  load_last_queries<Element>(p, b, h, rows, threads, q_stride, qs);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   int row[4], last[4];  // this lane's rows (one per row tile) and the last key each sees (inclusive)
   double m[4], z[4];

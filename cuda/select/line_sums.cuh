@@ -91,8 +91,7 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
   float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(kRows) * q_stride);  // [kProxyTile][k_stride]
   double* probs = reinterpret_cast<double*>(ks + kProxyTile * k_stride);  // [kLines][kRows]
   double* stats = probs + kLines * kRows;                                 // [kRows][2]
-  load_last_queries<Element>(p, b, h, rows, q_stride, qs);
-  for (int i = rows * q_stride + threadIdx.x; i < kRows * q_stride; i += blockDim.x) qs[i] = Element(0.0f);
+  load_last_queries<Element>(p, b, h, rows, kRows, q_stride, qs);
   const double* merged = p.partial + row_of_head * p.chunks * p.rows * 2;  // merge_row_stats_kernel's slots
   for (int r = threadIdx.x; r < 2 * rows; r += blockDim.x) stats[r] = merged[r];
   // Keys [k_lo, k_hi]: columns x0.., or for offsets the keys i + shift - o of every row i.

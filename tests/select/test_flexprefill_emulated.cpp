@@ -16,6 +16,7 @@
 
 #include "sparsefill/block_mask.hpp"
 #include "sparsefill/selector.hpp"
+#include "select/emulated_last_rows.hpp"
 #include "support/device_emulator.hpp"
 #include "support/random_tensors.hpp"
 
@@ -37,26 +38,12 @@ struct Case {
 BlockMask emulated_selection(const Case& c, const HostTensor& q, const HostTensor& k) {
   const int nb = (c.length + c.block - 1) / c.block;
   gpu::FlexParams fp{};
+  fp.lines.rows =
+      testing::one_sequence_rows(q.data(), k.data(), c.length, c.length, c.heads_q, c.heads_kv, c.d, c.block);
   gpu::LastRowsParams& p = fp.lines.rows;
-  p.q = q.data();
-  p.k = k.data();
-  p.q_batch = static_cast<std::int64_t>(c.length) * c.heads_q * c.d;
-  p.q_token = c.heads_q * c.d;
-  p.q_head = c.d;
-  p.k_batch = static_cast<std::int64_t>(c.length) * c.heads_kv * c.d;
-  p.k_token = c.heads_kv * c.d;
-  p.k_head = c.d;
-  p.batch = 1;
-  p.heads_q = c.heads_q;
-  p.heads_kv = c.heads_kv;
-  p.d = c.d;
-  p.width = c.length;
-  p.lengths.lq = p.lengths.lk = c.length;
-  p.lengths.block = c.block;
   p.rows = c.block;
   p.scale = 1.0 / std::sqrt(static_cast<double>(c.d));
   p.causal = 1;
-  p.chunks = (c.length + gpu::kProxyChunk - 1) / gpu::kProxyChunk;
   fp.lines.term_divisor = c.block;
   fp.lines.nq = fp.lines.nk = nb;
   fp.gamma = c.gamma;

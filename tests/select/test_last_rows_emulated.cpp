@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "select/emulated_last_rows.hpp"
 #include "support/device_emulator.hpp"
 #include "support/random_tensors.hpp"
 
@@ -47,28 +48,12 @@ Problem make_problem(const LastRowsCase& c, std::mt19937_64& rng) {
   };
   fill(pr.q, static_cast<std::size_t>(c.lq) * c.heads_q * c.d);
   fill(pr.k, static_cast<std::size_t>(c.lk) * c.heads_kv * c.d);
+  pr.p = testing::one_sequence_rows(pr.q.data(), pr.k.data(), c.lq, c.lk, c.heads_q, c.heads_kv, c.d, 16);
   gpu::LastRowsParams& p = pr.p;
-  p.q = pr.q.data();
-  p.k = pr.k.data();
-  p.q_batch = 0;
-  p.q_token = c.heads_q * c.d;
-  p.q_head = c.d;
-  p.k_batch = 0;
-  p.k_token = c.heads_kv * c.d;
-  p.k_head = c.d;
-  p.batch = 1;
-  p.heads_q = c.heads_q;
-  p.heads_kv = c.heads_kv;
-  p.d = c.d;
-  p.width = c.lk;
-  p.lengths.lq = c.lq;
-  p.lengths.lk = c.lk;
-  p.lengths.block = 16;
   p.rows = c.rows;
   p.scale = 1.0 / std::sqrt(static_cast<double>(c.d));
   p.causal = c.causal;
   p.segment = c.segment;
-  p.chunks = (c.lk + gpu::kProxyChunk - 1) / gpu::kProxyChunk;
   pr.partial.assign(static_cast<std::size_t>(c.heads_q) * p.chunks * c.rows * 2, -7.0);
   pr.importance.assign(static_cast<std::size_t>(c.heads_q) * c.lk, -7.0);
   pr.order.assign(static_cast<std::size_t>(c.heads_q) * c.lk, -7);

@@ -34,7 +34,8 @@ namespace sparsefill::cuda::select {
 
 inline constexpr int kFlexThreads = 1024;           // the per-head kernels
 inline constexpr int kReferenceBudgetDivisor = 128;  // the reference divides token counts by 128 literally
-inline constexpr int kMaxFlexBlocks = 2048;          // key blocks a head's plan holds in shared memory
+// Key blocks of a head: 64 a lane in the map rows, as many in the plan's shared memory.
+inline constexpr int kMaxFlexBlocks = 64 * kKeyChunk;
 inline constexpr int kRadixBits = 10, kRadixBins = 1 << kRadixBits;
 inline constexpr int kPatternBits = 62;  // probabilities lie in [0, 1]: the two top bits of their patterns are 0
 inline constexpr int kRadixLevels = (kPatternBits + kRadixBits - 1) / kRadixBits;

@@ -67,10 +67,6 @@ struct FlexParams {
   std::int32_t* row_ties;         // [batch, heads_q, nq]: entries equal to the boundary per map row
 };
 
-__device__ inline unsigned long long pattern_of(double x) {
-  return static_cast<unsigned long long>(__double_as_longlong(x));
-}
-
 // A probability's mass in fixed point, rounded to the nearest unit.
 __device__ inline unsigned long long fixed_mass(double x) {
   return static_cast<unsigned long long>(x * kFixedUnit + 0.5);
@@ -235,7 +231,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int u0 = blockIdx.x * kRowsPerCta, rows = max(0, min(kRowsPerCta, nb - u0)), u = u0 + warp;
   const int candidates = warp < rows ? u + 1 : 0;  // causal, seqlen_q == seqlen_k
-  double prob[kItems] = {};
+  double* prob = logits + warp * kStride;  // this warp's row: logits, then probabilities (block 32 c + lane)
   if (mapped && rows > 0) {
     const double* pq = fp.pooled_q + (row * fp.lines.nq + u0) * d;
     for (int i = threadIdx.x; i < kRowsPerCta * d; i += blockDim.x) q_rows[i] = i < rows * d ? pq[i] : 0.0;
@@ -245,7 +241,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
     const double* pk = fp.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + h / (p.heads_q / p.heads_kv)) * d * nk;
     band_logits(q_rows, d, dims, padded, pk, nk, nb, (u0 + rows + 7) / 8, p.scale, logits, kStride);
     __syncthreads();
-    if (warp < rows) row_softmax<kItems>(logits + warp * kStride, candidates, 0ull, prob);
+    if (warp < rows) row_softmax<kItems>(prob, candidates, 0ull);
   }
   auto live = [&](int c) { return c * kKeyChunk + lane < candidates; };
   if (pass == kMapHistogram) {
@@ -254,11 +250,11 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
     __syncthreads();
 #pragma unroll
     for (int c = 0; c < kItems; ++c) {
-      const unsigned long long key = pattern_of(prob[c]);
+      const unsigned long long key = pattern_of(prob[c * kKeyChunk + lane]);
       if (!live(c) || (key >> (shift + width)) != (radix.prefix >> (shift + width))) continue;
       const int bin = static_cast<int>((key >> shift) & ((1ull << width) - 1));
       atomicAdd(&count[bin], 1u);
-      atomicAdd(&mass[bin], fixed_mass(prob[c]));
+      atomicAdd(&mass[bin], fixed_mass(prob[c * kKeyChunk + lane]));
     }
     __syncthreads();
     unsigned long long* histogram = fp.histogram + (row * kRadixLevels + level) * kRadixBins * 2;
@@ -272,7 +268,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
   unsigned long long ties = 0;  // this row's entries equal to the boundary (bit c: block 32 c + lane)
 #pragma unroll
   for (int c = 0; c < kItems; ++c)
-    if (mapped && !radix.keep_all && live(c) && pattern_of(prob[c]) == radix.prefix) ties |= 1ull << c;
+    if (mapped && !radix.keep_all && live(c) && pattern_of(prob[c * kKeyChunk + lane]) == radix.prefix) ties |= 1ull << c;
   if (pass == kMapTies) {
     const int n = warp_count(ties);
     if (warp < rows && lane == 0) fp.row_ties[row * fp.lines.nq + u] = n;
@@ -289,7 +285,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
     for (int c = 0; c < kItems; ++c) {
       const int v = c * kKeyChunk + lane;
       if (v <= u && (vertical[v] || slash[nb - 1 - (u - v)])) kept |= 1ull << c;
-      if (mapped && live(c) && (radix.keep_all || pattern_of(prob[c]) > radix.prefix)) kept |= 1ull << c;
+      if (mapped && live(c) && (radix.keep_all || pattern_of(prob[c * kKeyChunk + lane]) > radix.prefix)) kept |= 1ull << c;
     }
     if (u == 0) kept |= block_bit(0);
     if (mapped && partial_ties) {  // the first `taken` ties in flattened order (row, then block)

@@ -1,10 +1,19 @@
-// Warp-level selection rules over one mask row held in registers (shared by every GPU selector).
+// Warp-level selection rules over one mask row (shared by every GPU selector).
 //
-// A row's scores sit in a warp: lane l holds the blocks v = 32 c + l (c < kItems) and a set of blocks is a
-// 64-bit mask per lane (bit c: block 32 c + l). The cumulative rules of algorithms.md §0.2 keep a prefix of the
-// row ranked by score (ties by the lower block index, as the CPU's stable sort), so the prefix's end is found
-// by binary search over the scores' bit patterns instead of by sorting. Reductions run in another order than
-// the CPU's sequential sums; a decision can differ only where a mass lies within rounding of the threshold.
+// A row's scores sit in memory (shared memory in the kernels) and a warp reads them by lane: lane l takes the
+// blocks v = 32 c + l (c < kItems); a set of blocks is a 64-bit mask per lane (bit c: block 32 c + l). The
+// cumulative rules of algorithms.md §0.2 keep a prefix of the row ranked by score (ties by the lower block
+// index, as the CPU's stable sort), so only the prefix's end has to be found, not the whole order.
+//
+// cut() finds it by a radix select over the scores' 64-bit patterns (monotone for non-negative doubles): a
+// histogram of the candidates' weights over 256 bins of the pattern's top bits (16 bins a binade, so the bins
+// follow the score's magnitude) gives the bin where the running weight from the top crosses the threshold;
+// an exact fp64 sum of the weight above that bin confirms it (the histogram's fixed-point weights are only
+// approximate) or moves to the next bin; the blocks of that bin, at most 32 of them, are ranked exactly
+// against each other, one per lane; a fuller bin is split again by the next 8 pattern bits. A row thus costs
+// a few passes over its blocks instead of one per bit of a binary search. Reductions run in another order
+// than the CPU's sequential sums, so a decision can differ only where a mass lies within rounding of the
+// threshold; every sum runs in a fixed order, so the result is the same on every run.
 #pragma once
 #include <cstdint>
 
@@ -40,166 +49,205 @@ __device__ inline int warp_count(unsigned long long bits) {
   return n;
 }
 
-// The n-th (from 0) set bit of a 32-bit mask that has more than n.
-__device__ inline int nth_set_bit(unsigned mask, int n) {
-  int position = 0;
-  for (int width = 16; width > 0; width /= 2) {
-    const int low = __popc(mask & ((1u << width) - 1u));
-    if (n >= low) {
-      n -= low;
-      mask >>= width;
-      position += width;
-    }
-  }
-  return position;
+// The pattern of a non-negative double, monotone in its value.
+__device__ inline unsigned long long pattern_of(double x) {
+  return static_cast<unsigned long long>(__double_as_longlong(x));
 }
 
-// The kept blocks of one ranked row (see Rule) among the candidates v < `candidates` that are not in
-// `excluded`. Scores must be non-negative (their 64-bit patterns are then monotone). `base` is mass counted as
-// ranked before every candidate (T3's forced blocks). With W(K) the weight (score, or 1 for top-k) of the
-// candidates whose pattern exceeds K, a binary search over patterns finds where the kept prefix ends.
-//
-// The search runs first over coarse keys (pattern >> kCoarseBits: the exponent and the top mantissa bits): every
-// block of a coarse key above the boundary's is kept, every one below it dropped, and the few blocks that share
-// the boundary's coarse key are ranked exactly against each other, one per lane (their order: pattern, then the
-// lower index). A boundary shared by more than 32 blocks (near-uniform rows) falls back to the search over whole
-// patterns, whose ties an in-order scan settles.
-inline constexpr int kCoarseBits = 44;
+inline constexpr int kCutBins = 256;
+inline constexpr int kCutFirstShift = 48;  // the first level's bins: pattern >> 48 (exponent, 4 mantissa bits)
+inline constexpr int kCutShiftStep = 8;    // each further level splits a bin by the next 8 bits
 
+// One warp's shared scratch for cut(): the histogram, the boundary bin's blocks (index order) and the kept
+// flags of those blocks (word c, bit l: block 32 c + l).
+struct CutScratch {
+  unsigned bins[kCutBins];
+  double value[kKeyChunk];
+  int index[kKeyChunk];
+  unsigned flags[64];
+};
+
+// The kept blocks of one ranked row (see Rule) among the candidates v < `candidates` that are not in
+// `excluded`; row[v] are the scores (non-negative; entries of other blocks are never read). `base` is mass
+// counted as ranked before every candidate (T3's forced blocks).
 template <int kItems>
-__device__ unsigned long long cut(const double (&prob)[kItems], int candidates, unsigned long long excluded, int rule,
-                                  double threshold, double base) {
+__device__ unsigned long long cut(const double* row, int candidates, unsigned long long excluded, int rule,
+                                  double threshold, double base, CutScratch& scratch) {
+  static_assert(kItems <= 64, "a set is a 64-bit mask per lane");
   const int lane = threadIdx.x % 32;
   const bool counting = rule == kTopK, inclusive = rule == kT4 || rule == kT5;
-  auto valid = [&](int c) { return c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull); };
-  auto key_of = [&](int c) { return static_cast<unsigned long long>(__double_as_longlong(prob[c])); };
+  const int columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
   auto weight = [&](double score) { return counting ? 1.0 : score; };
-  auto weight_above = [&](unsigned long long key) {
-    double w = 0.0;
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) w += valid(c) && key_of(c) > key ? weight(prob[c]) : 0.0;
-    return warp_sum(w);
-  };
-  unsigned long long top = 0, bottom = ~0ull;  // the largest and smallest candidate patterns
-  double mass = 0.0;
-#pragma unroll
-  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-    top = valid(c) && key_of(c) > top ? key_of(c) : top;
-    bottom = valid(c) && key_of(c) < bottom ? key_of(c) : bottom;
-    mass += valid(c) ? prob[c] : 0.0;
+
+  // The candidates, their total weight and the top pattern.
+  unsigned long long live = 0, top = 0;
+  double local = 0.0;
+  for (int c = 0; c < columns; ++c) {
+    if (c * kKeyChunk + lane >= candidates || ((excluded >> c) & 1ull)) continue;
+    const double x = row[c * kKeyChunk + lane];
+    live |= 1ull << c;
+    local += weight(x);
+    top = pattern_of(x) > top ? pattern_of(x) : top;
   }
+  const double total = warp_sum(local);
   top = warp_max(top);
-  bottom = ~warp_max(~bottom);
-  if (bottom > top) bottom = 0;  // no candidate
-  const double total = warp_sum(mass);
+  if (!__any_sync(0xffffffffu, live != 0)) return 0;
   if (rule == kT2 && !(base + total >= threshold)) return 0;  // T2: the mass never reaches p
-  // Exclusive rules: the smallest K (in units of 2^bits) with base + W(K) < threshold, W over keys >> bits; the
-  // boundary blocks have key K. Inclusive rules: the smallest K with base + (the weight at or above K) <=
-  // threshold; the boundary blocks have the largest key below K. Below the smallest candidate key every K
-  // weighs the whole row, so the search may start there: where the whole row fits, K = that key keeps every
-  // block as K = 0 would.
-  auto search = [&](int bits) {
-    const unsigned long long low_bits = (1ull << bits) - 1;
-    unsigned long long lo = bottom >> bits, hi = (top >> bits) + 1;
-    while (lo < hi) {
-      const unsigned long long mid = lo + (hi - lo) / 2;
-      const bool fits = inclusive ? base + (mid == 0 ? total : weight_above((mid << bits) - 1)) <= threshold
-                                  : base + weight_above((mid << bits) | low_bits) < threshold;
-      if (fits) hi = mid; else lo = mid + 1;
-    }
-    return lo;
-  };
-  // The largest key (>> bits) of a candidate below K, or none (~0).
-  auto largest_below = [&](unsigned long long k, int bits) {
-    unsigned long long below = 0;
-    bool any = false;
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-      if (valid(c) && (key_of(c) >> bits) < k) {
-        below = any && below > (key_of(c) >> bits) ? below : key_of(c) >> bits;
-        any = true;
+  // The boundary block z: exclusive rules keep every block up to and including the first whose cumulative
+  // weight (from the top, plus base) reaches the threshold; inclusive rules keep every block before the
+  // first whose cumulative weight exceeds it. Rows that keep all or nothing have no boundary.
+  const bool keep_all = inclusive ? base + total <= threshold : base + total < threshold;
+  const bool keep_none = inclusive ? base > threshold : !(base < threshold);
+  unsigned long long kept = keep_all ? live : 0ull;
+  if (!keep_all && !keep_none) {
+    // Fixed-point weights of the histogram: at least one unit per block, so an occupied bin is never empty.
+    const double units = counting ? 1.0 : 2147483648.0 / total;
+    auto units_of = [&](double x) { return counting ? 1u : static_cast<unsigned>(x * units) + 1u; };
+    // The crossing test of z's position: is z at or before a point whose cumulative weight is `mass`?
+    auto reached = [&](double mass) { return inclusive ? base + mass > threshold : base + mass >= threshold; };
+    unsigned long long hi = top, lo = 0;  // the pattern range of this level, all of it below the kept part
+    int shift = kCutFirstShift;
+    double above = 0.0;  // exact weight of the candidates above the range
+    for (;;) {
+      for (int i = lane; i < kCutBins; i += 32) scratch.bins[i] = 0;
+      __syncwarp();
+      auto bin_of = [&](unsigned long long key) {
+        const unsigned long long distance = (hi >> shift) - (key >> shift);
+        return static_cast<int>(distance < kCutBins - 1 ? distance : kCutBins - 1);
+      };
+      auto in_range = [&](unsigned long long key) { return key >= lo && key <= hi; };
+      for (int c = 0; c < columns; ++c) {
+        if (!((live >> c) & 1ull)) continue;
+        const double x = row[c * kKeyChunk + lane];
+        if (in_range(pattern_of(x))) atomicAdd(&scratch.bins[bin_of(pattern_of(x))], units_of(x));
       }
-    }
-    const bool found = __any_sync(0xffffffffu, any);
-    below = warp_max(any ? below : 0ull);
-    return found ? below : ~0ull;
-  };
-  const unsigned long long coarse = search(kCoarseBits);
-  const unsigned long long boundary = inclusive ? largest_below(coarse, kCoarseBits) : coarse;
-  const double before = base + (inclusive ? (coarse == 0 ? total : weight_above((coarse << kCoarseBits) - 1))
-                                          : weight_above((coarse << kCoarseBits) | ((1ull << kCoarseBits) - 1)));
-  auto surely_kept = [&](int c) {
-    return valid(c) && (inclusive ? (key_of(c) >> kCoarseBits) >= coarse : (key_of(c) >> kCoarseBits) > coarse);
-  };
-  auto at_boundary = [&](int c) { return valid(c) && (key_of(c) >> kCoarseBits) == boundary; };
-  int shared_boundary = 0;
+      __syncwarp();
+      // The approximate boundary bin: the first whose cumulative units reach the remaining weight. Lane l
+      // holds bins 8 l .. 8 l + 7.
+      const double remaining = (threshold - base - above) * units;
+      unsigned count[8];
+      unsigned lane_total = 0;
 #pragma unroll
-  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) shared_boundary += __popc(__ballot_sync(0xffffffffu, at_boundary(c)));
-  unsigned long long kept = 0;
-  if (shared_boundary <= 32) {
-    // Gather the boundary blocks, one per lane in index order; rank each against the others; scatter back.
-    double score = 0.0;
-    int index = 1 << 30, slot = 0;
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-      const unsigned ballot = __ballot_sync(0xffffffffu, at_boundary(c));
-      const int n = __popc(ballot), mine = lane - slot;
-      const int source = mine >= 0 && mine < n ? nth_set_bit(ballot, mine) : 0;
-      const double moved = __shfl_sync(0xffffffffu, prob[c], source);
-      if (mine >= 0 && mine < n) {
-        score = moved;
-        index = c * kKeyChunk + source;
-      }
-      if (surely_kept(c)) kept |= 1ull << c;
-      slot += n;
-    }
-    const unsigned long long key = static_cast<unsigned long long>(__double_as_longlong(score));
-    double ahead = 0.0;
-    for (int j = 0; j < shared_boundary; ++j) {
-      const unsigned long long other = __shfl_sync(0xffffffffu, key, j);
-      const int other_index = __shfl_sync(0xffffffffu, index, j);
-      const double other_score = __shfl_sync(0xffffffffu, score, j);
-      ahead += other > key || (other == key && other_index < index) ? weight(other_score) : 0.0;
-    }
-    const bool keep = lane < shared_boundary &&
-                      (inclusive ? before + ahead + weight(score) <= threshold : before + ahead < threshold);
-    slot = 0;
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-      const unsigned ballot = __ballot_sync(0xffffffffu, at_boundary(c));
-      const int position = slot + __popc(ballot & ((1u << lane) - 1u));
-      const bool kept_here = __shfl_sync(0xffffffffu, keep, position & 31);
-      if (at_boundary(c) && kept_here) kept |= 1ull << c;
-      slot += __popc(ballot);
-    }
-  } else {
-    // The search over whole patterns; only blocks of exactly the boundary pattern need the tie rule (lower index
-    // first), which an in-order scan settles.
-    const unsigned long long lo = search(0);
-    const unsigned long long exact = inclusive ? largest_below(lo, 0) : lo;
-    double ranked = base + (inclusive ? (lo == 0 ? total : weight_above(lo - 1)) : weight_above(lo));
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-      const bool tied = valid(c) && key_of(c) == exact;
-      const double own = tied ? weight(prob[c]) : 0.0;
-      double prefix = own;  // inclusive scan over the lanes of this column (index order)
+      for (int j = 0; j < 8; ++j) lane_total += count[j] = scratch.bins[8 * lane + j];
+      unsigned before = lane_total;  // inclusive scan over the lanes, then made exclusive
       for (int offset = 1; offset < 32; offset *= 2) {
-        const double other = __shfl_up_sync(0xffffffffu, prefix, offset);
-        if (lane >= offset) prefix += other;
+        const unsigned other = __shfl_up_sync(0xffffffffu, before, offset);
+        if (lane >= offset) before += other;
       }
-      const double ranked_before = ranked + (prefix - own);
-      const bool keep = inclusive ? (valid(c) && key_of(c) >= lo && key_of(c) != exact) ||
-                                        (tied && ranked_before + own <= threshold)
-                                  : (valid(c) && key_of(c) > lo) || (tied && ranked_before < threshold);
-      if (keep) kept |= 1ull << c;
-      ranked += __shfl_sync(0xffffffffu, prefix, 31);
+      before -= lane_total;
+      int first = kCutBins, last = -1;
+      unsigned running = before;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        running += count[j];
+        const bool crossed = inclusive ? running > remaining : running >= remaining;
+        if (crossed && first == kCutBins) first = 8 * lane + j;
+        if (count[j] > 0) last = 8 * lane + j;
+      }
+      for (int offset = 16; offset > 0; offset /= 2) {
+        first = min(first, __shfl_xor_sync(0xffffffffu, first, offset));
+        last = max(last, __shfl_xor_sync(0xffffffffu, last, offset));
+      }
+      int boundary = first < kCutBins ? first : last;
+      // Confirm the bin with exact sums (moving to the neighbouring occupied bin while it does not hold z),
+      // collecting its blocks in index order.
+      unsigned long long level_kept = 0, in_bin = 0;
+      double bin_above = 0.0, bin_weight = 0.0;
+      int in_boundary = 0, moved = 0;
+      for (;;) {
+        double a = 0.0, w = 0.0;
+        level_kept = in_bin = 0;
+        in_boundary = 0;
+        unsigned long long bin_top = 0;
+        for (int c = 0; c < columns; ++c) {
+          const bool candidate = (live >> c) & 1ull;
+          const double x = candidate ? row[c * kKeyChunk + lane] : 0.0;
+          const unsigned long long key = pattern_of(x);
+          const int bin = candidate && in_range(key) ? bin_of(key) : -1;
+          if (bin >= 0 && bin < boundary) {
+            level_kept |= 1ull << c;
+            a += weight(x);
+          }
+          const bool here = bin == boundary;
+          const unsigned ballot = __ballot_sync(0xffffffffu, here);
+          if (here) {
+            in_bin |= 1ull << c;
+            w += weight(x);
+            bin_top = key > bin_top ? key : bin_top;
+            const int slot = in_boundary + __popc(ballot & ((1u << lane) - 1u));
+            if (slot < kKeyChunk) {
+              scratch.value[slot] = x;
+              scratch.index[slot] = c * kKeyChunk + lane;
+            }
+          }
+          in_boundary += __popc(ballot);
+        }
+        bin_above = warp_sum(a);
+        bin_weight = warp_sum(w);
+        const int direction = reached(above + bin_above) ? -1 : !reached(above + bin_above + bin_weight) ? 1 : 0;
+        // A move back after a move forth means both bins lie within rounding of the threshold: keep this one.
+        if (direction == 0 || direction == -moved) {
+          if (boundary == kCutBins - 1) hi = warp_max(bin_top);  // the lumped bin: split below its top
+          break;
+        }
+        int next = boundary + direction;
+        while (next >= 0 && next < kCutBins && scratch.bins[next] == 0) next += direction;
+        if (next < 0 || next >= kCutBins) break;
+        boundary = next;
+        moved = direction;
+      }
+      kept |= level_kept;
+      __syncwarp();
+      if (in_boundary <= kKeyChunk) {
+        // Rank the bin's blocks exactly against each other, one per lane.
+        for (int i = lane; i < 64; i += 32) scratch.flags[i] = 0;
+        __syncwarp();
+        const double ranked_above = above + bin_above;
+        if (lane < in_boundary) {
+          const double x = scratch.value[lane];
+          const int v = scratch.index[lane];
+          double ahead = 0.0;
+          for (int j = 0; j < in_boundary; ++j) {
+            const double other = scratch.value[j];
+            ahead += other > x || (other == x && scratch.index[j] < v) ? weight(other) : 0.0;
+          }
+          const bool keep = inclusive ? base + ranked_above + ahead + weight(x) <= threshold
+                                      : base + ranked_above + ahead < threshold;
+          if (keep) atomicOr(&scratch.flags[v / kKeyChunk], 1u << (v % kKeyChunk));
+        }
+        __syncwarp();
+        for (int c = 0; c < columns; ++c)
+          if (((in_bin >> c) & 1ull) && ((scratch.flags[c] >> lane) & 1u)) kept |= 1ull << c;
+        break;
+      }
+      above += bin_above;
+      if (shift == 0 && boundary < kCutBins - 1) {
+        // More than 32 blocks of one pattern: equal scores, ranked by index. An in-order scan settles them.
+        const double w = counting ? 1.0 : scratch.value[0];
+        double ranked = base + above;
+        for (int c = 0; c < columns; ++c) {
+          const bool tied = (in_bin >> c) & 1ull;
+          const unsigned ballot = __ballot_sync(0xffffffffu, tied);
+          const double ranked_before = ranked + w * __popc(ballot & ((1u << lane) - 1u));
+          if (tied && (inclusive ? ranked_before + w <= threshold : ranked_before < threshold)) kept |= 1ull << c;
+          ranked += w * __popc(ballot);
+        }
+        break;
+      }
+      // Split the boundary bin: a regular bin by its next bits; the lumped last bin below its top pattern.
+      // (The lumped bin keeps its shift; hi became its top pattern above.)
+      if (boundary < kCutBins - 1) {
+        lo = ((hi >> shift) - static_cast<unsigned long long>(boundary)) << shift;
+        hi = lo | ((1ull << shift) - 1);
+        shift -= kCutShiftStep;
+      }
+      __syncwarp();
     }
   }
-  if (rule == kT4 && !__any_sync(0xffffffffu, kept != 0) && candidates > 0) {  // the top block, lowest index first
+  if (rule == kT4 && !__any_sync(0xffffffffu, kept != 0)) {  // the top block, lowest index first
     int first = 1 << 30;
-#pragma unroll
-    for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c)
-      if (valid(c) && key_of(c) == top) first = min(first, c * kKeyChunk + lane);
+    for (int c = 0; c < columns; ++c)
+      if (((live >> c) & 1ull) && pattern_of(row[c * kKeyChunk + lane]) == top) first = min(first, c * kKeyChunk + lane);
     for (int offset = 16; offset > 0; offset /= 2) first = min(first, __shfl_xor_sync(0xffffffffu, first, offset));
     if (first < (1 << 30) && first % kKeyChunk == lane) kept |= 1ull << (first / kKeyChunk);
   }
@@ -209,15 +257,15 @@ __device__ unsigned long long cut(const double (&prob)[kItems], int candidates, 
 // The best-ranked candidate (highest score, lowest index) among v < `candidates` outside `excluded`, as a
 // one-bit set in its lane (no bit when there is none).
 template <int kItems>
-__device__ unsigned long long best_outside(const double (&score)[kItems], int candidates, unsigned long long excluded) {
+__device__ unsigned long long best_outside(const double* row, int candidates, unsigned long long excluded) {
   const int lane = threadIdx.x % 32;
   unsigned long long best = 0;
   int best_index = 1 << 30;
-#pragma unroll
   for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) {
-    const unsigned long long key = static_cast<unsigned long long>(__double_as_longlong(score[c]));
     const int v = c * kKeyChunk + lane;
-    if (v < candidates && !((excluded >> c) & 1ull) && (best_index == 1 << 30 || key > best)) {
+    if (v >= candidates || ((excluded >> c) & 1ull)) continue;
+    const unsigned long long key = pattern_of(row[v]);
+    if (best_index == 1 << 30 || key > best) {
       best = key;
       best_index = v;
     }
@@ -231,6 +279,16 @@ __device__ unsigned long long best_outside(const double (&score)[kItems], int ca
     best_index = take ? other_index : best_index;
   }
   return best_index != (1 << 30) && best_index % kKeyChunk == lane ? 1ull << (best_index / kKeyChunk) : 0ull;
+}
+
+// The sum over a set's blocks of row[v], the same in every lane.
+template <int kItems>
+__device__ double set_sum(const double* row, unsigned long long set) {
+  const int lane = threadIdx.x % 32;
+  double local = 0.0;
+  for (int c = 0; c < kItems; ++c)
+    if ((set >> c) & 1ull) local += row[c * kKeyChunk + lane];
+  return warp_sum(local);
 }
 
 // The one-bit set of block v in its lane.

@@ -54,12 +54,12 @@ inline constexpr int kRowsPerCta = 8;  // one warp per mask row; also the fp64 m
 inline constexpr int kLogitPad = 8;    // doubles after each staged logit row (rows alternate bank halves)
 inline constexpr int kTilesInFlight = 4;  // independent mma accumulators per warp (8-block column tiles)
 
-// Shared memory of score_rows_kernel: the tile's pooled query rows, one band's logits of every row, and the
-// bands' dim lists padded to the mma's k of 4.
+// Shared memory of score_rows_kernel: the tile's pooled query rows, one band's logits of every row (then its
+// probabilities), the bands' dim lists padded to the mma's k of 4, and each warp's scratch for cut().
 inline std::size_t score_rows_smem_bytes(int d, int items) {
   return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * d +
                            static_cast<std::size_t>(kRowsPerCta) * (items * kKeyChunk + kLogitPad)) +
-         sizeof(int) * 2 * kMaxBandDims;
+         sizeof(int) * 2 * kMaxBandDims + sizeof(CutScratch) * kRowsPerCta;
 }
 
 // One band's logits of a CTA's kRowsPerCta staged query rows (q_rows [kRowsPerCta][d]) against key blocks
@@ -95,29 +95,27 @@ __device__ inline void band_logits(const double* q_rows, int d, const int* dims,
   }
 }
 
-// The softmax of one logit row (this warp's; lane l holds blocks 32 c + l) over the candidates v < `candidates`
-// outside `excluded`, into prob (zero elsewhere). The row must have a candidate.
+// The softmax of one logit row (this warp's; lane l takes blocks 32 c + l), in place, over the candidates
+// v < `candidates` outside `excluded` (written as 0; entries past the candidates are left as they are). The
+// row must have a candidate.
 template <int kItems>
-__device__ void row_softmax(const double* row, int candidates, unsigned long long excluded, double (&prob)[kItems]) {
-  const int lane = threadIdx.x % 32;
-#pragma unroll
-  for (int c = 0; c < kItems; ++c) {
-    const int v = c * kKeyChunk + lane;
-    prob[c] = v < candidates && !((excluded >> c) & 1ull) ? row[v] : -INFINITY;
-  }
+__device__ void row_softmax(double* row, int candidates, unsigned long long excluded) {
+  const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
+  auto scored = [&](int c) { return c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull); };
   double m = -INFINITY;
-#pragma unroll
-  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) m = fmax(m, prob[c]);
+  for (int c = 0; c < columns; ++c) m = scored(c) ? fmax(m, row[c * kKeyChunk + lane]) : m;
   m = warp_max(m);
   double sum = 0.0;
-#pragma unroll
-  for (int c = 0; c < kItems; ++c) {
-    prob[c] = c * kKeyChunk + lane < candidates ? exp(prob[c] - m) : 0.0;
-    sum += prob[c];
+#pragma unroll 4
+  for (int c = 0; c < columns; ++c) {
+    if (c * kKeyChunk + lane >= candidates) continue;
+    const double e = scored(c) ? exp(row[c * kKeyChunk + lane] - m) : 0.0;
+    row[c * kKeyChunk + lane] = e;
+    sum += e;
   }
   const double total = warp_sum(sum);
-#pragma unroll
-  for (int c = 0; c < kItems && c * kKeyChunk < candidates; ++c) prob[c] /= total;
+  for (int c = 0; c < columns; ++c)
+    if (c * kKeyChunk + lane < candidates) row[c * kKeyChunk + lane] /= total;
 }
 
 // One CTA scores kRowsPerCta consecutive mask rows of one (sequence, query head), one warp per row; lane l owns
@@ -133,6 +131,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
   double* q_rows = shared;                          // [kRowsPerCta][d]
   double* logits = shared + kRowsPerCta * p.d;      // [kRowsPerCta][kStride]
   int* band_dims = reinterpret_cast<int*>(logits + kRowsPerCta * kStride);  // [2][kMaxBandDims], -1: padding
+  CutScratch& scratch = reinterpret_cast<CutScratch*>(band_dims + 2 * kMaxBandDims)[threadIdx.x / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int u0 = blockIdx.x * kRowsPerCta, h = blockIdx.y, b = blockIdx.z;
   const int nq = p.lengths.q_blocks(b), nk = p.lengths.k_blocks(b);  // this sequence's (varlen: <= p.nq, p.nk)
@@ -177,10 +176,11 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
     __syncthreads();  // the dim lists and query rows are staged; the previous band's logits are consumed
     band_logits(q_rows, p.d, dims, padded, pk, p.nk, nk, tiles, scale, logits, kStride);
     __syncthreads();
-    double prob[kItems];
     if (!scored) continue;
-    row_softmax<kItems>(logits + warp * kStride, candidates, own, prob);
-    kept |= cut<kItems>(prob, candidates, own, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p, 0.0);
+    double* row = logits + warp * kStride;
+    row_softmax<kItems>(row, candidates, own);
+    kept |= cut<kItems>(row, candidates, own, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p,
+                        0.0, scratch);
   }
   if (u >= p.nq) return;
   if (warp >= rows) kept = 0;  // a row past this sequence's end (varlen) stays empty

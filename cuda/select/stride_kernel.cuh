@@ -7,9 +7,9 @@
 
 namespace sparsefill::cuda::select {
 
-// Shared memory: one block row (nk doubles) per warp.
+// Shared memory: one block row (nk doubles) and the cut's scratch per warp.
 inline std::size_t stride_smem_bytes(int nk) {
-  return sizeof(double) * static_cast<std::size_t>(nk) * kStrideWarps;
+  return (sizeof(double) * static_cast<std::size_t>(nk) + sizeof(CutScratch)) * kStrideWarps;
 }
 
 // Grid (ceil(nq * group / kStrideWarps), the launch's KV slots). Warp w of CTA x takes item x kStrideWarps + w =
@@ -21,6 +21,7 @@ __global__ void __launch_bounds__(kStrideWarps * 32, kItems > 32 ? 2 : 4) stride
   const int item = static_cast<int>(blockIdx.x) * kStrideWarps + warp;
   if (item >= p.nq * group) return;
   double* block_row = reinterpret_cast<double*>(smem) + static_cast<std::size_t>(warp) * p.nk;
+  CutScratch& scratch = reinterpret_cast<CutScratch*>(smem + sizeof(double) * p.nk * kStrideWarps)[warp];
   StrideTile t{};
   t.slot = p.slot_begin + static_cast<int>(blockIdx.y);
   t.b = t.slot / p.heads_kv;
@@ -141,13 +142,7 @@ __global__ void __launch_bounds__(kStrideWarps * 32, kItems > 32 ? 2 : 4) stride
     }
   }
   __syncwarp();
-  double score[kItems];
-#pragma unroll
-  for (int c = 0; c < kItems; ++c) {
-    const int v = c * kKeyChunk + lane;
-    score[c] = v < t.nk_b ? block_row[v] : 0.0;
-  }
-  const unsigned long long kept = stride_rule<kItems>(p, score, t.u, t.nq_b, t.nk_b, t.lk);
+  const unsigned long long kept = stride_rule<kItems>(p, block_row, t.u, t.nq_b, t.nk_b, t.lk, scratch);
   write_mask_row<kItems>(kept, p.nk, p.kv_indices + mask_row * p.nk, p.kv_num_blocks + mask_row);
 }
 

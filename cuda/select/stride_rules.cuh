@@ -23,46 +23,38 @@ __device__ inline long long reference_chunk_tokens(long long lk) {
   return m > 2048 ? m : 2048;
 }
 
-// T3 over one row of block scores (non-negative, lane layout of ranked_cut.cuh), before the causal tril.
+// T3 over one row of block scores (row[v], v < nk: non-negative, read by lane as in ranked_cut.cuh), before the
+// causal tril.
 template <int kItems>
-__device__ unsigned long long t3_row(const double (&score)[kItems], int nk, int candidates, bool column0_forced,
-                                     int diagonal, bool has_diagonal, double tau, bool clean) {
-  double local = 0.0;
-#pragma unroll
-  for (int c = 0; c < kItems; ++c) local += score[c];
-  const double total = warp_sum(local), required = tau * total;
+__device__ unsigned long long t3_row(const double* row, int nk, int candidates, bool column0_forced, int diagonal,
+                                     bool has_diagonal, double tau, bool clean, CutScratch& scratch) {
+  const double total = set_sum<kItems>(row, blocks_below<kItems>(nk)), required = tau * total;
   unsigned long long forced = 0;
   if ((column0_forced || clean) && nk > 0) forced |= block_bit(0);
   if (has_diagonal) forced |= block_bit(diagonal);
-  double forced_local = 0.0;
-#pragma unroll
-  for (int c = 0; c < kItems; ++c) forced_local += (forced >> c) & 1ull ? score[c] : 0.0;
-  const double fm = warp_sum(forced_local);
-  if (clean) return forced | cut<kItems>(score, candidates, forced, kT1, required, fm);
+  const double fm = set_sum<kItems>(row, forced);
+  if (clean) return forced | cut<kItems>(row, candidates, forced, kT1, required, fm, scratch);
   const unsigned long long column0 = nk > 0 ? block_bit(0) : 0ull;
   if (!(required > 0)) return forced | column0;  // every entry fails
-  const unsigned long long prefix = cut<kItems>(score, candidates, forced, kT1, required, fm);
+  const unsigned long long prefix = cut<kItems>(row, candidates, forced, kT1, required, fm, scratch);
   const int f = warp_count(forced), kept = warp_count(prefix);
   const int causal_others = warp_count(blocks_below<kItems>(candidates) & ~forced), all_others = nk - f;
   const int lag = f >= 2 ? 0 : 2 - f;
   unsigned long long out = forced | prefix;
   int fitting = kept;  // how many of all the others pass the prefix test
   if (kept < causal_others) {
-    for (int i = 0; i < lag; ++i) out |= best_outside<kItems>(score, candidates, out);
+    for (int i = 0; i < lag; ++i) out |= best_outside<kItems>(row, candidates, out);
   } else {
-    double mass = 0.0;
-#pragma unroll
-    for (int c = 0; c < kItems; ++c) mass += (prefix >> c) & 1ull ? score[c] : 0.0;
-    if (fm + warp_sum(mass) < required) fitting = all_others;  // the zero blocks pass too
+    if (fm + set_sum<kItems>(row, prefix) < required) fitting = all_others;  // the zero blocks pass too
   }
   if (min(fitting + lag, all_others) < all_others) out |= column0;
   return out;
 }
 
-// The kept blocks of mask row u of one (sequence, query head) from its block scores.
+// The kept blocks of mask row u of one (sequence, query head) from its block scores row[v], v < nk.
 template <int kItems>
-__device__ unsigned long long stride_rule(const StrideParams& p, const double (&score)[kItems], int u, int nq,
-                                          int nk, int lk) {
+__device__ unsigned long long stride_rule(const StrideParams& p, const double* row, int u, int nq, int nk, int lk,
+                                          CutScratch& scratch) {
   const int shift = nk - nq, diagonal = u + shift;
   const bool has_diagonal = diagonal >= 0 && diagonal < nk;
   const int candidates = p.causal ? min(max(u + shift + 1, 0), nk) : nk;
@@ -71,11 +63,8 @@ __device__ unsigned long long stride_rule(const StrideParams& p, const double (&
   const unsigned long long column0 = nk > 0 ? block_bit(0) : 0ull;
   unsigned long long kept;
   if (p.rr && p.rule_v2) {
-    double local = 0.0;
-#pragma unroll
-    for (int c = 0; c < kItems; ++c) local += score[c];
-    const double total = warp_sum(local);
-    kept = total > 0 ? cut<kItems>(score, candidates, 0ull, kT1, p.tau * total, 0.0) & causal : 0ull;
+    const double total = set_sum<kItems>(row, blocks_below<kItems>(nk));
+    kept = total > 0 ? cut<kItems>(row, candidates, 0ull, kT1, p.tau * total, 0.0, scratch) & causal : 0ull;
     kept |= column0 | diagonal_bit;
   } else {
     bool column0_forced = shift > 0;
@@ -85,7 +74,8 @@ __device__ unsigned long long stride_rule(const StrideParams& p, const double (&
       const int chunk_blocks = static_cast<int>(chunk / block);
       column0_forced = shift + (u / chunk_blocks) * chunk_blocks > 0;
     }
-    kept = t3_row<kItems>(score, nk, candidates, column0_forced, diagonal, has_diagonal, p.tau, p.t3_clean) & causal;
+    kept = t3_row<kItems>(row, nk, candidates, column0_forced, diagonal, has_diagonal, p.tau, p.t3_clean, scratch) &
+           causal;
   }
   if (p.rr) {
     if (p.keep_sink) kept |= column0;

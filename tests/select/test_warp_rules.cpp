@@ -32,15 +32,14 @@ struct Row {
   std::vector<bool> excluded;  // per slot
 };
 
-// Lane l holds blocks v = 32 c + l, as the kernels do.
+// Lane l takes blocks v = 32 c + l, as the kernels do: its excluded set.
 template <int kItems>
-void load_lane(const Row& row, double (&prob)[kItems], unsigned long long& excluded) {
+unsigned long long excluded_of(const Row& row) {
   const int lane = static_cast<int>(threadIdx.x);
-  excluded = 0;
-  for (int c = 0; c < kItems; ++c) {
-    prob[c] = row.scores[static_cast<std::size_t>(c * gpu::kKeyChunk + lane)];
+  unsigned long long excluded = 0;
+  for (int c = 0; c < kItems; ++c)
     if (row.excluded[static_cast<std::size_t>(c * gpu::kKeyChunk + lane)]) excluded |= 1ull << c;
-  }
+  return excluded;
 }
 
 Blocks blocks_of(const std::vector<unsigned long long>& kept_by_lane) {
@@ -55,11 +54,10 @@ Blocks blocks_of(const std::vector<unsigned long long>& kept_by_lane) {
 template <int kItems>
 Blocks warp_cut(const Row& row, int rule, double threshold, double base) {
   std::vector<unsigned long long> kept(32, 0);
+  gpu::CutScratch scratch;  // the warp's shared scratch
   testing::emulated::run_warp([&] {
-    double prob[kItems];
-    unsigned long long excluded;
-    load_lane<kItems>(row, prob, excluded);
-    kept[threadIdx.x] = gpu::cut<kItems>(prob, row.candidates, excluded, rule, threshold, base);
+    kept[threadIdx.x] =
+        gpu::cut<kItems>(row.scores.data(), row.candidates, excluded_of<kItems>(row), rule, threshold, base, scratch);
   });
   return blocks_of(kept);
 }
@@ -148,6 +146,30 @@ TEST(WarpRules, CutEqualsTheCpuRulesWithEightBlocksPerLane) { check_rules_on_ran
 
 TEST(WarpRules, CutEqualsTheCpuRulesWithThirtyTwoBlocksPerLane) { check_rules_on_random_rows<32>(150); }
 
+// A row whose fixed-point histogram points at the wrong bin: 1000 tiny blocks in two bins weigh about 1.4x
+// their true mass in the histogram's units (a unit and a floor each), so the threshold seems crossed one bin
+// early; the exact sums must move the boundary to the next bin. Blocks are shuffled over the row; thresholds
+// sit between two prefixes, not within rounding of one.
+TEST(WarpRules, ExactSumsCorrectTheHistogramsBin) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  Row row;
+  row.candidates = 1001;
+  row.scores.assign(32 * gpu::kKeyChunk, 0.0);
+  row.excluded.assign(32 * gpu::kKeyChunk, false);
+  for (int v = 0; v < row.candidates; ++v) row.scores[static_cast<std::size_t>(v)] = v == 0 ? 1.0 : v <= 500 ? 2e-9 : 1e-9;
+  std::shuffle(row.scores.begin(), row.scores.begin() + row.candidates, rng);
+  for (double threshold : {1.0 + 1.0505e-6, 1.0 + 1.2003e-6, 1.0 + 0.9011e-6}) {  // between blocks' prefixes
+    SCOPED_TRACE("threshold 1 + " + std::to_string((threshold - 1.0) * 1e6) + "e-6");
+    const Blocks want = select_t1(row.scores.data(), candidate_list(row), threshold, 1.0);
+    ASSERT_GT(want.size(), 1u);  // the boundary lies among the tiny blocks
+    ASSERT_LT(want.size(), 1001u);
+    EXPECT_EQ(warp_cut<32>(row, gpu::kT1, threshold, 0.0), want);
+    EXPECT_EQ(warp_cut<32>(row, gpu::kT5, threshold, 0.0), select_t5(row.scores.data(), candidate_list(row), threshold, 1.0));
+  }
+}
+
 // T3 clean: the forced blocks are excluded from the ranking and their mass is the base (exact with dyadic rows).
 TEST(WarpRules, CutWithForcedMassEqualsT3Clean) {
   const std::uint64_t seed = testing::fresh_seed();
@@ -209,12 +231,8 @@ TEST(WarpRules, BestOutsideTakesTheLowestIndexAmongEqualScores) {
   row.scores[70] = row.scores[40] = row.scores[90] = 2.0;
   row.scores[150] = 9.0;  // past the candidates
   std::vector<unsigned long long> best(32, 0);
-  testing::emulated::run_warp([&] {
-    double prob[8];
-    unsigned long long excluded;
-    load_lane<8>(row, prob, excluded);
-    best[threadIdx.x] = gpu::best_outside<8>(prob, row.candidates, gpu::block_bit(40));
-  });
+  testing::emulated::run_warp(
+      [&] { best[threadIdx.x] = gpu::best_outside<8>(row.scores.data(), row.candidates, gpu::block_bit(40)); });
   EXPECT_EQ(blocks_of(best), (Blocks{70}));
 }
 

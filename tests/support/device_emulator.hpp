@@ -97,6 +97,7 @@ inline unsigned __ballot_sync(unsigned mask, int predicate) {
 }
 inline int __any_sync(unsigned mask, int predicate) { return __ballot_sync(mask, predicate) != 0; }
 inline void __syncthreads() { sparsefill::testing::emulated::meet_block(); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { sparsefill::testing::emulated::meet_warp(0, mask); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline long long __double_as_longlong(double x) {
@@ -113,6 +114,12 @@ template <typename T>
 T atomicAdd(T* address, T value) {
   const T old = *address;
   *address = old + value;
+  return old;
+}
+template <typename T>
+T atomicOr(T* address, T value) {
+  const T old = *address;
+  *address = old | value;
   return old;
 }
 inline int min(int a, int b) { return a < b ? a : b; }

@@ -64,7 +64,7 @@ template <typename Element, int kItems, typename Launch>
 void launch_flexprefill(const FlexParams& fp, Launch&& launch) {
   const LastRowsParams& p = fp.lines.rows;
   const unsigned heads = static_cast<unsigned>(p.heads_q), batch = static_cast<unsigned>(p.batch);
-  const unsigned nq = static_cast<unsigned>(fp.lines.nq), nk = static_cast<unsigned>(fp.lines.nk);
+  const unsigned nq = static_cast<unsigned>(fp.lines.nq);
   const LaunchGrid per_head{1, heads, batch};
   launch(proxy_pass_kernel<Element>, LaunchGrid{static_cast<unsigned>(p.chunks), heads, batch}, proxy_threads(p.rows),
          proxy_smem_bytes<Element>(p.rows, p.d, 0), p, 0);
@@ -76,15 +76,16 @@ void launch_flexprefill(const FlexParams& fp, Launch&& launch) {
            fp.lines, slash);
     launch(flex_cover_kernel, per_head, kFlexThreads, std::size_t{0}, fp, slash);
   }
-  const int pool_threads = std::min((p.d + 31) / 32 * 32, 128);  // whole warps, a dim each
-  const auto* q = static_cast<const Element*>(p.q);
-  const auto* k = static_cast<const Element*>(p.k);
-  const std::int32_t* no_order = nullptr;
-  launch(pool_blocks_kernel<Element>, LaunchGrid{nq, heads, batch}, pool_threads, std::size_t{0}, q, p.q_batch,
-         p.q_token, p.q_head, p.lengths, false, p.heads_q, 1, p.d, false, no_order, p.width, true, fp.pooled_q);
-  launch(pool_blocks_kernel<Element>, LaunchGrid{nk, static_cast<unsigned>(p.heads_kv), batch}, pool_threads,
-         std::size_t{0}, k, p.k_batch, p.k_token, p.k_head, p.lengths, true, p.heads_kv, 1, p.d, true, no_order,
-         p.width, true, fp.pooled_k);
+  const PoolParams pools[2] = {
+      {p.q, p.q_batch, p.q_token, p.q_head, p.lengths, false, p.heads_q, 1, p.d, false, nullptr, p.width, true,
+       fp.pooled_q, fp.lines.nq},
+      {p.k, p.k_batch, p.k_token, p.k_head, p.lengths, true, p.heads_kv, 1, p.d, true, nullptr, p.width, true,
+       fp.pooled_k, fp.lines.nk}};
+  for (const PoolParams& pool : pools) {
+    const int vector = pool_vector_width(pool, sizeof(Element));
+    launch(vector == 8 ? pool_blocks_kernel<Element, 8> : pool_blocks_kernel<Element, 1>,
+           LaunchGrid{static_cast<unsigned>(pool.blocks), batch, 1}, pool_threads(pool, vector), std::size_t{0}, pool);
+  }
   launch(flex_plan_kernel<Element>, per_head, kFlexThreads, std::size_t{0}, fp);
   const LaunchGrid map{(nq + kRowsPerCta - 1) / kRowsPerCta, heads, batch};
   const std::size_t map_smem = flex_map_smem_bytes(p.d, kItems);

@@ -92,9 +92,12 @@ void pool(const TensorView& t, const Geometry& g, const select::Lengths& lengths
   const Strides st = strides_of(t, g.varlen);
   const int heads = keys && !order ? g.heads_kv : g.heads_q;
   const int group = order ? g.heads_q / g.heads_kv : 1;
-  select::pool_blocks_kernel<Element><<<dim3(keys ? g.nk : g.nq, heads, g.batch), std::min(g.d, 128), 0, s>>>(
-      static_cast<const Element*>(t.data), st.batch, st.token, st.head, lengths, keys, heads, group, g.d,
-      /*transposed=*/keys, order, g.lk, /*by_count=*/false, out);
+  const select::PoolParams p{t.data, st.batch, st.token, st.head, lengths, keys,  heads, group, g.d,
+                             keys,   order,    g.lk,     false,    out,     keys ? g.nk : g.nq};
+  const int vector = select::pool_vector_width(p, sizeof(Element));
+  const dim3 grid(static_cast<unsigned>(p.blocks), static_cast<unsigned>(g.batch));
+  (vector == 8 ? select::pool_blocks_kernel<Element, 8> : select::pool_blocks_kernel<Element, 1>)<<<
+      grid, select::pool_threads(p, vector), 0, s>>>(p);
 }
 
 // PBS's proxy importance and segmented ranking into args.key_order.
@@ -271,7 +274,7 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     p.scales = nullptr;
     p.fixed_scale = 1.0 / std::sqrt(static_cast<double>(g.d));
   } else {
-    select::band_scale_kernel<<<(g.batch * g.heads_q + 127) / 128, 128, 0, s>>>(
+    select::band_scale_kernel<<<g.batch * g.heads_q, 32, 0, s>>>(
         w.energy_q, w.energy_k, g.batch, g.heads_q, g.heads_kv, lengths, g.d, p.bands, calibrate, p.band[0],
         p.band[1], w.scales);
   }

@@ -26,7 +26,8 @@ inline constexpr int kEnergyThreads = 256;
 
 // Partial sums of squares of pooled blocks per (b, h) and slice of its sequence's blocks: [0] over every dim,
 // [1 + z] over band z's dims, into partial[(bh * kEnergySlices + slice) * 3 + i]. Element (u, c) of a head sits
-// at u * u_stride + c * c_stride in a layout of nb_max blocks.
+// at u * u_stride + c * c_stride in a layout of nb_max blocks; threads walk the slice's elements in memory order
+// (u-major for u_stride > c_stride) and add each square to the sums of the bands its dim belongs to, one pass.
 __global__ void pooled_energy_kernel(const double* pooled, int nb_max, Lengths lengths, bool keys, int heads, int d,
                                      int u_stride, int c_stride, Band high, Band low, double* partial) {
   const int bh = blockIdx.x, slice = blockIdx.y, b = bh / heads;
@@ -34,18 +35,21 @@ __global__ void pooled_energy_kernel(const double* pooled, int nb_max, Lengths l
   const double* rows = pooled + static_cast<std::int64_t>(bh) * nb_max * d;
   const int u_begin = static_cast<int>(static_cast<long long>(nb) * slice / kEnergySlices);
   const int n = static_cast<int>(static_cast<long long>(nb) * (slice + 1) / kEnergySlices) - u_begin;
+  __shared__ unsigned char bands_of[kMaxBandDims];  // bit z: the dim is in band z
+  for (int c = threadIdx.x; c < d; c += blockDim.x) bands_of[c] = 0;
+  __syncthreads();
+  for (int i = threadIdx.x; i < high.count; i += blockDim.x) bands_of[high.dims[i]] |= 1;
+  __syncthreads();
+  for (int i = threadIdx.x; i < low.count; i += blockDim.x) bands_of[low.dims[i]] |= 2;
+  __syncthreads();
+  const bool u_major = u_stride > c_stride;
   double all = 0, band0 = 0, band1 = 0;
   for (int i = threadIdx.x; i < n * d; i += blockDim.x) {
-    const double x = rows[(u_begin + i / d) * u_stride + (i % d) * c_stride];
-    all += x * x;
-  }
-  for (int i = threadIdx.x; i < n * high.count; i += blockDim.x) {
-    const double x = rows[(u_begin + i / high.count) * u_stride + high.dims[i % high.count] * c_stride];
-    band0 += x * x;
-  }
-  for (int i = threadIdx.x; i < n * low.count; i += blockDim.x) {
-    const double x = rows[(u_begin + i / low.count) * u_stride + low.dims[i % low.count] * c_stride];
-    band1 += x * x;
+    const int u = u_begin + (u_major ? i / d : i % n), c = u_major ? i % d : i / n;
+    const double x = rows[u * u_stride + c * c_stride], square = x * x;
+    all += square;
+    band0 += bands_of[c] & 1 ? square : 0.0;
+    band1 += bands_of[c] & 2 ? square : 0.0;
   }
   __shared__ double scratch[kCtaScratch];
   all = cta_sum(all, scratch);
@@ -59,20 +63,20 @@ __global__ void pooled_energy_kernel(const double* pooled, int nb_max, Lengths l
   }
 }
 
-// Sum i of a head's energy partials, in slice order (deterministic).
+// Sum i of a head's energy partials, in slice order over a warp (the same in every lane).
 __device__ inline double energy_sum(const double* partial, int bh, int i) {
-  double sum = 0;
-  for (int slice = 0; slice < kEnergySlices; ++slice) sum += partial[(bh * kEnergySlices + slice) * 3 + i];
-  return sum;
+  double local = 0;
+  for (int slice = threadIdx.x % 32; slice < kEnergySlices; slice += 32) local += partial[(bh * kEnergySlices + slice) * 3 + i];
+  return warp_sum(local);
 }
 
 // Prism's band multipliers 1 / (sqrt(d_z) * max(tau_z, 1e-6)), tau_z = sqrt(d_z / d) * rms(Q_z)/rms(Q) *
 // rms(K_z)/rms(K) (1 without calibration); mean pooling: one band, 1 / sqrt(d).
+// One warp per (b, h): grid batch * heads_q, 32 threads.
 __global__ void band_scale_kernel(const double* energy_q, const double* energy_k, int batch, int heads_q,
                                   int heads_kv, Lengths lengths, int d, int bands, int calibrate, Band high, Band low,
                                   double* scales) {
-  const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= batch * heads_q) return;
+  const int i = blockIdx.x;
   const int b = i / heads_q, h = i % heads_q, hk = h / (heads_q / heads_kv);
   const int nq = lengths.q_blocks(b), nk = lengths.k_blocks(b);
   const int bk = b * heads_kv + hk;
@@ -86,7 +90,7 @@ __global__ void band_scale_kernel(const double* energy_q, const double* energy_k
                    rk_all = sqrt(energy_sum(energy_k, bk, 0) / (static_cast<double>(nk) * d));
       tau = sqrt(dz / d) * (rq / fmax(rq_all, kRmsFloor)) * (rk / fmax(rk_all, kRmsFloor));
     }
-    scales[i * bands + z] = 1.0 / (sqrt(dz) * fmax(tau, kRmsFloor));
+    if (threadIdx.x == 0) scales[i * bands + z] = 1.0 / (sqrt(dz) * fmax(tau, kRmsFloor));
   }
 }
 

@@ -1,7 +1,7 @@
 // The pooled selectors' first kernels (cuda/select/pooled_scoring.cuh: block mean pooling, the bands' energy sums,
 // Prism's band multipliers), run on the host through the device emulator, against plain host computations:
-// pooled blocks equal to the fp64 token-order block means exactly (queries row-major, keys transposed, a
-// partial last block), and each head's band multiplier 1 / (sqrt(d_z) max(tau_z, 1e-6)) with tau_z =
+// pooled blocks equal to the fp64 token-order block means exactly (queries row-major with 8 dims a thread,
+// keys transposed with one, a partial last block), and each head's band multiplier 1 / (sqrt(d_z) max(tau_z, 1e-6)) with tau_z =
 // sqrt(d_z / d) (rms(Q_z) / rms(Q)) (rms(K_z) / rms(K)) over the pooled blocks to fp64 rounding (the kernels sum
 // the squares in another order).
 #include <gtest/gtest.h>
@@ -36,14 +36,14 @@ TEST(EmulatedPooling, BlockMeansAndBandScalesEqualTheHostComputation) {
   lengths.lq = lengths.lk = L;
   lengths.block = block;
   std::vector<double> pooled_q(static_cast<std::size_t>(heads_q) * nb * d, -7.0), pooled_k(static_cast<std::size_t>(heads_kv) * d * nb, -7.0);
-  testing::emulated::launch({static_cast<unsigned>(nb), static_cast<unsigned>(heads_q), 1}, d, 0, [&] {
-    gpu::pool_blocks_kernel<float>(q.data(), static_cast<std::int64_t>(L) * heads_q * d, heads_q * d, d, lengths, false,
-                                   heads_q, 1, d, false, nullptr, L, false, pooled_q.data());
-  });
-  testing::emulated::launch({static_cast<unsigned>(nb), static_cast<unsigned>(heads_kv), 1}, d, 0, [&] {
-    gpu::pool_blocks_kernel<float>(k.data(), static_cast<std::int64_t>(L) * heads_kv * d, heads_kv * d, d, lengths, true,
-                                   heads_kv, 1, d, true, nullptr, L, false, pooled_k.data());
-  });
+  auto pool = [&](const std::vector<float>& x, int heads, bool keys, std::vector<double>& out, auto kernel, int vector) {
+    const gpu::PoolParams p{x.data(), static_cast<std::int64_t>(L) * heads * d, heads * d, d, lengths, keys, heads, 1, d,
+                            keys, nullptr, L, false, out.data(), nb};
+    testing::emulated::launch({static_cast<unsigned>(nb), 1, 1}, gpu::pool_threads(p, vector), 0, [&] { kernel(p); });
+  };
+  // Both vector widths: 8 dims a thread (the 16-byte loads of 2-byte inputs) and one.
+  pool(q, heads_q, false, pooled_q, gpu::pool_blocks_kernel<float, 8>, 8);
+  pool(k, heads_kv, true, pooled_k, gpu::pool_blocks_kernel<float, 1>, 1);
   auto mean = [&](const std::vector<float>& x, int heads, int h, int u, int c) {
     double sum = 0;
     for (int t = u * block; t < std::min(L, (u + 1) * block); ++t) sum += x[(static_cast<std::size_t>(t) * heads + h) * d + c];
@@ -68,7 +68,7 @@ TEST(EmulatedPooling, BlockMeansAndBandScalesEqualTheHostComputation) {
   testing::emulated::launch({static_cast<unsigned>(heads_kv), gpu::kEnergySlices, 1}, gpu::kEnergyThreads, 0, [&] {
     gpu::pooled_energy_kernel(pooled_k.data(), nb, lengths, true, heads_kv, d, 1, nb, high, low, energy_k.data());
   });
-  testing::emulated::launch({1, 1, 1}, 128, 0, [&] {
+  testing::emulated::launch({static_cast<unsigned>(heads_q), 1, 1}, 32, 0, [&] {
     gpu::band_scale_kernel(energy_q.data(), energy_k.data(), 1, heads_q, heads_kv, lengths, d, 2, 1, high, low, scales.data());
   });
   auto rms = [&](const std::vector<double>& pooled, bool keys, int h, const gpu::Band* band) {

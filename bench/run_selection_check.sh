@@ -2,8 +2,9 @@
 # A shorter GPU run than run_gpu_check.sh for work on the selectors (on the device machine, from the repository
 # root): build for sm_90a, the selection tests against the CPU, memcheck of the selection pipeline, the
 # end-to-end prefill benchmark of SELECT_METHODS at SELECT_LENS, and, with NCU=1, the time of every selection
-# kernel of NCU_METHODS (default prism, pbs) at the longest length (ncu, one rep). Logs go under ${OUT:-out}; the
-# key lines are printed.
+# kernel of NCU_METHODS (default prism, pbs) at the longest length (ncu, one rep), and with NCU_FULL="kernel:method:len
+# ..." a full ncu profile of one launch of each named kernel (its throughputs, issue rate and warp stalls are
+# printed). Logs go under ${OUT:-out}; the key lines are printed.
 set -uo pipefail
 out=${OUT:-out}
 mkdir -p "$out"
@@ -44,3 +45,11 @@ for k, v in last.items():
 EOF
   done
 fi
+for spec in ${NCU_FULL:-}; do
+  IFS=: read -r kernel method len <<<"$spec"
+  timeout 300 ncu --clock-control none --set full -k "regex:$kernel" --launch-count 1 \
+    build-gpu/bench/bench_prefill --len "$len" --reps 1 --methods "dense,$method" > "$out/ncu_full_$kernel.txt" 2>&1
+  echo "ncu full: $kernel ($method, $len)"
+  grep -E "^  [a-z_]+.*\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Issue Slots Busy|Registers Per|Achieved Occupancy|Executed Instructions  |L1/TEX Hit|L2 Hit|Warp Cycles Per Issued|Stall|stalled|One or More Eligible" \
+    "$out/ncu_full_$kernel.txt" | grep -v "^==" | head -24
+done

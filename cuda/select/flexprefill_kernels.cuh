@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(kFlexThreads) flex_plan_kernel(const FlexParam
 // Shared memory of flex_map_kernel<kItems>: the CTA's pooled query rows, their logits, the dim list and the
 // histogram's bins (count and mass).
 inline std::size_t flex_map_smem_bytes(int d, int items) {
-  return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * d +
+  return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * (d + kQueryRowPad) +
                            static_cast<std::size_t>(kRowsPerCta) * (items * kKeyChunk + kLogitPad)) +
          sizeof(unsigned long long) * kRadixBins + sizeof(unsigned) * kRadixBins + sizeof(int) * kMaxBandDims;
 }
@@ -223,8 +223,8 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
   const bool partial_ties = radix.taken > 0 && radix.taken < radix.ties;
   if (pass != kMapRaster && (!mapped || radix.keep_all || (pass == kMapTies && !partial_ties))) return;
   constexpr int kStride = kItems * kKeyChunk + kLogitPad;
-  double* q_rows = dynamic_shared<double>();                    // [kRowsPerCta][d]
-  double* logits = q_rows + kRowsPerCta * d;                    // [kRowsPerCta][kStride]
+  double* q_rows = dynamic_shared<double>();                    // [kRowsPerCta][d + kQueryRowPad]
+  double* logits = q_rows + kRowsPerCta * (d + kQueryRowPad);   // [kRowsPerCta][kStride]
   auto* mass = reinterpret_cast<unsigned long long*>(logits + kRowsPerCta * kStride);  // [kRadixBins]
   auto* count = reinterpret_cast<unsigned*>(mass + kRadixBins);                       // [kRadixBins]
   int* dims = reinterpret_cast<int*>(count + kRadixBins);                             // [kMaxBandDims]
@@ -234,7 +234,8 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
   double* prob = logits + warp * kStride;  // this warp's row: logits, then probabilities (block 32 c + lane)
   if (mapped && rows > 0) {
     const double* pq = fp.pooled_q + (row * fp.lines.nq + u0) * d;
-    for (int i = threadIdx.x; i < kRowsPerCta * d; i += blockDim.x) q_rows[i] = i < rows * d ? pq[i] : 0.0;
+    for (int i = threadIdx.x; i < kRowsPerCta * d; i += blockDim.x)
+      q_rows[i / d * (d + kQueryRowPad) + i % d] = i < rows * d ? pq[i] : 0.0;
     const int padded = (d + 3) / 4 * 4;
     for (int i = threadIdx.x; i < padded; i += blockDim.x) dims[i] = i < d ? i : -1;
     __syncthreads();

@@ -53,16 +53,19 @@ struct ScoringParams {
 inline constexpr int kRowsPerCta = 8;  // one warp per mask row; also the fp64 mma's M
 inline constexpr int kLogitPad = 8;    // doubles after each staged logit row (rows alternate bank halves)
 inline constexpr int kTilesInFlight = 4;  // independent mma accumulators per warp (8-block column tiles)
+// Doubles after each staged query row: with a row stride of d + 4 doubles the 8 rows of an mma's A operand
+// start 8 banks apart, so its loads are free of bank conflicts.
+inline constexpr int kQueryRowPad = 4;
 
 // Shared memory of score_rows_kernel: the tile's pooled query rows, one band's logits of every row (then its
 // probabilities), the bands' dim lists padded to the mma's k of 4, and each warp's scratch for cut().
 inline std::size_t score_rows_smem_bytes(int d, int items) {
-  return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * d +
+  return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * (d + kQueryRowPad) +
                            static_cast<std::size_t>(kRowsPerCta) * (items * kKeyChunk + kLogitPad)) +
          sizeof(int) * 2 * kMaxBandDims + sizeof(CutScratch) * kRowsPerCta;
 }
 
-// One band's logits of a CTA's kRowsPerCta staged query rows (q_rows [kRowsPerCta][d]) against key blocks
+// One band's logits of a CTA's kRowsPerCta staged query rows (q_rows [kRowsPerCta][d + kQueryRowPad]) against key blocks
 // v < 8 * tiles, times `scale`, into logits[row * stride + v]: an 8-row fp64 GEMM over the band's dims
 // (`dims`, padded with -1 to `padded`, a multiple of the mma's k of 4). The warps share the row tile and split
 // the key blocks into 8-column tiles, kTilesInFlight at a time; the pooled keys (pk [d][nk_stride], transposed)
@@ -75,7 +78,7 @@ __device__ inline void band_logits(const double* q_rows, int d, const int* dims,
 #pragma unroll 4
     for (int i = 0; i < padded; i += 4) {
       const int dim = dims[i + frag_k];
-      const double a = dim >= 0 ? q_rows[frag_mn * d + dim] : 0.0;
+      const double a = dim >= 0 ? q_rows[frag_mn * (d + kQueryRowPad) + dim] : 0.0;
       const double* key_dim = pk + static_cast<std::int64_t>(dim) * nk_stride;
 #pragma unroll
       for (int t = 0; t < kTilesInFlight; ++t) {
@@ -128,8 +131,8 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
   static_assert(kItems <= 64, "the kept set is a 64-bit mask per lane");
   double* shared = dynamic_shared<double>();
   constexpr int kStride = kItems * kKeyChunk + kLogitPad;
-  double* q_rows = shared;                          // [kRowsPerCta][d]
-  double* logits = shared + kRowsPerCta * p.d;      // [kRowsPerCta][kStride]
+  double* q_rows = shared;                                        // [kRowsPerCta][d + kQueryRowPad]
+  double* logits = shared + kRowsPerCta * (p.d + kQueryRowPad);   // [kRowsPerCta][kStride]
   int* band_dims = reinterpret_cast<int*>(logits + kRowsPerCta * kStride);  // [2][kMaxBandDims], -1: padding
   CutScratch& scratch = reinterpret_cast<CutScratch*>(band_dims + 2 * kMaxBandDims)[threadIdx.x / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -143,7 +146,8 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
   const double* pk = p.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + hk) * p.d * p.nk;
   if (p.pooled_q != nullptr) {
     const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u0) * p.d;
-    for (int i = threadIdx.x; i < kRowsPerCta * p.d; i += blockDim.x) q_rows[i] = i < rows * p.d ? pq[i] : 0.0;
+    for (int i = threadIdx.x; i < kRowsPerCta * p.d; i += blockDim.x)
+      q_rows[i / p.d * (p.d + kQueryRowPad) + i % p.d] = i < rows * p.d ? pq[i] : 0.0;
   } else {  // the block mean as pool_blocks_kernel takes it: fp64 sum in token order, then / block
     const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
                     static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
@@ -153,7 +157,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
       double sum = 0.0;
       for (int t = (u0 + row) * block; row < rows && t < t_end; ++t)
         sum += static_cast<double>(to_float(q[static_cast<std::int64_t>(t) * p.q_token + c]));
-      q_rows[i] = row < rows ? sum / block : 0.0;
+      q_rows[row * (p.d + kQueryRowPad) + c] = row < rows ? sum / block : 0.0;
     }
   }
   for (int i = threadIdx.x; i < 2 * kMaxBandDims; i += blockDim.x) {

@@ -8,6 +8,7 @@
 #include "common/cuda_check.hpp"
 #include "common/workspace_align.hpp"
 #include "select/stride_kernel.cuh"
+#include "select/stride_tile_kernel.cuh"
 #include "sparsefill/error.hpp"
 
 namespace sparsefill::cuda {
@@ -34,14 +35,38 @@ int slots_per_chunk(const Geometry& g, std::int64_t stride) {
   return static_cast<int>(std::min<std::size_t>(fit, static_cast<std::size_t>(g.batch) * g.heads_kv));
 }
 
+constexpr std::size_t kMaxSharedBytes = 227 * 1024;  // the sm_90 opt-in limit per CTA
+
+// The tiled kernel (stride_tile_kernel.cuh) takes 16 stride rows per query block (B / S = 16) and head_dim up
+// to 128 (the default geometry) when its shared memory fits; other geometries run the per-warp kernel
+// (stride_kernel.cuh), which computes the same scores.
+bool tiled(const select::StrideParams& p) {
+  return p.lengths.block / p.stride == 16 && p.d <= select::kTileMaxDim &&
+         select::stride_tile_smem_bytes(p.rr, p.d, p.stride, p.nk) <= kMaxSharedBytes;
+}
+
 template <typename Element, int kItems>
 void launch_scoring(const select::StrideParams& p, const Geometry& g, int slots, cudaStream_t s) {
+  const int group = g.heads_q / g.heads_kv;
+  if (tiled(p)) {
+    const auto kernel = p.rr ? select::stride_tile_kernel<Element, kItems, true>
+                             : select::stride_tile_kernel<Element, kItems, false>;
+    const int warps = p.rr ? select::kTileWarps<true> : select::kTileWarps<false>;
+    const int heads_here = std::min(group, warps), blocks_here = warps / heads_here;
+    const std::size_t smem = select::stride_tile_smem_bytes(p.rr, p.d, p.stride, p.nk);
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+               "stride selection shared memory opt-in");
+    const dim3 grid(static_cast<unsigned>((g.nq + blocks_here - 1) / blocks_here), static_cast<unsigned>(slots),
+                    static_cast<unsigned>((group + heads_here - 1) / heads_here));
+    kernel<<<grid, warps * 32, smem, s>>>(p);
+    return;
+  }
   const auto kernel = p.rr ? select::stride_select_kernel<Element, kItems, true>
                            : select::stride_select_kernel<Element, kItems, false>;
   const std::size_t smem = select::stride_smem_bytes(g.nk);
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
              "stride selection shared memory opt-in");
-  const int items = g.nq * (g.heads_q / g.heads_kv);
+  const int items = g.nq * group;
   const dim3 grid(static_cast<unsigned>((items + select::kStrideWarps - 1) / select::kStrideWarps),
                   static_cast<unsigned>(slots));
   kernel<<<grid, select::kStrideWarps * 32, smem, s>>>(p);

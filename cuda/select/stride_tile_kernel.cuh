@@ -1,0 +1,257 @@
+// The stride selectors' tiled kernel (RRAttention, XAttention) for B / S = 16 stride rows per query block and
+// head_dim <= 128, the default geometry (see stride_scoring.cuh for the scores, stride_rules.cuh for the rules).
+//
+// A CTA takes the query blocks of several heads of one KV head, a warp per (head, query block): the warp's 16
+// rows are one mma row tile. The key strides they may see are staged in shared memory 32 at a time (cp.async,
+// two stages), and every warp multiplies its rows by the staged tile, so a key tile is read from L2 once per CTA
+// instead of once per warp. Two passes over the key tiles: the first takes each row's maximum and exp-sum, the
+// second the probabilities, summed per key block into the warp's block row (fp64 in shared memory); then each
+// warp applies the rule to its row.
+//   RRAttention: 8 warps; the sampled query rows sit in registers; a staged key stride holds the key sums' hi
+//     and lo parts (exact sums as a pair of the input dtype), so a logit is q . hi + q . lo.
+//   XAttention: 4 warps; a row is S query tokens (d dims each) in reverse order, kept in shared memory; key
+//     tile part t stages the keys j S + t of the tile's strides, whose product with the rows' token
+//     iS + S-1-t is the antidiagonal term t.
+// Operands use the permuted reduction order of stride_scoring.cuh (lane t of a k-step pair reads 8 consecutive
+// dims as one 16-byte load); staged rows are swizzled by 16-byte chunks so those loads are free of bank
+// conflicts.
+#pragma once
+#include <cstdint>
+
+#include "common/dynamic_shared.cuh"
+#include "select/stride_rules.cuh"
+#include "select/stride_scoring.cuh"
+
+namespace sparsefill::cuda::select {
+
+inline constexpr int kTileStrides = 32;  // key strides per staged tile: 4 mma n-tiles, 2 key blocks
+inline constexpr int kTileMaxDim = 128;  // head_dim of the tiled kernel (4 steps of 32 dims in registers)
+
+template <bool kRR>
+inline constexpr int kTileWarps = kRR ? 8 : 4;
+
+// Bytes of one staged key tile part (and of a stage).
+__host__ __device__ inline std::size_t stride_stage_bytes(bool rr, int d) {
+  return static_cast<std::size_t>(kTileStrides) * d * 2 * (rr ? 2 : 1);
+}
+// Bytes of the XAttention query rows of a CTA.
+__host__ __device__ inline std::size_t stride_rows_bytes(bool rr, int d, int stride) {
+  return rr ? 0 : static_cast<std::size_t>(kTileWarps<false>) * 16 * stride * d * 2;
+}
+// Shared memory of stride_tile_kernel: query rows (XAttention), two stages, a block row and the cut's
+// scratch per warp.
+inline std::size_t stride_tile_smem_bytes(bool rr, int d, int stride, int nk) {
+  const int warps = rr ? kTileWarps<true> : kTileWarps<false>;
+  return stride_rows_bytes(rr, d, stride) + 2 * stride_stage_bytes(rr, d) +
+         (sizeof(double) * static_cast<std::size_t>(nk) + sizeof(CutScratch)) * warps;
+}
+
+// The 16-byte chunk of a staged row's 8-dim group: rows alternate halves of a 128-byte line, so that the 8
+// lanes of a load phase (2 rows x 4 groups) hit distinct banks.
+__device__ inline int swizzled(int row, int group, int groups) { return groups >= 8 ? group ^ ((row & 1) << 2) : group; }
+
+__device__ inline void async_copy16(void* smem, const void* global, bool present) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global), "r"(present ? 16 : 0));
+}
+__device__ inline void async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int kPending>
+__device__ inline void async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// Grid (ceil(nq / query blocks per CTA), the launch's KV slots, head chunks). Warp w of a CTA with Gc heads
+// takes head chunk * Gc + w % Gc and query block blockIdx.x * (warps / Gc) + w / Gc.
+template <typename Element, int kItems, bool kRR>
+__global__ void __launch_bounds__(kTileWarps<kRR> * 32, kRR ? 2 : 1) stride_tile_kernel(const StrideParams p) {
+  using Op = typename MmaOf<Element>::Op;
+  constexpr int kWarps = kTileWarps<kRR>;
+  unsigned char* smem = dynamic_shared<unsigned char>();
+  const int group = p.heads_q / p.heads_kv, heads_here = min(group, kWarps), blocks_here = kWarps / heads_here;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q4 = lane % 4;
+  const int slot = p.slot_begin + static_cast<int>(blockIdx.y), b = slot / p.heads_kv, kv = slot % p.heads_kv;
+  const int in_group = static_cast<int>(blockIdx.z) * heads_here + warp % heads_here;
+  const bool active = warp < heads_here * blocks_here && in_group < group;
+  const int d = p.d, S = p.stride, dims = kRR ? d : S * d;
+  const int parts = kRR ? 1 : S;  // staged parts per key tile
+  const int part_groups = kRR ? 2 * d / 8 : d / 8;  // 16-byte groups per staged row
+
+  Element* rows_smem = reinterpret_cast<Element*>(smem);  // XAttention: [warp][16][S d]
+  unsigned char* stages = smem + stride_rows_bytes(kRR, d, S);
+  const std::size_t stage_bytes = stride_stage_bytes(kRR, d);
+  double* block_rows = reinterpret_cast<double*>(stages + 2 * stage_bytes);  // [warp][nk]
+  CutScratch& scratch = reinterpret_cast<CutScratch*>(block_rows + static_cast<std::size_t>(kWarps) * p.nk)[warp];
+  double* block_row = block_rows + static_cast<std::size_t>(warp) * p.nk;
+
+  StrideTile t{};
+  t.slot = slot, t.b = b, t.g = kv;
+  t.h = kv * group + (in_group < group ? in_group : 0);
+  t.u = static_cast<int>(blockIdx.x) * blocks_here + warp / heads_here;
+  t.lq = p.lengths.q(b), t.lk = p.lengths.k(b);
+  t.nq_b = p.lengths.q_blocks(b), t.nk_b = p.lengths.k_blocks(b);
+  t.key_strides = (t.lk + S - 1) / S;
+  t.rows = 16;
+  t.offset = p.mirrored ? S - 1 - t.h % S : t.h % S;
+  t.q_base = b * p.q_batch + static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + t.h * p.q_head;
+  t.k_base = b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + kv * p.k_head;
+  t.dims = dims;
+  const bool has_row = active && t.u < t.nq_b;
+  const int limit[2] = {has_row ? t.row_limit(p, g) : -1, has_row ? t.row_limit(p, g + 8) : -1};
+  int tile_limit = max(limit[0], limit[1]);
+  for (int offset = 16; offset > 0; offset /= 2) tile_limit = max(tile_limit, __shfl_xor_sync(0xffffffffu, tile_limit, offset));
+  __shared__ int cta_limit;
+  if (threadIdx.x == 0) cta_limit = -1;
+  __syncthreads();
+  if (lane == 0) atomicMax(&cta_limit, tile_limit);
+  for (int v = lane; has_row && v < t.nk_b; v += 32) block_row[v] = 0.0;
+
+  // The warp's query rows: RRAttention's in registers (rows g and g + 8 of each 32-dim step), XAttention's in
+  // shared memory, row r's dims (tt, c) from token (u 16 + r) S + S-1-tt.
+  constexpr int kSteps = kTileMaxDim / 32;
+  RowFragment held[kSteps];
+  if constexpr (kRR) {
+#pragma unroll
+    for (int step = 0; step < kSteps; ++step)
+      if (step * 32 < d) held[step] = {t.sampled_query_dims(p, g, step * 32 + 8 * q4), t.sampled_query_dims(p, g + 8, step * 32 + 8 * q4)};
+  } else {
+    Element* mine = rows_smem + static_cast<std::size_t>(warp) * 16 * dims;
+    const int groups = dims / 8;
+    for (int i = lane; i < 16 * groups; i += 32) {
+      const int r = i / groups, grp = i % groups, tt = grp * 8 / d, c = grp * 8 % d;
+      const int token = (t.u * 16 + r) * S + S - 1 - tt;
+      const bool present = has_row && token < t.lq;
+      async_copy16(mine + r * dims + swizzled(r, grp, groups) * 8,
+                   static_cast<const Element*>(p.q) + t.q_base + static_cast<std::int64_t>(present ? token : 0) * p.q_token + c,
+                   present);
+    }
+  }
+  __syncthreads();
+  const int tiles = (cta_limit + kTileStrides) / kTileStrides;  // key tiles holding a visible stride
+  const int chunks = 2 * tiles * parts;
+
+  // Stage chunk c (pass, key tile, part) into stage c % 2: kTileStrides rows of part_groups 16-byte groups.
+  auto issue = [&](int c) {
+    const int rem = c % (tiles * parts), jt = rem / parts, part = rem % parts;
+    unsigned char* stage = stages + (c % 2) * stage_bytes;
+    for (int i = threadIdx.x; i < kTileStrides * part_groups; i += blockDim.x) {
+      const int n = i / part_groups, grp = i % part_groups, j = jt * kTileStrides + n;
+      const Element* src;
+      bool present;
+      if constexpr (kRR) {
+        const int half = grp / (d / 8), c8 = grp % (d / 8);
+        present = j < t.key_strides;
+        const std::int64_t at = (static_cast<std::int64_t>(slot - p.slot_begin) * p.strides_max + (present ? j : 0)) * d + c8 * 8;
+        src = static_cast<const Element*>(half ? p.key_lo : p.key_hi) + at;
+      } else {
+        const int token = j * S + part;
+        present = token < t.lk;
+        src = static_cast<const Element*>(p.k) + t.k_base + static_cast<std::int64_t>(present ? token : 0) * p.k_token + grp * 8;
+      }
+      async_copy16(stage + (static_cast<std::size_t>(n) * part_groups + swizzled(n, grp, part_groups)) * 16, src, present);
+    }
+    async_commit();
+  };
+
+  const float scale = 1.4426950408889634f / (static_cast<float>(S) * sqrtf(static_cast<float>(d)));
+  float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.f, 0.f}, inv_z[2] = {0.f, 0.f};
+  float acc[kTileStrides / 8][4];
+  if (chunks > 0) issue(0);
+  for (int c = 0; c < chunks; ++c) {
+    if (c + 1 < chunks) {
+      issue(c + 1);
+      async_wait<1>();
+    } else {
+      async_wait<0>();
+    }
+    __syncthreads();
+    const int pass = c / (tiles * parts), rem = c % (tiles * parts), jt = rem / parts, part = rem % parts;
+    if (part == 0) {
+#pragma unroll
+      for (int nt = 0; nt < kTileStrides / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[nt][e] = 0.f;
+    }
+    const uint4* stage = reinterpret_cast<const uint4*>(stages + (c % 2) * stage_bytes);
+    // The tile's logits: per 32-dim step, this lane's 8 dims of rows g, g + 8 and of column nt 8 + g.
+#pragma unroll
+    for (int step = 0; step < kSteps; ++step) {
+      if (step * 32 >= d) break;
+      RowFragment a;
+      if constexpr (kRR) {
+        a = held[step];
+      } else {
+        const uint4* mine = reinterpret_cast<const uint4*>(rows_smem + static_cast<std::size_t>(warp) * 16 * dims);
+        const int groups = dims / 8, grp = part * (d / 8) + step * 4 + q4;
+        a = {mine[g * groups + swizzled(g, grp, groups)], mine[(g + 8) * groups + swizzled(g + 8, grp, groups)]};
+      }
+#pragma unroll
+      for (int nt = 0; nt < kTileStrides / 8; ++nt) {
+        const int n = nt * 8 + g;
+#pragma unroll
+        for (int half = 0; half < (kRR ? 2 : 1); ++half) {
+          const uint4 bk = stage[n * part_groups + swizzled(n, half * (d / 8) + step * 4 + q4, part_groups)];
+          Op::fma(acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3], a.lo.x, a.hi.x, a.lo.y, a.hi.y, bk.x, bk.y,
+                  acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]);
+          Op::fma(acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3], a.lo.z, a.hi.z, a.lo.w, a.hi.w, bk.z, bk.w,
+                  acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]);
+        }
+      }
+    }
+    if (part == parts - 1 && has_row) {
+      const int col0 = jt * kTileStrides;
+      auto visible = [&](int nt, int e) { return col0 + nt * 8 + 2 * q4 + (e % 2) <= limit[e / 2]; };
+      if (pass == 0) {  // each row's running maximum and exp-sum over this lane's columns
+        float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nt = 0; nt < kTileStrides / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            if (visible(nt, e)) tile_max[e / 2] = fmaxf(tile_max[e / 2], acc[nt][e] * scale);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const float next = fmaxf(m[i], tile_max[i]);
+          z[i] = next == -INFINITY ? 0.f : z[i] * exp2f(m[i] - next);
+          m[i] = next;
+        }
+#pragma unroll
+        for (int nt = 0; nt < kTileStrides / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            if (visible(nt, e)) z[e / 2] += exp2f(acc[nt][e] * scale - m[e / 2]);
+        if (jt == tiles - 1) {  // the rows' statistics over their 4 lanes
+#pragma unroll
+          for (int i = 0; i < 2; ++i) {
+            for (int offset = 1; offset < 4; offset *= 2) {
+              const float om = __shfl_xor_sync(0xffffffffu, m[i], offset), oz = __shfl_xor_sync(0xffffffffu, z[i], offset);
+              const float next = fmaxf(m[i], om);
+              z[i] = next == -INFINITY ? 0.f : z[i] * exp2f(m[i] - next) + oz * exp2f(om - next);
+              m[i] = next;
+            }
+            inv_z[i] = z[i] > 0.f ? 1.f / z[i] : 0.f;
+          }
+        }
+      } else {  // probabilities, summed over the warp's rows into the tile's two key blocks
+#pragma unroll
+        for (int kb = 0; kb < 2; ++kb) {
+          float sum = 0.f;
+#pragma unroll
+          for (int nt = 2 * kb; nt < 2 * kb + 2; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              if (visible(nt, e)) sum += exp2f(acc[nt][e] * scale - m[e / 2]) * inv_z[e / 2];
+          for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+          const int v = jt * 2 + kb;
+          if (lane == 0 && v < t.nk_b) block_row[v] += static_cast<double>(sum);
+        }
+      }
+    }
+    __syncthreads();  // the stage is consumed before chunk c + 2 overwrites it
+  }
+  if (!active || t.u >= p.nq) return;
+  const std::int64_t mask_row = (static_cast<std::int64_t>(b) * p.heads_q + t.h) * p.nq + t.u;
+  __syncwarp();
+  const unsigned long long kept = has_row ? stride_rule<kItems>(p, block_row, t.u, t.nq_b, t.nk_b, t.lk, scratch) : 0ull;
+  write_mask_row<kItems>(kept, p.nk, p.kv_indices + mask_row * p.nk, p.kv_num_blocks + mask_row);
+}
+
+}  // namespace sparsefill::cuda::select

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A shorter GPU run than run_gpu_check.sh for work on the selectors (on the device machine, from the repository
 # root): build for sm_90a, the selection tests against the CPU, memcheck of the selection pipeline, the
-# end-to-end prefill benchmark of SELECT_METHODS at SELECT_LENS, and, with NCU=1, the time of every selection
+# end-to-end prefill benchmark of SELECT_METHODS at SELECT_LENS (with PEERS=1 followed by the peers of
+# bench/peers.py: torch SDPA and FlexAttention on the same masks), and, with NCU=1, the time of every selection
 # kernel of NCU_METHODS (default prism, pbs) at the longest length (ncu, one rep), and with NCU_FULL="kernel:method:len
 # ..." a full ncu profile of one launch of each named kernel (its throughputs, issue rate and warp stalls are
 # printed). Logs go under ${OUT:-out}; the key lines are printed.
@@ -20,10 +21,15 @@ grep -E "differ,? [1-9]|\([1-9][0-9]* differ|Failure|FAILED|workspace at" "$out/
 timeout 240 compute-sanitizer --tool memcheck build-gpu/tests/test_gpu_selection --gtest_filter='*Varlen*:*Graph*' > "$out/memcheck_selection.log" 2>&1
 echo "memcheck (selection + pipeline): $(grep -E 'ERROR SUMMARY' "$out/memcheck_selection.log" | tail -1)"
 lens=${SELECT_LENS:-32768,131072}
+mkdir -p "$out/masks"
 for len in ${lens//,/ }; do
   timeout 300 build-gpu/bench/bench_prefill --len "$len" --reps 9 --methods "${SELECT_METHODS:-dense,prism,meanpool,rr,pbs,minference,flexprefill}" \
-    | tee -a "$out/prefill.txt"
+    --mask-dir "$out/masks" | tee -a "$out/prefill.txt"
 done
+if [ "${PEERS:-0}" = 1 ]; then  # torch SDPA (cuDNN, flash) and FlexAttention on the same masks, same run
+  timeout 400 python3 bench/peers.py --len "$lens" --mask-dir "$out/masks" 2>"$out/peers.err" | tee "$out/peers.txt"
+fi
+rm -rf "$out/masks"
 if [ "${NCU:-0}" = 1 ]; then
   longest=${lens##*,}
   for method in ${NCU_METHODS:-prism pbs}; do

@@ -52,7 +52,8 @@ void launch_scoring(const select::StrideParams& p, const Geometry& g, int slots,
     const auto kernel = p.rr ? select::stride_tile_kernel<Element, kItems, true>
                              : select::stride_tile_kernel<Element, kItems, false>;
     const int warps = p.rr ? select::kTileWarps<true> : select::kTileWarps<false>;
-    const int heads_here = std::min(group, warps), blocks_here = warps / heads_here;
+    const int row_groups = p.rr ? select::kRowGroups<true> : select::kRowGroups<false>;
+    const int heads_here = std::min(group, row_groups), blocks_here = row_groups / heads_here;
     const std::size_t smem = select::stride_tile_smem_bytes(p.rr, p.d, p.stride, p.nk);
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
                "stride selection shared memory opt-in");

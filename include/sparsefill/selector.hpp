@@ -53,6 +53,16 @@ struct SelectorSettings {
   void set_threshold(const std::string& method, double value);
 };
 
+// PBS-Attn in its two steps (algorithms.md §3.3), for callers that compare key orders (the GPU selector ranks
+// keys by an fp32 importance, this one by fp64). pbs_importance: the proxy importance of every key, fp64,
+// [batch, heads_q, max_seqlen_k] (0 outside complete segments and for sequences of at most one segment).
+// pbs_select_with_order: the mask of PBS on a given key order (Selection::key_order's layout), which must permute
+// keys only within complete segments: Error("key_order") otherwise. make_selector("pbs") is
+// pbs_select_with_order on the order that ranks each segment by pbs_importance (ties by index).
+std::vector<double> pbs_importance(const SelectorInputs& inputs, const PBSConfig& config);
+Selection pbs_select_with_order(const SelectorInputs& inputs, const PBSConfig& config,
+                                std::vector<std::int32_t> key_order);
+
 // Known method names, in the order the CLI lists them.
 std::vector<std::string> selector_names();
 // Error("method") for an unknown name; Error(<parameter>) for an invalid configuration.

@@ -168,6 +168,42 @@ TEST(SelectorsHand, PbsOrdersHeavyKeysFirstAndSelectsTheirBlock) {
   EXPECT_EQ(row(s, 0, 1), (Blocks{0, 1, 2, 3}));  // segment 0: own segment only (no other candidates)
 }
 
+// The two public steps: the importance ranks each segment as the selector's order does, the selector's mask is
+// the mask of its own order, another order inside the segments changes the pooled keys (and is accepted), and
+// an order that moves a key across segments is refused.
+TEST(SelectorsHand, PbsStepsComposeToTheSelector) {
+  DesignedInputs in(512, 1, 1, 16);
+  in.k_at(10, 0, 0) = 40.0f;
+  in.k_at(200, 0, 0) = 80.0f;
+  in.fill_q(448, 512, 0, 0, 1.0f);
+  in.fill_q(320, 384, 0, 0, 10.0f);
+  const PBSConfig config;
+  const Selection s = make_selector("pbs")->select(inputs_of(in));
+  const std::vector<double> importance = pbs_importance(inputs_of(in), config);
+  ASSERT_EQ(importance.size(), 512u);
+  EXPECT_GT(importance[200], importance[10]);
+  EXPECT_GT(importance[10], importance[0]);
+  for (int p = 1; p < 256; ++p) EXPECT_GE(importance[s.key_order[p - 1]], importance[s.key_order[p]]) << p;
+  const Selection again = pbs_select_with_order(inputs_of(in), config, s.key_order);
+  EXPECT_EQ(again.mask.kv_num_blocks(), s.mask.kv_num_blocks());
+  EXPECT_EQ(again.mask.kv_indices(), s.mask.kv_indices());
+  std::vector<std::int32_t> identity(512);
+  for (int p = 0; p < 512; ++p) identity[p] = p;
+  const Selection plain = pbs_select_with_order(inputs_of(in), config, identity);
+  EXPECT_EQ(plain.key_order, identity);
+  EXPECT_NE(row(plain, 0, 5), row(s, 0, 5)) << "the heavy keys are no longer pooled into one block";
+  std::vector<std::int32_t> crossing = identity;
+  std::swap(crossing[10], crossing[300]);
+  try {
+    pbs_select_with_order(inputs_of(in), config, crossing);
+    ADD_FAILURE() << "an order across segments was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.argument(), "key_order");
+  }
+  identity.pop_back();
+  EXPECT_THROW(pbs_select_with_order(inputs_of(in), config, identity), Error);
+}
+
 }  // namespace
 }  // namespace sparsefill
 

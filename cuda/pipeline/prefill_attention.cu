@@ -101,6 +101,11 @@ DeviceBlockMask mask_in_workspace(const PrefillAttentionArgs& args, const std::s
           l.heads, l.nq, l.nk, args.block_size, args.block_size};
 }
 
+const std::int32_t* key_order_in_workspace(const PrefillAttentionArgs& args, const std::string& method, void* workspace) {
+  if (method != "pbs") return nullptr;
+  return reinterpret_cast<const std::int32_t*>(static_cast<unsigned char*>(workspace) + layout_of(args, method, SelectorSettings{}).key_order);
+}
+
 void prefill_attention(const PrefillAttentionArgs& args, const std::string& method, const SelectorSettings& settings,
                        void* workspace, void* stream) {
   require(workspace != nullptr, "workspace", "is null (allocate prefill_attention_workspace_size bytes)");

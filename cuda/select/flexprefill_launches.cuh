@@ -66,9 +66,9 @@ void launch_flexprefill(const FlexParams& fp, Launch&& launch) {
   const unsigned heads = static_cast<unsigned>(p.heads_q), batch = static_cast<unsigned>(p.batch);
   const unsigned nq = static_cast<unsigned>(fp.lines.nq);
   const LaunchGrid per_head{1, heads, batch};
-  launch(proxy_pass_kernel<Element>, LaunchGrid{static_cast<unsigned>(p.chunks), heads, batch}, proxy_threads(p.rows),
-         proxy_smem_bytes<Element>(p.rows, p.d, 0), p, 0);
-  launch(merge_row_stats_kernel, per_head, proxy_threads(p.rows), std::size_t{0}, p);
+  launch(last_rows_stats_kernel<Element>, LaunchGrid{static_cast<unsigned>(p.chunks), heads, batch},
+         last_rows_threads(p.rows), last_rows_smem_bytes<Element>(p.rows, p.d), p);
+  launch(merge_row_stats_kernel, per_head, last_rows_threads(p.rows), std::size_t{0}, p);
   constexpr int kLines = kLinesPerCta;
   const LaunchGrid lines{static_cast<unsigned>((p.width + kLines - 1) / kLines), heads, batch};
   for (int slash = 0; slash < 2; ++slash) {  // the slashes overwrite the verticals once those are reduced

@@ -15,6 +15,7 @@
 #include "select/flexprefill_selection.hpp"
 #include "select/last_rows_params.hpp"
 #include "select/minference_selection.hpp"
+#include "select/pbs_importance.cuh"
 #include "select/pbs_kernels.cuh"
 #include "select/pooled_scoring.cuh"
 #include "select/prism_bands.hpp"
@@ -100,25 +101,25 @@ void pool(const TensorView& t, const Geometry& g, const select::Lengths& lengths
       grid, select::pool_threads(p, vector), 0, s>>>(p);
 }
 
-// PBS's proxy importance and segmented ranking into args.key_order.
+// PBS's proxy importance (pbs_importance.cuh) and segmented ranking into args.key_order.
 template <typename Element>
 void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select::Lengths& lengths, const PbsShape& pbs,
                   const Workspace& w, cudaStream_t s) {
   select::LastRowsParams p = last_rows_params(args, g, lengths);
   p.rows = lengths.block;
-  p.scale = 1.0 / std::sqrt(static_cast<double>(g.d));
+  p.scale = 1.4426950408889634 / std::sqrt(static_cast<double>(g.d));  // log2(e) / sqrt(d)
   p.segment = pbs.segment;
   p.partial = w.partial;
   p.chunks = pbs.chunks;
   p.importance = w.importance;
   p.key_order = args.key_order;
-  check_cuda(cudaFuncSetAttribute(select::proxy_pass_kernel<Element>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(select::proxy_smem_bytes<Element>(lengths.block, g.d, 1))),
-             "PBS proxy shared memory opt-in");
+  const std::size_t smem = select::importance_smem_bytes(g.d, sizeof(Element));
+  check_cuda(cudaFuncSetAttribute(select::pbs_importance_kernel<Element>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(smem)),
+             "PBS importance shared memory opt-in");
   const dim3 grid(static_cast<unsigned>(pbs.chunks), static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch));
   for (int pass = 0; pass < 2; ++pass)
-    select::proxy_pass_kernel<Element><<<grid, select::proxy_threads(lengths.block),
-                                        select::proxy_smem_bytes<Element>(lengths.block, g.d, pass), s>>>(p, pass);
+    select::pbs_importance_kernel<Element><<<grid, select::kImportanceWarps * 32, smem, s>>>(p, pass);
   select::segment_rank_kernel<<<dim3(static_cast<unsigned>((g.lk + pbs.segment - 1) / pbs.segment),
                                      static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch)),
                                 pbs.segment, 0, s>>>(p);
@@ -142,6 +143,10 @@ void check_pbs(const SelectorSettings& settings, const GpuSelectionArgs& args, c
           "pbs.segment", "must be a multiple of the block size " + std::to_string(args.block_size) + " and at most " +
                              std::to_string(select::kMaxSegment) + " on the GPU");
   require(settings.pbs.tau > 0 && settings.pbs.tau <= 1, "pbs.tau", "must be in (0, 1]");
+  require(g.d % 32 == 0 && g.d <= select::kImportanceMaxDim, "q",
+          "the GPU PBS selector takes head_dim a multiple of 32 up to " + std::to_string(select::kImportanceMaxDim) +
+              ", got " + std::to_string(g.d));
+  require_16_byte_rows(args, "pbs");
   if (g.varlen) {
     require(args.cu_seqlens_k == args.cu_seqlens_q, "cu_seqlens_k",
             "PBS-Attn needs seqlen_q == seqlen_k: pass the same device array as cu_seqlens_q");

@@ -1,16 +1,13 @@
-// The attention of a sequence's last query rows over its keys, on the GPU: PBS-Attn's global-importance proxy
-// (algorithms.md §3.3 step 1, CPU: src/select/pbs_selector.cpp) and MInference's estimate (minference_kernels.cuh).
+// The attention of a sequence's last query rows over its keys, on the GPU: the softmax statistics of
+// MInference's and FlexPrefill's estimates (minference_kernels.cuh, flexprefill_kernels.cuh, line_sums.cuh).
+// PBS-Attn's proxy (pbs_importance.cuh) shares the parameters and the chunking of the keys.
 //
-// PBS's proxy: s[j] = mean over the last B queries r of softmax_j(q_r . k_j / sqrt(d)), over the keys
-// of complete segments, no causal mask, per query head. Logits are fp64 tensor-core products (mma m8n8k4: the
-// bf16/fp16 inputs are exact fp64 operands, so a logit is the CPU's fp64 dot product up to the order of its
-// roundings); the softmax runs in two passes over key chunks: the first keeps each chunk's row maximum and
-// exp-sum, the second merges them per row and sums each key's probabilities over the rows in row order, as the
-// CPU does. The softmax normaliser sums in another order (fp64 rounding).
-//
-// A pass's CTA holds the rows in whole warps, 32 rows (4 mma row tiles) a warp; per step of 32 staged keys
-// (4 column tiles) each lane ends with 4 rows x 8 keys of logits, folds them into its rows' running statistics
-// (pass 0; the 4 lanes of a row merge at the end) or writes their terms for the per-key sums (pass 1).
+// Logits are fp64 tensor-core products (mma m8n8k4: the bf16/fp16 inputs are exact fp64 operands, so a logit is
+// the CPU's fp64 dot product up to the order of its roundings). One pass over key chunks keeps each chunk's row
+// maximum and exp-sum; merged_row_stats merges them per row (another summation order than the CPU's: fp64
+// rounding). A CTA holds the rows in whole warps, 32 rows (4 mma row tiles) a warp; per step of 32 staged keys
+// (4 column tiles) each lane ends with 4 rows x 8 keys of logits and folds them into its rows' running
+// statistics (the 4 lanes of a row merge at the end).
 #pragma once
 #include <cstdint>
 
@@ -21,7 +18,7 @@
 
 namespace sparsefill::cuda::select {
 
-inline constexpr int kProxyChunk = 1024;  // keys per CTA of the proxy passes
+inline constexpr int kProxyChunk = 1024;  // keys per CTA of the last-rows passes (and of PBS's proxy)
 inline constexpr int kProxyTile = 32;     // keys staged in shared memory per step (4 mma column tiles)
 inline constexpr int kProxyRowPad = 8;    // elements after each staged query row (conflict-free mma A loads)
 inline constexpr int kProxyKeyPad = 4;    // floats after each staged key (conflict-free mma B loads)
@@ -30,26 +27,25 @@ struct LastRowsParams : QkTensors {
   int batch, heads_q, heads_kv, d, width;  // width: max_seqlen_k, the key_order row length
   Lengths lengths;
   int rows;      // the last `rows` queries (PBS: the block B; MInference: last_q)
-  double scale;  // logit scale
+  double scale;  // logit scale (PBS's proxy: in log2 units)
   int causal;    // MInference: key j visible to query i iff j <= i + seqlen_k - seqlen_q; PBS: no mask
   int segment;   // PBS: keys of complete segments only, sequences of one segment skipped; 0: every key
-  double* partial;              // [batch, heads_q, chunks, rows, 2]: each chunk's row max and exp-sum
+  double* partial;              // [batch, heads_q, chunks, rows, 2]: each chunk's row max and exp-sum (PBS: base 2)
   int chunks;                   // ceil(width / kProxyChunk)
   double* importance;           // [batch, heads_q, width]
   std::int32_t* key_order;      // [batch, heads_q, width] out
 };
 
 
-// Threads of a proxy pass over `rows` query rows: whole warps of 32 rows each.
-inline int proxy_threads(int rows) { return (rows + 31) / 32 * 32; }
+// Threads of the statistics pass over `rows` query rows: whole warps of 32 rows each.
+inline int last_rows_threads(int rows) { return (rows + 31) / 32 * 32; }
 
-// Shared memory of a pass: the query rows (input dtype, padded to whole warps), one key tile (fp32) and, in
-// pass 1, its terms (fp64). Pass 0 needs less, so more CTAs fit on an SM.
+// Shared memory of the statistics pass: the query rows (input dtype, padded to whole warps) and one key tile
+// (fp32).
 template <typename Element>
-std::size_t proxy_smem_bytes(int rows, int d, int pass) {
-  const std::size_t threads = static_cast<std::size_t>(proxy_threads(rows));
-  return sizeof(Element) * threads * (d + kProxyRowPad) + sizeof(float) * kProxyTile * (d + kProxyKeyPad) +
-         (pass == 1 ? sizeof(double) * kProxyTile * threads : 0);
+std::size_t last_rows_smem_bytes(int rows, int d) {
+  const std::size_t threads = static_cast<std::size_t>(last_rows_threads(rows));
+  return sizeof(Element) * threads * (d + kProxyRowPad) + sizeof(float) * kProxyTile * (d + kProxyKeyPad);
 }
 
 // The keys the last rows attend: PBS's complete segments (nothing for a sequence of one segment), else all.
@@ -128,20 +124,19 @@ __device__ inline void merge_stats(double& m, double& z, double m2, double z2) {
   m = top;
 }
 
-// One pass over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y), proxy_threads(p.rows) threads; row
-// r is query row lq - rows + r. Pass 0 writes the chunk's row maximum and exp-sum over the keys each row sees;
-// pass 1 (PBS) writes the chunk's keys' importance.
+// The statistics pass over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y), last_rows_threads(p.rows)
+// threads; row r is query row lq - rows + r: the chunk's row maximum and exp-sum over the keys each row sees.
 template <typename Element>
-__global__ void proxy_pass_kernel(const LastRowsParams p, int pass) {
+__global__ void last_rows_stats_kernel(const LastRowsParams p) {
   unsigned char* smem = dynamic_shared<unsigned char>();
   const int h = blockIdx.y, b = blockIdx.z;
   const int lq = p.lengths.q(b), keys = attended_keys(p, b);
-  if (keys == 0) return;  // PBS's dense fallback: no permutation
+  if (keys == 0) return;
   const int rows = min(p.rows, lq), j0 = static_cast<int>(blockIdx.x) * kProxyChunk;
   const int j_end = min(j0 + kProxyChunk, keys), threads = static_cast<int>(blockDim.x);
   double* partial = p.partial + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.chunks + blockIdx.x) * p.rows * 2;
   if (j0 >= keys) {
-    for (int r = threadIdx.x; pass == 0 && r < rows; r += threads) {
+    for (int r = threadIdx.x; r < rows; r += threads) {
       partial[r * 2] = -INFINITY;
       partial[r * 2 + 1] = 0.0;
     }
@@ -151,7 +146,6 @@ __global__ void proxy_pass_kernel(const LastRowsParams p, int pass) {
   const int q_stride = d + kProxyRowPad, k_stride = d + kProxyKeyPad;
   auto* qs = reinterpret_cast<Element*>(smem);  // [threads][q_stride], rows past `rows` zero
   float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(threads) * q_stride);  // [kProxyTile][k_stride]
-  double* terms = reinterpret_cast<double*>(ks + kProxyTile * k_stride);  // pass 1: [kProxyTile][threads]
   const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
   load_last_queries<Element>(p, b, h, rows, threads, q_stride, qs);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
@@ -163,7 +157,6 @@ __global__ void proxy_pass_kernel(const LastRowsParams p, int pass) {
     last[t] = p.causal ? min(keys - 1, lq - rows + row[t] + p.lengths.k(b) - lq) : keys - 1;
     m[t] = -INFINITY;
     z[t] = 0.0;
-    if (pass == 1 && row[t] < rows) merged_row_stats(p, b, h, row[t], keys, m[t], z[t]);
   }
   for (int t0 = j0; t0 < j_end; t0 += kProxyTile) {
     const int n = min(kProxyTile, j_end - t0);
@@ -180,40 +173,25 @@ __global__ void proxy_pass_kernel(const LastRowsParams p, int pass) {
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           const int key = 8 * nt + 2 * frag_k + i;
-          if (key >= n) continue;
-          const bool seen = t0 + key <= last[mt];
+          if (key >= n || t0 + key > last[mt]) continue;
           const double logit = acc[mt][nt][i] * p.scale;
-          if (pass == 0 && seen) {
-            if (logit > m[mt]) {
-              z[mt] = m[mt] == -INFINITY ? 0.0 : z[mt] * exp(m[mt] - logit);
-              m[mt] = logit;
-            }
-            z[mt] += exp(logit - m[mt]);
-          } else if (pass == 1) {
-            terms[key * threads + row[mt]] = seen ? exp(logit - m[mt]) / z[mt] / static_cast<double>(rows) : 0.0;
+          if (logit > m[mt]) {
+            z[mt] = m[mt] == -INFINITY ? 0.0 : z[mt] * exp(m[mt] - logit);
+            m[mt] = logit;
           }
+          z[mt] += exp(logit - m[mt]);
         }
     }
-    if (pass == 1) {
-      __syncthreads();
-      if (threadIdx.x < n) {  // each key's sum over the rows, in row order
-        double s = 0.0;
-        for (int i = 0; i < rows; ++i) s += terms[threadIdx.x * threads + i];
-        p.importance[(static_cast<std::int64_t>(b) * p.heads_q + h) * p.width + t0 + threadIdx.x] = s;
-      }
-    }
   }
-  if (pass == 0) {
 #pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      for (int offset = 1; offset < 4; offset *= 2) {  // the 4 lanes of a row
-        const double m2 = __shfl_xor_sync(0xffffffffu, m[t], offset), z2 = __shfl_xor_sync(0xffffffffu, z[t], offset);
-        merge_stats(m[t], z[t], m2, z2);
-      }
-      if (frag_k == 0 && row[t] < rows) {
-        partial[row[t] * 2] = m[t];
-        partial[row[t] * 2 + 1] = z[t];
-      }
+  for (int t = 0; t < 4; ++t) {
+    for (int offset = 1; offset < 4; offset *= 2) {  // the 4 lanes of a row
+      const double m2 = __shfl_xor_sync(0xffffffffu, m[t], offset), z2 = __shfl_xor_sync(0xffffffffu, z[t], offset);
+      merge_stats(m[t], z[t], m2, z2);
+    }
+    if (frag_k == 0 && row[t] < rows) {
+      partial[row[t] * 2] = m[t];
+      partial[row[t] * 2 + 1] = z[t];
     }
   }
 }

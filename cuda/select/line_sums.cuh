@@ -29,7 +29,7 @@ inline constexpr int kLinesPerCta = kLineThreads;  // one line per thread
 inline int line_rows_capacity(int rows) { return rows <= 64 ? 64 : 128; }
 
 struct LineParams {
-  LastRowsParams rows;     // the last-rows attention (statistics: proxy_pass_kernel pass 0, then merged)
+  LastRowsParams rows;     // the last-rows attention (statistics: last_rows_stats_kernel, then merged)
   double* vertical;   // [batch, heads_q, width]
   double* slash;      // [batch, heads_q, width]
   int vertical_size, slash_size;
@@ -43,7 +43,7 @@ struct LineParams {
   std::int32_t* kv_indices;
 };
 
-// Merges each last row's chunk statistics (proxy_pass_kernel pass 0) into its chunk-0 slot, so that the line
+// Merges each last row's chunk statistics (last_rows_stats_kernel) into its chunk-0 slot, so that the line
 // sums' CTAs, thousands per head, read two values a row instead of every chunk's. One thread per row of
 // (b, h) = (blockIdx.z, blockIdx.y); the thread that reads a row's slots is the only one to write them. Static:
 // two selectors' translation units include this header.

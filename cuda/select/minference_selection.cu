@@ -37,13 +37,14 @@ std::size_t sizes(const SelectorSettings& settings, const Geometry& g, std::size
 template <typename Element, int kRows>
 void launch(const select::LineParams& lp, const Geometry& g, cudaStream_t s) {
   const select::LastRowsParams& p = lp.rows;
-  const std::size_t stats_smem = select::proxy_smem_bytes<Element>(p.rows, g.d, 0);
-  check_cuda(cudaFuncSetAttribute(select::proxy_pass_kernel<Element>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  const std::size_t stats_smem = select::last_rows_smem_bytes<Element>(p.rows, g.d);
+  check_cuda(cudaFuncSetAttribute(select::last_rows_stats_kernel<Element>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(stats_smem)),
              "MInference statistics shared memory opt-in");
   const unsigned heads = static_cast<unsigned>(g.heads_q), batch = static_cast<unsigned>(g.batch);
-  select::proxy_pass_kernel<Element><<<dim3(static_cast<unsigned>(p.chunks), heads, batch), select::proxy_threads(p.rows), stats_smem, s>>>(p, 0);
-  select::merge_row_stats_kernel<<<dim3(1, heads, batch), select::proxy_threads(p.rows), 0, s>>>(p);
+  select::last_rows_stats_kernel<Element><<<dim3(static_cast<unsigned>(p.chunks), heads, batch), select::last_rows_threads(p.rows),
+                                            stats_smem, s>>>(p);
+  select::merge_row_stats_kernel<<<dim3(1, heads, batch), select::last_rows_threads(p.rows), 0, s>>>(p);
   const std::size_t line_smem = select::line_smem_bytes<Element, kRows>(g.d);
   check_cuda(cudaFuncSetAttribute(select::line_sums_kernel<Element, kRows>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(line_smem)),

@@ -62,4 +62,12 @@ Geometry geometry_of(const GpuSelectionArgs& a) {
   return g;
 }
 
+void require_16_byte_rows(const GpuSelectionArgs& a, const std::string& method) {
+  for (const auto& [t, name] : {std::pair<const TensorView*, const char*>{&a.q, "q"}, {&a.k, "k"}}) {
+    bool aligned = reinterpret_cast<std::uintptr_t>(t->data) % 16 == 0;
+    for (int i = 0; i + 1 < t->rank; ++i) aligned = aligned && t->stride[i] % 8 == 0;
+    require(aligned, name, "the GPU " + method + " selector reads 16-byte rows: pointer and strides must be multiples of 16 bytes");
+  }
+}
+
 }  // namespace sparsefill::cuda

@@ -2,6 +2,7 @@
 // the argument checks every GPU selector shares.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "select/sequence_lengths.cuh"
 #include "sparsefill/cuda/gpu_selection.hpp"
@@ -27,5 +28,9 @@ select::QkTensors qk_tensors(const GpuSelectionArgs& a, const Geometry& g);
 
 // Clear errors naming the argument for shapes, dtypes, lengths and the mask pointers (no device reads).
 Geometry geometry_of(const GpuSelectionArgs& a);
+
+// Error("q" / "k") unless q and k can be read as 16-byte rows (pointer and strides multiples of 16 bytes), as the
+// tensor-core selectors (`method`) read them.
+void require_16_byte_rows(const GpuSelectionArgs& a, const std::string& method);
 
 }  // namespace sparsefill::cuda

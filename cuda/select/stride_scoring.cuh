@@ -14,18 +14,15 @@
 // exact operands; RRAttention's key sums (exact in fp64 on the CPU) enter as a hi + lo pair of the input dtype,
 // so a logit is the CPU's up to fp32 rounding (~1e-6 relative). Softmax statistics take a first pass over the
 // row (max and sum), the probabilities a second.
-//
-// The dot products' reduction dimension is traversed in a permuted order that both operands share: lane t of a
-// k-step pair takes 8 consecutive dims (one 16-byte load) and feeds them to the mma's k slots {2t, 2t+1,
-// 2t+8, 2t+9} of two k-steps.
+// The dot products' reduction order and operand loads: mma_tiles.cuh.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cstdint>
-#include <cute/arch/mma_sm80.hpp>
 
 #include "select/element_convert.cuh"
+#include "select/mma_tiles.cuh"
 #include "select/ranked_cut.cuh"
 #include "select/sequence_lengths.cuh"
 
@@ -52,17 +49,6 @@ struct StrideParams : QkTensors {
   std::int32_t* kv_indices;     // [batch, heads_q, nq, nk]
 };
 
-template <typename Element>
-struct MmaOf;
-template <>
-struct MmaOf<__nv_bfloat16> {
-  using Op = cute::SM80_16x8x16_F32BF16BF16F32_TN;
-};
-template <>
-struct MmaOf<__half> {
-  using Op = cute::SM80_16x8x16_F32F16F16F32_TN;
-};
-
 // RRAttention's key sums: k_hat[j] = sum_t k[jS + t] (fp64, token order, keys past the sequence absent), stored
 // as hi = round(k_hat), lo = round(k_hat - hi) in the input dtype. Grid (strides_max, slots), d threads.
 template <typename Element>
@@ -80,12 +66,6 @@ __global__ void key_stride_sums_kernel(const StrideParams p, Element* hi, Elemen
   const std::int64_t at = (static_cast<std::int64_t>(blockIdx.y) * p.strides_max + j) * p.d + c;
   hi[at] = h;
   lo[at] = from_float<Element>(static_cast<float>(sum - static_cast<double>(to_float(h))));
-}
-
-// One 16-byte load of 8 consecutive elements, or zeros.
-__device__ inline uint4 load8(const void* base, std::int64_t element_offset, bool present) {
-  if (!present) return make_uint4(0u, 0u, 0u, 0u);
-  return __ldg(reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(base) + element_offset));
 }
 
 // One warp's mask row: its sequence, heads and query block, and where its rows and columns live in memory.
@@ -114,11 +94,6 @@ struct StrideTile {
     if (i * p.stride >= lq) return -1;
     return p.causal ? min(i + (lk - lq) / p.stride, last) : last;
   }
-};
-
-// A row tile's query operand for one 32-dim step: rows r0 + g and r0 + g + 8 of lane g = lane / 4.
-struct RowFragment {
-  uint4 lo, hi;
 };
 
 inline constexpr int kMaxRegisterSteps = 8;  // RRAttention's query rows held in registers: d <= 256

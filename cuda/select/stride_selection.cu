@@ -118,11 +118,7 @@ void validate_stride_selection(const std::string& method, const SelectorSettings
     require(settings.xattn.chunk_size == 0 || (settings.xattn.chunk_size > 0 && settings.xattn.chunk_size % args.block_size == 0),
             "xattn.chunk-size", "must be 0 or a positive multiple of the block");
   require(g.d % 32 == 0, "q", "the GPU " + method + " selector takes head_dim a multiple of 32, got " + std::to_string(g.d));
-  for (const auto& [t, name] : {std::pair<const TensorView*, const char*>{&args.q, "q"}, {&args.k, "k"}}) {
-    bool aligned = reinterpret_cast<std::uintptr_t>(t->data) % 16 == 0;
-    for (int i = 0; i + 1 < t->rank; ++i) aligned = aligned && t->stride[i] % 8 == 0;
-    require(aligned, name, "the GPU " + method + " selector reads 16-byte rows: pointer and strides must be multiples of 16 bytes");
-  }
+  require_16_byte_rows(args, method);
 }
 
 std::size_t stride_workspace_size(const std::string& method, const SelectorSettings& settings,

@@ -13,9 +13,7 @@
 //     each) in reverse order, kept in shared memory (which is what limits the row groups); key tile part t
 //     stages the keys j S + t of the tile's strides, whose product with the rows' token iS + S-1-t is the
 //     antidiagonal term t. The two warps of a row group merge their rows' statistics between the passes.
-// Operands use the permuted reduction order of stride_scoring.cuh (lane t of a k-step pair reads 8 consecutive
-// dims as one 16-byte load); staged rows are swizzled by 16-byte chunks so those loads are free of bank
-// conflicts.
+// Operands, 16-byte loads and staging: mma_tiles.cuh.
 #pragma once
 #include <cstdint>
 
@@ -56,26 +54,11 @@ inline std::size_t stride_tile_smem_bytes(bool rr, int d, int stride, int nk) {
          (sizeof(double) * static_cast<std::size_t>(nk) + sizeof(CutScratch)) * groups;
 }
 
-// The 16-byte chunk of a staged row's 8-dim group: rows alternate halves of a 128-byte line, so that the 8
-// lanes of a load phase (2 rows x 4 groups) hit distinct banks.
-__device__ inline int swizzled(int row, int group, int groups) { return groups >= 8 ? group ^ ((row & 1) << 2) : group; }
-
-__device__ inline void async_copy16(void* smem, const void* global, bool present) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global), "r"(present ? 16 : 0));
-}
-__device__ inline void async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int kPending>
-__device__ inline void async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
 // Grid (ceil(nq / query blocks per CTA), the launch's KV slots, head chunks). Row group r of a CTA with Gc heads
 // takes head chunk * Gc + r % Gc and query block blockIdx.x * (row groups / Gc) + r / Gc; warp w is row group
 // w % kRowGroups, column split w / kRowGroups.
 template <typename Element, int kItems, bool kRR>
 __global__ void __launch_bounds__(kTileWarps<kRR> * 32, kRR ? 2 : 1) stride_tile_kernel(const StrideParams p) {
-  using Op = typename MmaOf<Element>::Op;
   constexpr int kGroups = kRowGroups<kRR>, kSplits = kColumnSplits<kRR>;
   constexpr int kTilesHere = kTileStrides / 8 / kSplits;  // n-tiles of this warp per key tile
   unsigned char* smem = dynamic_shared<unsigned char>();
@@ -234,11 +217,7 @@ __global__ void __launch_bounds__(kTileWarps<kRR> * 32, kRR ? 2 : 1) stride_tile
         const int n = (split * kTilesHere + nt) * 8 + g;
 #pragma unroll
         for (int half = 0; half < (kRR ? 2 : 1); ++half) {
-          const uint4 bk = stage[n * part_groups + swizzled(n, half * (d / 8) + step * 4 + q4, part_groups)];
-          Op::fma(acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3], a.lo.x, a.hi.x, a.lo.y, a.hi.y, bk.x, bk.y,
-                  acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]);
-          Op::fma(acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3], a.lo.z, a.hi.z, a.lo.w, a.hi.w, bk.z, bk.w,
-                  acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]);
+          mma_step<Element>(acc[nt], a, stage[n * part_groups + swizzled(n, half * (d / 8) + step * 4 + q4, part_groups)]);
         }
       }
     }

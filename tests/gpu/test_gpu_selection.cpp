@@ -139,7 +139,7 @@ SelectorInputs selector_inputs(const Inputs& in) {
   return s;
 }
 
-// The GPU selection equals the CPU's: every block decision and, for PBS, every position of the key order.
+// The GPU selection equals the CPU's: every block decision.
 void expect_same_mask(const std::string& method, const SelectorSettings& settings, const Inputs& in,
                       const std::string& label) {
   const Selection want = make_selector(method, settings)->select(selector_inputs(in));
@@ -147,15 +147,49 @@ void expect_same_mask(const std::string& method, const SelectorSettings& setting
   ASSERT_EQ(got.mask.heads(), want.mask.heads());
   std::int64_t differences = 0;
   const double fraction = equal_fraction(want.mask, got.mask, differences);
-  std::int64_t moved = 0;
-  ASSERT_EQ(got.key_order.size(), want.key_order.size());
-  for (std::size_t i = 0; i < want.key_order.size(); ++i) moved += got.key_order[i] != want.key_order[i];
-  EXPECT_EQ(moved, 0) << "key order positions differ";
-  EXPECT_EQ(got.segment, want.segment);
-  std::printf("  %s on %s: %.6f of block decisions equal (%lld differ)%s\n", method.c_str(), label.c_str(), fraction,
-              static_cast<long long>(differences),
-              want.key_order.empty() ? "" : (", key order: " + std::to_string(moved) + " of " +
-                                             std::to_string(want.key_order.size()) + " positions differ").c_str());
+  std::printf("  %s on %s: %.6f of block decisions equal (%lld differ)\n", method.c_str(), label.c_str(), fraction,
+              static_cast<long long>(differences));
+}
+
+// PBS: the GPU ranks keys by an fp32 importance (pbs_importance.cuh), the CPU by fp64, so where two keys'
+// importances lie within rounding the two orders may differ. The GPU's order must rank every complete segment
+// by the CPU's importance up to that rounding (two keys adjacent in the GPU's order may stand inverted only
+// where their fp64 importances agree to kImportanceTolerance, relative, or both lie below fp32's normal range),
+// and its mask must equal the CPU's mask for that same order, decision by decision. The test prints how many
+// positions differ from the CPU's order.
+constexpr double kImportanceTolerance = 1e-4, kImportanceFloor = 1e-37;
+
+void expect_pbs_selection(const SelectorSettings& settings, const Inputs& in, const std::string& label) {
+  const SelectorInputs s = selector_inputs(in);
+  const Selection got = make_gpu_selector("pbs", settings)->select(s);
+  const Selection cpu = make_selector("pbs", settings)->select(s);
+  const std::vector<double> importance = pbs_importance(s, settings.pbs);
+  ASSERT_EQ(got.key_order.size(), importance.size());
+  ASSERT_EQ(got.segment, settings.pbs.segment);
+  const std::size_t rows = static_cast<std::size_t>(got.mask.batch() * got.mask.heads());
+  const std::size_t width = importance.size() / rows, segment = static_cast<std::size_t>(settings.pbs.segment);
+  std::int64_t moved = 0, inverted = 0;
+  for (std::size_t row = 0; row < rows; ++row) {
+    const std::int32_t* order = got.key_order.data() + row * width;
+    const double* score = importance.data() + row * width;
+    for (std::size_t p = 0; p < width; ++p) moved += order[p] != cpu.key_order[row * width + p];
+    for (std::size_t p = 0; p + 1 < width; ++p) {
+      if ((p + 1) % segment == 0) continue;  // the next position starts another segment
+      const double a = score[order[p]], b = score[order[p + 1]];
+      if (a >= b) continue;
+      ++inverted;
+      if (b - a > kImportanceTolerance * b + kImportanceFloor)
+        ADD_FAILURE() << "pbs on " << label << ": row " << row << " ranks key " << order[p] << " (importance " << a
+                      << ") before key " << order[p + 1] << " (" << b << ")";
+    }
+  }
+  const Selection want = pbs_select_with_order(s, settings.pbs, got.key_order);
+  std::int64_t differences = 0;
+  const double fraction = equal_fraction(want.mask, got.mask, differences);
+  std::printf("  pbs on %s: key order: %lld of %zu positions differ from the CPU's (%lld adjacent pairs inverted "
+              "within rounding); %.6f of block decisions equal for the GPU's order (%lld differ)\n",
+              label.c_str(), static_cast<long long>(moved), got.key_order.size(), static_cast<long long>(inverted),
+              fraction, static_cast<long long>(differences));
 }
 
 // The stride selectors (RRAttention, XAttention) take their logits from tensor cores (fp32 sums of exact
@@ -355,8 +389,9 @@ TEST(GpuSelection, FlexPrefillMasksEqualTheCpuUpToThresholdRounding) {
   expect_mask_up_to_threshold_rounding("flexprefill", query_aware, long_rows, "random causal 70000, tau 10");
 }
 
-// PBS: the key order (proxy importance, segmented ranking) and the mask on the permuted keys equal the CPU's.
-TEST(GpuSelection, PbsOrderAndMaskEqualTheCpu) {
+// PBS: the key order follows the CPU's importance up to rounding and the mask on the permuted keys is the CPU's
+// for that order (expect_pbs_selection).
+TEST(GpuSelection, PbsOrderFollowsTheCpuImportanceAndMaskIsItsMaskForThatOrder) {
   SKIP_WITHOUT_GPU();
   const std::uint64_t seed = testing::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
@@ -373,12 +408,12 @@ TEST(GpuSelection, PbsOrderAndMaskEqualTheCpu) {
   for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 2048"},
                                   {&random, "random 2 x 900"},
                                   {&varlen, "varlen 700/1/300"}}) {
-    expect_same_mask("pbs", {}, *in, label);
-    expect_same_mask("pbs", small_segments, *in, label + ", segment 128, tau 0.8");
-    expect_same_mask("pbs", wide_segments, *in, label + ", segment 1024");
+    expect_pbs_selection({}, *in, label);
+    expect_pbs_selection(small_segments, *in, label + ", segment 128, tau 0.8");
+    expect_pbs_selection(wide_segments, *in, label + ", segment 1024");
   }
   const Inputs long_rows = long_inputs(rng);
-  expect_same_mask("pbs", {}, long_rows, "random 70000 (1094 key blocks)");
+  expect_pbs_selection({}, long_rows, "random 70000 (1094 key blocks)");
 }
 
 // Host side: argument checks run before any device access, so they are tested without a GPU.
@@ -621,7 +656,7 @@ TEST(GpuSelection, PrefillAttentionTakesVarlenBatches) {
 
 // PBS end to end on the device: permutation, selection and the permuted attention (on sm_90 the split path: the
 // Hopper kernel over earlier segments, the key-order kernel over the own segment, merged) equal the fp64 permuted
-// reference on the CPU's order and mask, fixed-length and varlen.
+// reference on the order the GPU ranked and the CPU's mask for that order, fixed-length and varlen.
 TEST(GpuSelection, PbsPrefillMatchesThePermutedReference) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(testing::fresh_seed());
@@ -634,8 +669,16 @@ TEST(GpuSelection, PbsPrefillMatchesThePermutedReference) {
     DevicePrefill d(*in);
     DeviceBuffer workspace(cuda::prefill_attention_workspace_size(d.args, "pbs", {}));
     d.run("pbs", workspace.get());
-    const Selection want = make_selector("pbs")->select(selector_inputs(*in));
-    EXPECT_TRUE(is_cpu_mask(d.mask(*in, "pbs", workspace.get()), *in, "pbs"));
+    const bool varlen = !in->cu_q.empty();
+    const std::int64_t batch = varlen ? static_cast<std::int64_t>(in->cu_q.size()) - 1 : in->q.shape()[0];
+    const std::int64_t heads_q = in->q.shape()[varlen ? 1 : 2], width = varlen ? d.args.max_seqlen_k : in->k.shape()[1];
+    std::vector<std::int32_t> order(static_cast<std::size_t>(batch * heads_q * width));
+    ok(cudaMemcpy(order.data(), cuda::key_order_in_workspace(d.args, "pbs", workspace.get()), order.size() * 4,
+                  cudaMemcpyDeviceToHost));
+    const Selection want = pbs_select_with_order(selector_inputs(*in), {}, order);
+    const BlockMask used = d.mask(*in, "pbs", workspace.get());
+    EXPECT_EQ(used.kv_num_blocks(), want.mask.kv_num_blocks());
+    EXPECT_EQ(used.kv_indices(), want.mask.kv_indices());
     HostTensor reference(DType::kFP64, in->q.shape());
     ReferenceOptions options;
     options.accumulation = Accumulation::kFP64;

@@ -39,5 +39,8 @@ void prefill_attention(const PrefillAttentionArgs& args, const std::string& meth
                        void* workspace, void* stream);
 // Where the mask of the last call sits in `workspace` (heads: 1 for dense, heads_q otherwise).
 DeviceBlockMask mask_in_workspace(const PrefillAttentionArgs& args, const std::string& method, void* workspace);
+// PBS: where the key order of the last call sits in `workspace` (device int32 [batch, heads_q, max_seqlen_k], the
+// layout of Selection::key_order); null for every other method.
+const std::int32_t* key_order_in_workspace(const PrefillAttentionArgs& args, const std::string& method, void* workspace);
 
 }  // namespace sparsefill::cuda

@@ -1,0 +1,61 @@
+// Tensor-core tiles of the selection kernels that multiply bf16/fp16 rows (the stride selectors, PBS's proxy):
+// the mma.sync operands, 16-byte loads, and cp.async staging of rows into shared memory.
+//
+// Operands use a permuted reduction order that both sides share: lane t of a k-step pair takes 8 consecutive
+// dims (one 16-byte load) and feeds them to the mma's k slots {2t, 2t+1, 2t+8, 2t+9} of two k-steps. Rows
+// staged in shared memory are swizzled by 16-byte groups so that those loads are free of bank conflicts.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <cute/arch/mma_sm80.hpp>
+
+namespace sparsefill::cuda::select {
+
+template <typename Element>
+struct MmaOf;
+template <>
+struct MmaOf<__nv_bfloat16> {
+  using Op = cute::SM80_16x8x16_F32BF16BF16F32_TN;
+};
+template <>
+struct MmaOf<__half> {
+  using Op = cute::SM80_16x8x16_F32F16F16F32_TN;
+};
+
+// One 16-byte load of 8 consecutive elements, or zeros.
+__device__ inline uint4 load8(const void* base, std::int64_t element_offset, bool present) {
+  if (!present) return make_uint4(0u, 0u, 0u, 0u);
+  return __ldg(reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(base) + element_offset));
+}
+
+// A row tile's query operand for one 32-dim step: rows r0 + g and r0 + g + 8 of lane g = lane / 4.
+struct RowFragment {
+  uint4 lo, hi;
+};
+
+// The 16-byte chunk of a staged row's 8-dim group: rows alternate halves of a 128-byte line, so that the 8
+// lanes of a load phase (2 rows x 4 groups) hit distinct banks.
+__device__ inline int swizzled(int row, int group, int groups) { return groups >= 8 ? group ^ ((row & 1) << 2) : group; }
+
+__device__ inline void async_copy16(void* smem, const void* global, bool present) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global), "r"(present ? 16 : 0));
+}
+__device__ inline void async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int kPending>
+__device__ inline void async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// D (16 x 8, fp32) += A (16 rows x 32 dims of a step, this lane's 8 dims of rows g and g + 8) * B (the 8 dims
+// of column g): two mma.sync m16n8k16.
+template <typename Element>
+__device__ inline void mma_step(float (&d)[4], const RowFragment& a, const uint4& b) {
+  using Op = typename MmaOf<Element>::Op;
+  Op::fma(d[0], d[1], d[2], d[3], a.lo.x, a.hi.x, a.lo.y, a.hi.y, b.x, b.y, d[0], d[1], d[2], d[3]);
+  Op::fma(d[0], d[1], d[2], d[3], a.lo.z, a.hi.z, a.lo.w, a.hi.w, b.z, b.w, d[0], d[1], d[2], d[3]);
+}
+
+}  // namespace sparsefill::cuda::select

@@ -159,6 +159,41 @@ void expect_same_mask(const std::string& method, const SelectorSettings& setting
 // positions differ from the CPU's order.
 constexpr double kImportanceTolerance = 1e-4, kImportanceFloor = 1e-37;
 
+// A key order (Selection::key_order's layout) against the CPU's importance and order: positions that differ from
+// the CPU's order, adjacent pairs inside a complete segment that stand inverted, and the inversions beyond
+// rounding (described).
+struct OrderCheck {
+  std::int64_t moved = 0, inverted = 0;
+  std::vector<std::string> violations;
+};
+
+OrderCheck check_key_order(const std::vector<std::int32_t>& order, const Selection& cpu, const std::vector<double>& importance,
+                           const Inputs& in) {
+  OrderCheck check;
+  const bool varlen = !in.cu_q.empty();
+  const std::int64_t batch = varlen ? static_cast<std::int64_t>(in.cu_q.size()) - 1 : in.q.shape()[0];
+  const std::int64_t heads = in.q.shape()[varlen ? 1 : 2], S = cpu.segment;
+  const std::int64_t width = static_cast<std::int64_t>(importance.size()) / (batch * heads);
+  for (std::int64_t b = 0; b < batch; ++b) {
+    const std::int64_t L = varlen ? in.cu_q[b + 1] - in.cu_q[b] : in.q.shape()[1], complete = L > S ? L / S * S : 0;
+    for (std::int64_t h = 0; h < heads; ++h) {
+      const std::int64_t row = (b * heads + h) * width;
+      for (std::int64_t p = 0; p < width; ++p) check.moved += order[row + p] != cpu.key_order[row + p];
+      for (std::int64_t p = 0; p + 1 < complete; ++p) {
+        if ((p + 1) % S == 0) continue;  // the next position starts another segment
+        const double a = importance[row + order[row + p]], c = importance[row + order[row + p + 1]];
+        if (a >= c) continue;
+        ++check.inverted;
+        if (c - a > kImportanceTolerance * c + kImportanceFloor)
+          check.violations.push_back("sequence " + std::to_string(b) + " head " + std::to_string(h) + " ranks key " +
+                                     std::to_string(order[row + p]) + " (importance " + std::to_string(a) + ") before key " +
+                                     std::to_string(order[row + p + 1]) + " (" + std::to_string(c) + ")");
+      }
+    }
+  }
+  return check;
+}
+
 void expect_pbs_selection(const SelectorSettings& settings, const Inputs& in, const std::string& label) {
   const SelectorInputs s = selector_inputs(in);
   const Selection got = make_gpu_selector("pbs", settings)->select(s);
@@ -166,30 +201,15 @@ void expect_pbs_selection(const SelectorSettings& settings, const Inputs& in, co
   const std::vector<double> importance = pbs_importance(s, settings.pbs);
   ASSERT_EQ(got.key_order.size(), importance.size());
   ASSERT_EQ(got.segment, settings.pbs.segment);
-  const std::size_t rows = static_cast<std::size_t>(got.mask.batch() * got.mask.heads());
-  const std::size_t width = importance.size() / rows, segment = static_cast<std::size_t>(settings.pbs.segment);
-  std::int64_t moved = 0, inverted = 0;
-  for (std::size_t row = 0; row < rows; ++row) {
-    const std::int32_t* order = got.key_order.data() + row * width;
-    const double* score = importance.data() + row * width;
-    for (std::size_t p = 0; p < width; ++p) moved += order[p] != cpu.key_order[row * width + p];
-    for (std::size_t p = 0; p + 1 < width; ++p) {
-      if ((p + 1) % segment == 0) continue;  // the next position starts another segment
-      const double a = score[order[p]], b = score[order[p + 1]];
-      if (a >= b) continue;
-      ++inverted;
-      if (b - a > kImportanceTolerance * b + kImportanceFloor)
-        ADD_FAILURE() << "pbs on " << label << ": row " << row << " ranks key " << order[p] << " (importance " << a
-                      << ") before key " << order[p + 1] << " (" << b << ")";
-    }
-  }
+  const OrderCheck check = check_key_order(got.key_order, cpu, importance, in);
+  for (const std::string& v : check.violations) ADD_FAILURE() << "pbs on " << label << ": " << v;
   const Selection want = pbs_select_with_order(s, settings.pbs, got.key_order);
   std::int64_t differences = 0;
   const double fraction = equal_fraction(want.mask, got.mask, differences);
   std::printf("  pbs on %s: key order: %lld of %zu positions differ from the CPU's (%lld adjacent pairs inverted "
               "within rounding); %.6f of block decisions equal for the GPU's order (%lld differ)\n",
-              label.c_str(), static_cast<long long>(moved), got.key_order.size(), static_cast<long long>(inverted),
-              fraction, static_cast<long long>(differences));
+              label.c_str(), static_cast<long long>(check.moved), got.key_order.size(),
+              static_cast<long long>(check.inverted), fraction, static_cast<long long>(differences));
 }
 
 // The stride selectors (RRAttention, XAttention) take their logits from tensor cores (fp32 sums of exact
@@ -686,6 +706,25 @@ TEST(GpuSelection, PbsPrefillMatchesThePermutedReference) {
                                  options, {reference.view(), {}, {}, 0});
     expect_matches(d.output(*in), reference);
   }
+}
+
+// The PBS order check itself (host): the CPU's own order passes on a varlen batch (whose rows end in padding
+// past shorter sequences, and hold an incomplete segment), and an order with two keys of very different
+// importance swapped inside a segment fails.
+TEST(PbsOrderCheck, AcceptsTheCpusOrderAndFindsAnInversion) {
+  std::mt19937_64 rng(testing::fresh_seed());
+  const Inputs in = equal_length_varlen_inputs(rng, {0, 700, 701, 1001}, 64);
+  const Selection cpu = make_selector("pbs")->select(selector_inputs(in));
+  const std::vector<double> importance = pbs_importance(selector_inputs(in), {});
+  const OrderCheck own = check_key_order(cpu.key_order, cpu, importance, in);
+  EXPECT_EQ(own.moved, 0);
+  EXPECT_TRUE(own.violations.empty()) << own.violations.front();
+  std::vector<std::int32_t> swapped = cpu.key_order;
+  std::swap(swapped[0], swapped[255]);  // sequence 0, head 0: the most and the least important key of segment 0
+  ASSERT_GT(importance[static_cast<std::size_t>(swapped[255])], 2 * importance[static_cast<std::size_t>(swapped[0])]);
+  const OrderCheck bad = check_key_order(swapped, cpu, importance, in);
+  EXPECT_EQ(bad.moved, 2);
+  EXPECT_FALSE(bad.violations.empty());
 }
 
 TEST(SelectionWorkspace, FitsIn64MegabytesAt128K) {

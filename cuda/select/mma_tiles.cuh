@@ -58,4 +58,38 @@ __device__ inline void mma_step(float (&d)[4], const RowFragment& a, const uint4
   Op::fma(d[0], d[1], d[2], d[3], a.lo.z, a.hi.z, a.lo.w, a.hi.w, b.z, b.w, d[0], d[1], d[2], d[3]);
 }
 
+// Running softmax statistics (base-2 maximum m, exp-sum z) of a lane's two rows of an mma tile (g and g + 8):
+// a tile's maxima raise them, rescaling the sums.
+__device__ inline void raise_row_maxima(float (&m)[2], float (&z)[2], const float (&tile_max)[2]) {
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const float next = fmaxf(m[i], tile_max[i]);
+    z[i] = next == -INFINITY ? 0.f : z[i] * exp2f(m[i] - next);
+    m[i] = next;
+  }
+}
+
+// Merges the statistics of one row over the 4 lanes that hold its columns (every lane ends with the row's).
+__device__ inline void merge_row_over_quad(float& m, float& z) {
+  for (int offset = 1; offset < 4; offset *= 2) {
+    const float om = __shfl_xor_sync(0xffffffffu, m, offset), oz = __shfl_xor_sync(0xffffffffu, z, offset);
+    const float next = fmaxf(m, om);
+    z = next == -INFINITY ? 0.f : z * exp2f(m - next) + oz * exp2f(om - next);
+    m = next;
+  }
+}
+
+// The top of step c of `count` in a two-stage cp.async pipeline: issue step c + 1 (if any), wait for step c's
+// copies, and sync the CTA.
+template <typename Issue>
+__device__ inline void next_stage(int c, int count, Issue&& issue) {
+  if (c + 1 < count) {
+    issue(c + 1);
+    async_wait<1>();
+  } else {
+    async_wait<0>();
+  }
+  __syncthreads();
+}
+
 }  // namespace sparsefill::cuda::select

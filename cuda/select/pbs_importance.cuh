@@ -98,13 +98,7 @@ __global__ void __launch_bounds__(kImportanceWarps * 32, 2) pbs_importance_kerne
   const float scale = static_cast<float>(p.scale);
   issue(0);
   for (int t = 0; t < tiles; ++t) {
-    if (t + 1 < tiles) {
-      issue(t + 1);
-      async_wait<1>();
-    } else {
-      async_wait<0>();
-    }
-    __syncthreads();
+    next_stage(t, tiles, issue);
     float acc[kImportanceKeys / 8][4] = {};
     const uint4* stage = reinterpret_cast<const uint4*>(stages + (t % 2) * stage_bytes);
     const uint4* rows_smem = reinterpret_cast<const uint4*>(qs);
@@ -126,12 +120,7 @@ __global__ void __launch_bounds__(kImportanceWarps * 32, 2) pbs_importance_kerne
 #pragma unroll
         for (int e = 0; e < 4; ++e)
           if (counted(nt, e)) tile_max[e / 2] = fmaxf(tile_max[e / 2], acc[nt][e] * scale);
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const float next = fmaxf(m[i], tile_max[i]);
-        z[i] = next == -INFINITY ? 0.f : z[i] * exp2f(m[i] - next);
-        m[i] = next;
-      }
+      raise_row_maxima(m, z, tile_max);
 #pragma unroll
       for (int nt = 0; nt < kImportanceKeys / 8; ++nt)
 #pragma unroll
@@ -160,12 +149,7 @@ __global__ void __launch_bounds__(kImportanceWarps * 32, 2) pbs_importance_kerne
   }
   if (pass == 0) {
     for (int i = 0; i < 2; ++i) {
-      for (int offset = 1; offset < 4; offset *= 2) {  // the 4 lanes of a row
-        const float om = __shfl_xor_sync(0xffffffffu, m[i], offset), oz = __shfl_xor_sync(0xffffffffu, z[i], offset);
-        const float next = fmaxf(m[i], om);
-        z[i] = next == -INFINITY ? 0.f : z[i] * exp2f(m[i] - next) + oz * exp2f(om - next);
-        m[i] = next;
-      }
+      merge_row_over_quad(m[i], z[i]);
       if (q4 == 0 && row_here[i]) {
         partial[(warp * 16 + g + 8 * i) * 2] = m[i];
         partial[(warp * 16 + g + 8 * i) * 2 + 1] = z[i];

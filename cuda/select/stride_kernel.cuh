@@ -77,12 +77,7 @@ __global__ void __launch_bounds__(kStrideWarps * 32, kItems > 32 ? 2 : 4) stride
 #pragma unroll
         for (int e = 0; e < 4; ++e)
           if (visible(col0, n, e)) tile_max[e / 2] = fmaxf(tile_max[e / 2], acc[n][e] * scale);
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const float next = fmaxf(m[i], tile_max[i]);
-        z[i] = next == -INFINITY ? 0.f : z[i] * exp2f(m[i] - next);
-        m[i] = next;
-      }
+      raise_row_maxima(m, z, tile_max);
 #pragma unroll
       for (int n = 0; n < 2; ++n)
 #pragma unroll
@@ -90,14 +85,7 @@ __global__ void __launch_bounds__(kStrideWarps * 32, kItems > 32 ? 2 : 4) stride
           if (visible(col0, n, e)) z[e / 2] += exp2f(acc[n][e] * scale - m[e / 2]);
     }
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      for (int offset = 1; offset < 4; offset *= 2) {
-        const float om = __shfl_xor_sync(0xffffffffu, m[i], offset), oz = __shfl_xor_sync(0xffffffffu, z[i], offset);
-        const float next = fmaxf(m[i], om);
-        z[i] = next == -INFINITY ? 0.f : z[i] * exp2f(m[i] - next) + oz * exp2f(om - next);
-        m[i] = next;
-      }
-    }
+    for (int i = 0; i < 2; ++i) merge_row_over_quad(m[i], z[i]);
 
     // Pass 2: probabilities summed over the tile's rows and into their blocks, added by lane 0 in column
     // order. With R >= 16 a 16-column group lies in one block.

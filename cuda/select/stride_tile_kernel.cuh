@@ -168,13 +168,7 @@ __global__ void __launch_bounds__(kTileWarps<kRR> * 32, kRR ? 2 : 1) stride_tile
   if (chunks > 0) issue(0);
   else async_wait<0>();  // the query rows' copies
   for (int c = 0; c < chunks; ++c) {
-    if (c + 1 < chunks) {
-      issue(c + 1);
-      async_wait<1>();
-    } else {
-      async_wait<0>();
-    }
-    __syncthreads();
+    next_stage(c, chunks, issue);
     const int pass = c / (tiles * parts), rem = c % (tiles * parts), jt = rem / parts, part = rem % parts;
     if (kSplits > 1 && c == tiles * parts && has_row) {
       // The first chunk of pass 2: every split's statistics of the row group's rows are written; merge them in
@@ -237,12 +231,7 @@ __global__ void __launch_bounds__(kTileWarps<kRR> * 32, kRR ? 2 : 1) stride_tile
         for (int nt = 0; nt < kTilesHere; ++nt)
 #pragma unroll
           for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], s[nt][e]);
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const float next = fmaxf(m[i], tile_max[i]);
-          z[i] = next == -INFINITY ? 0.f : z[i] * exp2f(m[i] - next);
-          m[i] = next;
-        }
+        raise_row_maxima(m, z, tile_max);
 #pragma unroll
         for (int nt = 0; nt < kTilesHere; ++nt)
 #pragma unroll
@@ -250,12 +239,7 @@ __global__ void __launch_bounds__(kTileWarps<kRR> * 32, kRR ? 2 : 1) stride_tile
         if (jt == tiles - 1) {  // the rows' statistics over their 4 lanes (and, with splits, over the splits)
 #pragma unroll
           for (int i = 0; i < 2; ++i) {
-            for (int offset = 1; offset < 4; offset *= 2) {
-              const float om = __shfl_xor_sync(0xffffffffu, m[i], offset), oz = __shfl_xor_sync(0xffffffffu, z[i], offset);
-              const float next = fmaxf(m[i], om);
-              z[i] = next == -INFINITY ? 0.f : z[i] * exp2f(m[i] - next) + oz * exp2f(om - next);
-              m[i] = next;
-            }
+            merge_row_over_quad(m[i], z[i]);
             inv_z[i] = z[i] > 0.f ? 1.f / z[i] : 0.f;
             if (kSplits > 1 && q4 == 0) {
               float* st = stats + ((row_group * kSplits + split) * 16 + g + 8 * i) * 2;

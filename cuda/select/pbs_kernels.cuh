@@ -1,5 +1,5 @@
 // PBS-Attn's segmented key permutation on the GPU (algorithms.md §3.3 step 2; CPU: src/select/pbs_selector.cpp).
-// Inside each complete segment the keys are ranked by the proxy importance (last_rows.cuh), descending, ties by
+// Inside each complete segment the keys are ranked by the proxy importance (pbs_importance.cuh), descending, ties by
 // the lower index (the CPU's stable sort): one thread per key counts the keys ranked before it.
 #pragma once
 #include <cstdint>

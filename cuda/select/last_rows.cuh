@@ -55,14 +55,19 @@ __device__ inline int attended_keys(const LastRowsParams& p, int b) {
   return L > p.segment ? (L / p.segment) * p.segment : 0;
 }
 
-// Row r's merged softmax statistics (maximum, exp-sum) from the chunks' partials, in chunk order.
-__device__ inline void merged_row_stats(const LastRowsParams& p, int b, int h, int r, int keys, double& m, double& z) {
+// Row r's merged softmax statistics (maximum, exp-sum) from the chunks' partials, in chunk order; base2: the
+// partials are in log2 units (PBS's proxy), else natural.
+__device__ inline void merged_row_stats(const LastRowsParams& p, int b, int h, int r, int keys, bool base2, double& m,
+                                        double& z) {
   const double* row = p.partial + (static_cast<std::int64_t>(b) * p.heads_q + h) * p.chunks * p.rows * 2 + r * 2;
   m = -INFINITY;
   z = 0.0;
   for (int c = 0; c * kProxyChunk < keys; ++c) m = fmax(m, row[c * p.rows * 2]);
   for (int c = 0; c * kProxyChunk < keys; ++c)
-    if (row[c * p.rows * 2] != -INFINITY) z += row[c * p.rows * 2 + 1] * exp(row[c * p.rows * 2] - m);
+    if (row[c * p.rows * 2] != -INFINITY) {
+      const double shift = row[c * p.rows * 2] - m;
+      z += row[c * p.rows * 2 + 1] * (base2 ? exp2(shift) : exp(shift));
+    }
 }
 
 // Loads the last `rows` queries of (b, h) into shared memory, rows of `stride` elements, and zeroes the staged

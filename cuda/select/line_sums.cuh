@@ -52,7 +52,7 @@ static __global__ void merge_row_stats_kernel(const LastRowsParams p) {
   double* slots = p.partial + (static_cast<std::int64_t>(b) * p.heads_q + h) * p.chunks * p.rows * 2;
   for (int r = threadIdx.x; r < rows; r += blockDim.x) {
     double m, z;
-    merged_row_stats(p, b, h, r, attended_keys(p, b), m, z);
+    merged_row_stats(p, b, h, r, attended_keys(p, b), false, m, z);
     slots[2 * r] = m;
     slots[2 * r + 1] = z;
   }

@@ -35,9 +35,10 @@ struct RowFragment {
   uint4 lo, hi;
 };
 
-// The 16-byte chunk of a staged row's 8-dim group: rows alternate halves of a 128-byte line, so that the 8
-// lanes of a load phase (2 rows x 4 groups) hit distinct banks.
-__device__ inline int swizzled(int row, int group, int groups) { return groups >= 8 ? group ^ ((row & 1) << 2) : group; }
+// The 16-byte chunk of a staged row's 8-dim group: the 8 lanes of a load phase (2 rows x 4 groups) must hit
+// distinct banks, so rows whose length is a multiple of 128 bytes alternate halves of a 128-byte line (other
+// lengths, 64 bytes modulo 128, already do).
+__device__ inline int swizzled(int row, int group, int groups) { return groups % 8 == 0 ? group ^ ((row & 1) << 2) : group; }
 
 __device__ inline void async_copy16(void* smem, const void* global, bool present) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));

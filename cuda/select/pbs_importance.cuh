@@ -6,34 +6,66 @@
 // and sums are fp32 (the CPU's are fp64), so two keys whose importances lie within ~1e-6 of each other may rank
 // in the other order than on the CPU; the mask is PBS's mask for the order the GPU ranked.
 //
-// Two passes over key chunks of kProxyChunk keys, a CTA per (chunk, head, sequence), 8 warps of 16 query rows
-// (the last block, up to 128 rows, staged once in shared memory); keys are staged 32 at a time (cp.async, two
-// stages) and multiplied by every warp's rows (mma.sync, mma_tiles.cuh). Pass 0 writes each chunk's row maximum
-// and exp-sum (base 2); pass 1 merges them per row (chunk order) and sums each key's probabilities over the rows
-// (within a warp by shuffles, then over the warps in warp order).
+// Three launches over key chunks of kProxyChunk keys, a CTA per (chunk, head, sequence), 8 warps of 16 query rows
+// (the last block, up to 128 rows). A warp keeps its rows' mma operands in registers for the whole chunk; keys
+// are staged per CTA (cp.async, two stages of 128 keys, 64 for d > 128) and each warp multiplies them by its rows
+// 64 keys (8 mma column tiles) at a time, so every staged key costs one shared load per 2 mma.
+//  - pass 0 writes each chunk's row maximum and exp-sum (base 2);
+//  - pbs_row_offsets_kernel merges them per row (chunk order) into o_r = m_r + log2(z_r * rows);
+//  - pass 1 sums exp2(logit - o_r) over the rows, per key: within a warp by a reduce-scatter over the lanes of
+//    a column (each lane ends with two keys), then over the warps in warp order.
 #pragma once
 #include <cstdint>
 
 #include "common/dynamic_shared.cuh"
 #include "select/last_rows.cuh"
 #include "select/mma_tiles.cuh"
+#include "select/pbs_kernels.cuh"
 
 namespace sparsefill::cuda::select {
 
-inline constexpr int kImportanceWarps = 8;   // 16 query rows each
-inline constexpr int kImportanceKeys = 32;   // keys staged per step: 4 mma n-tiles
-inline constexpr int kImportanceMaxDim = 256;  // 32 keys x 32 groups of 8 dims: 4 copies per thread
+inline constexpr int kImportanceWarps = 8;     // 16 query rows each
+inline constexpr int kImportanceUnit = 64;     // keys multiplied per step of a warp: 8 mma column tiles
+inline constexpr int kImportanceMaxDim = 256;  // 8 steps of 32 dims: 64 registers of query operands
 
-// Shared memory: the query rows, two key stages and the warps' column sums.
+// Keys staged per pipeline stage for head_dim d (16 KB of keys at d = 64, 32 KB above).
+constexpr int importance_stage_keys(int d) { return d <= 128 ? 128 : 64; }
+
+// Shared memory: two key stages and the warps' column sums of a stage.
 inline std::size_t importance_smem_bytes(int d, std::size_t element_bytes) {
-  return element_bytes * (static_cast<std::size_t>(kImportanceWarps) * 16 + 2 * kImportanceKeys) * d +
-         sizeof(float) * kImportanceWarps * kImportanceKeys;
+  const std::size_t keys = static_cast<std::size_t>(importance_stage_keys(d));
+  return element_bytes * 2 * keys * d + sizeof(float) * kImportanceWarps * keys;
 }
 
-// Pass `pass` over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y), 256 threads; row r is query
-// lq - rows + r. p.scale is the logit scale in log2 units (log2(e) / sqrt(d)).
-template <typename Element>
-__global__ void __launch_bounds__(kImportanceWarps * 32, 2) pbs_importance_kernel(const LastRowsParams p, int pass) {
+// One exchange of reduce_scatter_over_rows: lanes whose `kOffset` bit is set keep the upper kHalf entries of
+// v[0, 2 kHalf), the others the lower, each adding its partner's copy into v[0, kHalf).
+template <int kHalf, int kOffset>
+__device__ inline void exchange_halves(float (&v)[16], int lane) {
+  const bool upper = (lane & kOffset) != 0;
+#pragma unroll
+  for (int i = 0; i < kHalf; ++i) {
+    const float send = upper ? v[i] : v[i + kHalf];
+    const float keep = upper ? v[i + kHalf] : v[i];
+    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, kOffset);
+  }
+}
+
+// Sums v over the 8 lanes of a column (lanes of equal lane % 4) and scatters the result: a lane keeps entries
+// 2g and 2g + 1 (g = lane / 4) of the summed v in v[0], v[1].
+__device__ inline void reduce_scatter_over_rows(float (&v)[16], int lane) {
+  exchange_halves<8, 16>(v, lane);
+  exchange_halves<4, 8>(v, lane);
+  exchange_halves<2, 4>(v, lane);
+}
+
+// Pass `pass` (0 or 1) over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y), 256 threads, head_dim
+// 32 * kSteps; row r is query lq - rows + r. p.scale is the logit scale in log2 units (log2(e) / sqrt(d)).
+template <typename Element, int kSteps>
+__global__ void __launch_bounds__(kImportanceWarps * 32, kSteps <= 4 ? 2 : 1)
+    pbs_importance_kernel(const LastRowsParams p, int pass) {
+  constexpr int kD = 32 * kSteps, kGroups = kD / 8, kStageKeys = importance_stage_keys(kD);
+  constexpr int kCopies = kStageKeys * kGroups / (kImportanceWarps * 32);  // 16-byte copies per thread and stage
+  static_assert(kCopies * kImportanceWarps * 32 == kStageKeys * kGroups, "whole copies per thread");
   unsigned char* smem = dynamic_shared<unsigned char>();
   const int h = blockIdx.y, b = blockIdx.z, chunk = static_cast<int>(blockIdx.x);
   const int lq = p.lengths.q(b), keys = attended_keys(p, b);
@@ -48,101 +80,95 @@ __global__ void __launch_bounds__(kImportanceWarps * 32, 2) pbs_importance_kerne
     }
     return;
   }
-  const int d = p.d, groups = d / 8, lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q4 = lane % 4;
-  Element* qs = reinterpret_cast<Element*>(smem);  // [128][d], swizzled groups
-  unsigned char* stages = smem + sizeof(Element) * kImportanceWarps * 16 * d;
-  const std::size_t stage_bytes = sizeof(Element) * kImportanceKeys * d;
-  float* column_sums = reinterpret_cast<float*>(stages + 2 * stage_bytes);  // [warp][kImportanceKeys]
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q4 = lane % 4;
+  const std::size_t stage_elements = static_cast<std::size_t>(kStageKeys) * kD;
+  Element* stages = reinterpret_cast<Element*>(smem);
+  float* column_sums = reinterpret_cast<float*>(stages + 2 * stage_elements);  // [warp][kStageKeys]
   const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch + static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
   const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token +
                   (h / (p.heads_q / p.heads_kv)) * p.k_head;
-  for (int i = threadIdx.x; i < kImportanceWarps * 16 * groups; i += blockDim.x) {  // joins the first stage's group
-    const int r = i / groups, grp = i % groups;
-    async_copy16(qs + (r * groups + swizzled(r, grp, groups)) * 8, q + static_cast<std::int64_t>(lq - rows + (r < rows ? r : 0)) * p.q_token + grp * 8,
-                 r < rows);
-  }
-  int copy_of[4];  // this thread's copies of a key stage: key * 256 + group, or -1
-  unsigned copy_at[4];
-#pragma unroll
-  for (int c = 0; c < 4; ++c) {
-    const int i = threadIdx.x + c * static_cast<int>(blockDim.x), n = i / groups, grp = i % groups;
-    copy_of[c] = i < kImportanceKeys * groups ? n * 256 + grp : -1;
-    copy_at[c] = static_cast<unsigned>((n * groups + swizzled(n, grp, groups)) * 16);
-  }
-  const int tiles = (j_end - j0 + kImportanceKeys - 1) / kImportanceKeys;
+  const int tiles = (j_end - j0 + kStageKeys - 1) / kStageKeys;
   auto issue = [&](int t) {
-    unsigned char* stage = stages + (t % 2) * stage_bytes;
+    Element* stage = stages + (t % 2) * stage_elements;
 #pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      if (copy_of[c] < 0) continue;
-      const int j = j0 + t * kImportanceKeys + copy_of[c] / 256;
-      async_copy16(stage + copy_at[c], k + static_cast<std::int64_t>(j < j_end ? j : j0) * p.k_token + (copy_of[c] % 256) * 8, j < j_end);
+    for (int c = 0; c < kCopies; ++c) {
+      const int i = threadIdx.x + c * kImportanceWarps * 32, n = i / kGroups, grp = i % kGroups;
+      const int j = j0 + t * kStageKeys + n;
+      async_copy16(stage + (n * kGroups + swizzled(n, grp, kGroups)) * 8, k + static_cast<std::int64_t>(j < j_end ? j : j0) * p.k_token + grp * 8,
+                   j < j_end);
     }
     async_commit();
   };
-
-  // This lane's rows: warp 16 + g and + 8. Pass 1 starts from their merged statistics.
-  const bool row_here[2] = {warp * 16 + g < rows, warp * 16 + g + 8 < rows};
-  float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.f, 0.f};
-  if (pass == 1) {
-    for (int i = 0; i < 2; ++i) {
-      const double* stats = p.partial + head * p.chunks * p.rows * 2 + (warp * 16 + g + 8 * i) * 2;
-      double mm = -INFINITY, zz = 0.0;
-      for (int c = 0; row_here[i] && c * kProxyChunk < keys; ++c) mm = fmax(mm, stats[c * p.rows * 2]);
-      for (int c = 0; row_here[i] && c * kProxyChunk < keys; ++c)
-        if (stats[c * p.rows * 2] != -INFINITY) zz += stats[c * p.rows * 2 + 1] * exp2(stats[c * p.rows * 2] - mm);
-      m[i] = mm == -INFINITY ? 0.f : static_cast<float>(mm);
-      z[i] = zz > 0.0 ? static_cast<float>(1.0 / (zz * rows)) : 0.f;  // pass 1 keeps 1 / (z rows)
-    }
-  }
-  const float scale = static_cast<float>(p.scale);
   issue(0);
+
+  // This lane's rows, warp * 16 + g and + 8, as mma operands for every 32-dim step (absent rows are zeros).
+  const int r0 = warp * 16 + g;
+  const bool row_here[2] = {r0 < rows, r0 + 8 < rows};
+  RowFragment a[kSteps];
+#pragma unroll
+  for (int step = 0; step < kSteps; ++step)
+    a[step] = {load8(q, static_cast<std::int64_t>(lq - rows + r0) * p.q_token + (step * 4 + q4) * 8, row_here[0]),
+               load8(q, static_cast<std::int64_t>(lq - rows + r0 + 8) * p.q_token + (step * 4 + q4) * 8, row_here[1])};
+  // Pass 0: running base-2 maximum and exp-sum of the two rows; pass 1: their offsets o_r (absent rows: +inf).
+  float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.f, 0.f};
+  if (pass == 1)
+    for (int i = 0; i < 2; ++i)
+      m[i] = row_here[i] ? static_cast<float>(p.partial[importance_row_slot(p, head, r0 + 8 * i)]) : INFINITY;
+  const float scale = static_cast<float>(p.scale);
+
   for (int t = 0; t < tiles; ++t) {
     next_stage(t, tiles, issue);
-    float acc[kImportanceKeys / 8][4] = {};
-    const uint4* stage = reinterpret_cast<const uint4*>(stages + (t % 2) * stage_bytes);
-    const uint4* rows_smem = reinterpret_cast<const uint4*>(qs);
-    for (int step = 0; step < d / 32; ++step) {
-      const int grp = step * 4 + q4, r0 = warp * 16 + g;
-      const RowFragment a{rows_smem[r0 * groups + swizzled(r0, grp, groups)], rows_smem[(r0 + 8) * groups + swizzled(r0 + 8, grp, groups)]};
+    const uint4* stage = reinterpret_cast<const uint4*>(stages + (t % 2) * stage_elements);
+#pragma unroll 1
+    for (int unit = 0; unit < kStageKeys / kImportanceUnit; ++unit) {
+      const int key0 = j0 + t * kStageKeys + unit * kImportanceUnit;
+      if (key0 >= j_end) break;
+      float acc[kImportanceUnit / 8][4] = {};
 #pragma unroll
-      for (int nt = 0; nt < kImportanceKeys / 8; ++nt) {
-        const int n = nt * 8 + g;
-        mma_step<Element>(acc[nt], a, stage[n * groups + swizzled(n, grp, groups)]);
+      for (int step = 0; step < kSteps; ++step)
+#pragma unroll
+        for (int nt = 0; nt < kImportanceUnit / 8; ++nt) {
+          const int n = unit * kImportanceUnit + nt * 8 + g;
+          mma_step<Element>(acc[nt], a[step], stage[n * kGroups + swizzled(n, step * 4 + q4, kGroups)]);
+        }
+      if (key0 + kImportanceUnit > j_end)  // the chunk's last keys: columns past its end count for nothing
+#pragma unroll
+        for (int nt = 0; nt < kImportanceUnit / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            if (key0 + nt * 8 + 2 * q4 + e % 2 >= j_end) acc[nt][e] = -INFINITY;
+      if (pass == 0) {
+        float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nt = 0; nt < kImportanceUnit / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], acc[nt][e] * scale);
+        raise_row_maxima(m, z, tile_max);
+        const float shift[2] = {m[0] == -INFINITY ? 0.f : m[0], m[1] == -INFINITY ? 0.f : m[1]};
+#pragma unroll
+        for (int nt = 0; nt < kImportanceUnit / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) z[e / 2] += exp2f(acc[nt][e] * scale - shift[e / 2]);
+      } else {
+        float column[kImportanceUnit / 4];  // [nt][e]: this lane's two rows' probabilities of key nt * 8 + 2 q4 + e
+#pragma unroll
+        for (int nt = 0; nt < kImportanceUnit / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e)
+            column[nt * 2 + e] = exp2f(acc[nt][e] * scale - m[0]) + exp2f(acc[nt][2 + e] * scale - m[1]);
+        reduce_scatter_over_rows(column, lane);
+        *reinterpret_cast<float2*>(column_sums + warp * kStageKeys + unit * kImportanceUnit + 2 * lane) =
+            make_float2(column[0], column[1]);
       }
     }
-    const int key0 = j0 + t * kImportanceKeys;
-    if (pass == 0) {  // each row's running maximum and exp-sum over this lane's keys
-      auto counted = [&](int nt, int e) { return row_here[e / 2] && key0 + nt * 8 + 2 * q4 + (e % 2) < j_end; };
-      float tile_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-      for (int nt = 0; nt < kImportanceKeys / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          if (counted(nt, e)) tile_max[e / 2] = fmaxf(tile_max[e / 2], acc[nt][e] * scale);
-      raise_row_maxima(m, z, tile_max);
-#pragma unroll
-      for (int nt = 0; nt < kImportanceKeys / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          if (counted(nt, e)) z[e / 2] += exp2f(acc[nt][e] * scale - m[e / 2]);
-    } else {  // probabilities summed over this warp's rows, per key
-      float column[kImportanceKeys / 8][2];
-#pragma unroll
-      for (int nt = 0; nt < kImportanceKeys / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          column[nt][e] = 0.f;
-          for (int i = 0; i < 2; ++i)
-            if (row_here[i]) column[nt][e] += exp2f(acc[nt][2 * i + e] * scale - m[i]) * z[i];
-          for (int offset = 4; offset < 32; offset *= 2) column[nt][e] += __shfl_xor_sync(0xffffffffu, column[nt][e], offset);
-          if (g == 0) column_sums[warp * kImportanceKeys + nt * 8 + 2 * q4 + e] = column[nt][e];
-        }
+    if (pass == 1) {
       __syncthreads();
-      if (threadIdx.x < kImportanceKeys && key0 + static_cast<int>(threadIdx.x) < j_end) {
+      for (int i = threadIdx.x; i < kStageKeys; i += blockDim.x) {
+        const int key = j0 + t * kStageKeys + i;
+        if (key >= j_end) break;
         float sum = 0.f;
-        for (int w = 0; w < kImportanceWarps; ++w) sum += column_sums[w * kImportanceKeys + threadIdx.x];
-        p.importance[head * p.width + key0 + threadIdx.x] = static_cast<double>(sum);
+        for (int w = 0; w < kImportanceWarps; ++w) sum += column_sums[w * kStageKeys + i];
+        p.importance[head * p.width + key] = static_cast<double>(sum);
       }
     }
     __syncthreads();  // the stage (and the column sums) are consumed before they are written again
@@ -151,8 +177,8 @@ __global__ void __launch_bounds__(kImportanceWarps * 32, 2) pbs_importance_kerne
     for (int i = 0; i < 2; ++i) {
       merge_row_over_quad(m[i], z[i]);
       if (q4 == 0 && row_here[i]) {
-        partial[(warp * 16 + g + 8 * i) * 2] = m[i];
-        partial[(warp * 16 + g + 8 * i) * 2 + 1] = z[i];
+        partial[(r0 + 8 * i) * 2] = m[i];
+        partial[(r0 + 8 * i) * 2 + 1] = z[i];
       }
     }
   }

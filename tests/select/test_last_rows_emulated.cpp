@@ -107,12 +107,54 @@ TEST(EmulatedLastRows, SoftmaxStatisticsEqualTheHostComputation) {
         for (int j = 0; j < seen_end(c, r); ++j) m = std::max(m, logit(c, pr, h, r, j));
         for (int j = 0; j < seen_end(c, r); ++j) z += std::exp(logit(c, pr, h, r, j) - m);
         double got_m, got_z;
-        gpu::merged_row_stats(pr.p, 0, h, r, attended(c), got_m, got_z);
+        gpu::merged_row_stats(pr.p, 0, h, r, attended(c), false, got_m, got_z);
         const std::string what = std::string(causal ? "causal" : "full") + " head " + std::to_string(h) + " row " + std::to_string(r);
         expect_close(got_m, m, what + " max");
         expect_close(got_z, z, what + " exp-sum");
       }
   }
+}
+
+// The merge between PBS's proxy passes (pbs_kernels.cuh): each row's base-2 chunk statistics, some chunks empty,
+// become o_r = log2(rows * sum over chunks of z_c 2^m_c) in the row's slot (chunk 0's maximum); nothing else
+// changes, and a sequence of one segment (no proxy) is left alone.
+TEST(EmulatedLastRows, PbsRowOffsetsMergeTheChunkStatistics) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> maximum(-20.0, 20.0), sum(1.0, 500.0);
+  LastRowsCase c;
+  c.rows = 40;
+  c.segment = 256;
+  c.lq = c.lk = 3100;  // 12 complete segments: 3 chunks of keys, a 4th in the layout
+  Problem pr = make_problem(c, rng);
+  gpu::LastRowsParams& p = pr.p;
+  for (std::size_t i = 0; i < pr.partial.size(); i += 2) {
+    const bool empty = (i / 2 / c.rows) % p.chunks > 0 && rng() % 5 == 0;  // chunk 0 holds keys of every row
+    pr.partial[i] = empty ? -INFINITY : maximum(rng);
+    pr.partial[i + 1] = empty ? 0.0 : sum(rng);
+  }
+  const std::vector<double> before = pr.partial;
+  testing::emulated::launch({1, static_cast<unsigned>(c.heads_q), 1}, gpu::last_rows_threads(c.rows), 0,
+                            [&] { gpu::pbs_row_offsets_kernel(p); });
+  for (int h = 0; h < c.heads_q; ++h)
+    for (int r = 0; r < c.rows; ++r) {
+      const std::int64_t slot = gpu::importance_row_slot(p, h, r);
+      double total = 0.0;
+      for (int chunk = 0; chunk < p.chunks; ++chunk) {
+        const std::size_t at = static_cast<std::size_t>(slot) + static_cast<std::size_t>(chunk) * c.rows * 2;
+        if (chunk * gpu::kProxyChunk < attended(c)) total += before[at + 1] * std::exp2(before[at]);
+        EXPECT_EQ(pr.partial[at + 1], before[at + 1]) << "head " << h << " row " << r;
+        if (chunk > 0) EXPECT_EQ(pr.partial[at], before[at]) << "head " << h << " row " << r << " chunk " << chunk;
+      }
+      expect_close(pr.partial[static_cast<std::size_t>(slot)], std::log2(total * c.rows),
+                   "head " + std::to_string(h) + " row " + std::to_string(r));
+    }
+  p.lengths.lq = p.lengths.lk = c.segment;  // one segment: no proxy, nothing written
+  const std::vector<double> merged = pr.partial;
+  testing::emulated::launch({1, static_cast<unsigned>(c.heads_q), 1}, gpu::last_rows_threads(c.rows), 0,
+                            [&] { gpu::pbs_row_offsets_kernel(p); });
+  EXPECT_EQ(pr.partial, merged);
 }
 
 // PBS's segmented ranking (pbs_kernels.cuh) of given importances: descending inside each complete segment,

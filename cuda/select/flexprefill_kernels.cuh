@@ -200,7 +200,7 @@ __global__ void __launch_bounds__(kFlexThreads) flex_plan_kernel(const FlexParam
   if (threadIdx.x == 0) plan[kPlanQueryAware] = query_aware;
 }
 
-// Shared memory of flex_map_kernel<kItems>: the CTA's pooled query rows, their logits, the dim list and the
+// Shared memory of flex_map_kernel<kItems>: the CTA's pooled query rows, their logits, the key-row offsets and the
 // histogram's bins (count and mass).
 inline std::size_t flex_map_smem_bytes(int d, int items) {
   return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * (d + kQueryRowPad) +
@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
   double* logits = q_rows + kRowsPerCta * (d + kQueryRowPad);   // [kRowsPerCta][kStride]
   auto* mass = reinterpret_cast<unsigned long long*>(logits + kRowsPerCta * kStride);  // [kRadixBins]
   auto* count = reinterpret_cast<unsigned*>(mass + kRadixBins);                       // [kRadixBins]
-  int* dims = reinterpret_cast<int*>(count + kRadixBins);                             // [kMaxBandDims]
+  int* key_offsets = reinterpret_cast<int*>(count + kRadixBins);                      // [kMaxBandDims]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int u0 = blockIdx.x * kRowsPerCta, rows = max(0, min(kRowsPerCta, nb - u0)), u = u0 + warp;
   const int candidates = warp < rows ? u + 1 : 0;  // causal, seqlen_q == seqlen_k
@@ -237,10 +237,12 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
     for (int i = threadIdx.x; i < kRowsPerCta * d; i += blockDim.x)
       q_rows[i / d * (d + kQueryRowPad) + i % d] = i < rows * d ? pq[i] : 0.0;
     const int padded = (d + 3) / 4 * 4;
-    for (int i = threadIdx.x; i < padded; i += blockDim.x) dims[i] = i < d ? i : -1;
+    for (int i = threadIdx.x; i < kRowsPerCta * (padded - d); i += blockDim.x)  // the mma's k padding: zeros
+      q_rows[i / (padded - d) * (d + kQueryRowPad) + d + i % (padded - d)] = 0.0;
+    for (int i = threadIdx.x; i < padded; i += blockDim.x) key_offsets[i] = i < d ? i * nk : 0;
     __syncthreads();
     const double* pk = fp.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + h / (p.heads_q / p.heads_kv)) * d * nk;
-    band_logits(q_rows, d, dims, padded, pk, nk, nb, (u0 + rows + 7) / 8, p.scale, logits, kStride);
+    band_logits(q_rows, d, key_offsets, padded, pk, nb, (u0 + rows + 7) / 8, p.scale, logits, kStride);
     __syncthreads();
     if (warp < rows) row_softmax<kItems>(prob, candidates, 0ull);
   }

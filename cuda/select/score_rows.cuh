@@ -27,7 +27,8 @@ struct Band {
 };
 
 struct ScoringParams {
-  const double* pooled_q;  // [batch, heads_q, nq, d]; null: each CTA pools its query blocks from `q` (PBS)
+  const double* pooled_q;  // [batch, heads_q, nq, d]; null: each CTA pools its query blocks from `q` (PBS: d a
+                           // multiple of 8, rows 16-byte aligned)
   const void* q;           // the query tensor (input dtype) and its element strides, read when pooled_q is null
   std::int64_t q_batch, q_token, q_head;
   const double* pooled_k;  // [batch, heads_kv, d, nk] (transposed)
@@ -57,42 +58,60 @@ inline constexpr int kTilesInFlight = 4;  // independent mma accumulators per wa
 // start 8 banks apart, so its loads are free of bank conflicts.
 inline constexpr int kQueryRowPad = 4;
 
-// Shared memory of score_rows_kernel: the tile's pooled query rows, one band's logits of every row (then its
-// probabilities), the bands' dim lists padded to the mma's k of 4, and each warp's scratch for cut().
+// Shared memory of score_rows_kernel: the tile's pooled query rows, the current band's rows in its dim order,
+// one band's logits of every row (then its probabilities), the band's key-row offsets, and each warp's scratch
+// for cut().
 inline std::size_t score_rows_smem_bytes(int d, int items) {
-  return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * (d + kQueryRowPad) +
+  return sizeof(double) * (2 * static_cast<std::size_t>(kRowsPerCta) * (d + kQueryRowPad) +
                            static_cast<std::size_t>(kRowsPerCta) * (items * kKeyChunk + kLogitPad)) +
-         sizeof(int) * 2 * kMaxBandDims + sizeof(CutScratch) * kRowsPerCta;
+         sizeof(int) * kMaxBandDims + sizeof(CutScratch) * kRowsPerCta;
 }
 
-// One band's logits of a CTA's kRowsPerCta staged query rows (q_rows [kRowsPerCta][d + kQueryRowPad]) against key blocks
-// v < 8 * tiles, times `scale`, into logits[row * stride + v]: an 8-row fp64 GEMM over the band's dims
-// (`dims`, padded with -1 to `padded`, a multiple of the mma's k of 4). The warps share the row tile and split
-// the key blocks into 8-column tiles, kTilesInFlight at a time; the pooled keys (pk [d][nk_stride], transposed)
-// are read from L2, blocks >= nk as zeros. Ends with the logits written (the caller syncs before reading).
-__device__ inline void band_logits(const double* q_rows, int d, const int* dims, int padded, const double* pk,
-                                   int nk_stride, int nk, int tiles, double scale, double* logits, int stride) {
+// Stages one band for band_logits: the rows of q_rows ([kRowsPerCta][d + kQueryRowPad]) gathered in the band's
+// dim order into band_rows (same layout, zeros from `count` up to `count` rounded to the mma's k of 4), and
+// each dim's row offset in the transposed pooled keys (dims[i] * nk_stride; 0 for the padding, whose query
+// values are zeros). Returns the padded dim count. The caller syncs before band_logits.
+__device__ inline int stage_band(const double* q_rows, int d, const int* dims, int count, int nk_stride,
+                                 double* band_rows, int* key_offsets) {
+  const int padded = (count + 3) / 4 * 4;
+  for (int i = threadIdx.x; i < kRowsPerCta * padded; i += blockDim.x) {
+    const int row = i / padded, j = i % padded;
+    band_rows[row * (d + kQueryRowPad) + j] = j < count ? q_rows[row * (d + kQueryRowPad) + dims[j]] : 0.0;
+  }
+  for (int j = threadIdx.x; j < padded; j += blockDim.x) key_offsets[j] = j < count ? dims[j] * nk_stride : 0;
+  return padded;
+}
+
+// One band's logits of a CTA's kRowsPerCta staged rows (band_rows [kRowsPerCta][d + kQueryRowPad], in the
+// band's dim order, zeros in the padding) against key blocks v < 8 * tiles, times `scale`, into
+// logits[row * stride + v]: an 8-row fp64 GEMM over the band's `padded` dims (a multiple of the mma's k of 4),
+// dim i read from pk + key_offsets[i] (the pooled keys, transposed: [d][nk_stride]). The warps share the row
+// tile and split the key blocks into 8-column tiles, kTilesInFlight at a time, the keys read from L2; columns
+// past nk read block nk - 1 (their logits are never used). Ends with the logits written (the caller syncs
+// before reading).
+__device__ inline void band_logits(const double* band_rows, int d, const int* key_offsets, int padded,
+                                   const double* pk, int nk, int tiles, double scale, double* logits, int stride) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
+  const double* a_row = band_rows + frag_mn * (d + kQueryRowPad) + frag_k;
   for (int t0 = warp; t0 < tiles; t0 += kRowsPerCta * kTilesInFlight) {
     double acc[kTilesInFlight][2] = {};
+    const char* column[kTilesInFlight];  // each tile's key block in dim 0; a dim adds a byte offset (cheap addresses)
+#pragma unroll
+    for (int t = 0; t < kTilesInFlight; ++t)
+      column[t] = reinterpret_cast<const char*>(pk + min((t0 + t * kRowsPerCta) * 8 + frag_mn, nk - 1));
 #pragma unroll 4
     for (int i = 0; i < padded; i += 4) {
-      const int dim = dims[i + frag_k];
-      const double a = dim >= 0 ? q_rows[frag_mn * (d + kQueryRowPad) + dim] : 0.0;
-      const double* key_dim = pk + static_cast<std::int64_t>(dim) * nk_stride;
+      const double a = a_row[i];
+      const unsigned bytes = static_cast<unsigned>(key_offsets[i + frag_k]) * sizeof(double);
 #pragma unroll
-      for (int t = 0; t < kTilesInFlight; ++t) {
-        const int v = (t0 + t * kRowsPerCta) * 8 + frag_mn;
-        const double bk = dim >= 0 && v < nk ? key_dim[v] : 0.0;
-        mma_m8n8k4(acc[t], a, bk);
-      }
+      for (int t = 0; t < kTilesInFlight; ++t) mma_m8n8k4(acc[t], a, *reinterpret_cast<const double*>(column[t] + bytes));
     }
 #pragma unroll
     for (int t = 0; t < kTilesInFlight; ++t) {
-      const int column = (t0 + t * kRowsPerCta) * 8 + 2 * frag_k;
+      const int column_out = (t0 + t * kRowsPerCta) * 8 + 2 * frag_k;
       if (t0 + t * kRowsPerCta < tiles) {
-        logits[frag_mn * stride + column] = acc[t][0] * scale;
-        logits[frag_mn * stride + column + 1] = acc[t][1] * scale;
+        logits[frag_mn * stride + column_out] = acc[t][0] * scale;
+        logits[frag_mn * stride + column_out + 1] = acc[t][1] * scale;
       }
     }
   }
@@ -132,9 +151,10 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
   double* shared = dynamic_shared<double>();
   constexpr int kStride = kItems * kKeyChunk + kLogitPad;
   double* q_rows = shared;                                        // [kRowsPerCta][d + kQueryRowPad]
-  double* logits = shared + kRowsPerCta * (p.d + kQueryRowPad);   // [kRowsPerCta][kStride]
-  int* band_dims = reinterpret_cast<int*>(logits + kRowsPerCta * kStride);  // [2][kMaxBandDims], -1: padding
-  CutScratch& scratch = reinterpret_cast<CutScratch*>(band_dims + 2 * kMaxBandDims)[threadIdx.x / 32];
+  double* band_rows = q_rows + kRowsPerCta * (p.d + kQueryRowPad);  // the same, in the current band's dim order
+  double* logits = band_rows + kRowsPerCta * (p.d + kQueryRowPad);  // [kRowsPerCta][kStride]
+  int* key_offsets = reinterpret_cast<int*>(logits + kRowsPerCta * kStride);  // [kMaxBandDims]
+  CutScratch& scratch = reinterpret_cast<CutScratch*>(key_offsets + kMaxBandDims)[threadIdx.x / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int u0 = blockIdx.x * kRowsPerCta, h = blockIdx.y, b = blockIdx.z;
   const int nq = p.lengths.q_blocks(b), nk = p.lengths.k_blocks(b);  // this sequence's (varlen: <= p.nq, p.nk)
@@ -148,21 +168,24 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
     const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u0) * p.d;
     for (int i = threadIdx.x; i < kRowsPerCta * p.d; i += blockDim.x)
       q_rows[i / p.d * (p.d + kQueryRowPad) + i % p.d] = i < rows * p.d ? pq[i] : 0.0;
-  } else {  // the block mean as pool_blocks_kernel takes it: fp64 sum in token order, then / block
+  } else {  // the block mean as pool_blocks_kernel takes it: fp64 sums in token order, then / block, 8 dims
+            // (one 16-byte load) a thread (PBS's GPU selector takes 16-byte rows, d a multiple of 32)
     const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
                     static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
-    const int lq = p.lengths.q(b), block = p.lengths.block;
-    for (int i = threadIdx.x; i < kRowsPerCta * p.d; i += blockDim.x) {
-      const int row = i / p.d, c = i % p.d, t_end = min(lq, (u0 + row + 1) * block);
-      double sum = 0.0;
-      for (int t = (u0 + row) * block; row < rows && t < t_end; ++t)
-        sum += static_cast<double>(to_float(q[static_cast<std::int64_t>(t) * p.q_token + c]));
-      q_rows[row * (p.d + kQueryRowPad) + c] = row < rows ? sum / block : 0.0;
+    const int lq = p.lengths.q(b), block = p.lengths.block, groups = p.d / 8;
+    for (int i = threadIdx.x; i < kRowsPerCta * groups; i += blockDim.x) {
+      const int row = i / groups, c0 = (i % groups) * 8, t_end = row < rows ? min(lq, (u0 + row + 1) * block) : 0;
+      double sum[8] = {};
+#pragma unroll 4
+      for (int t = (u0 + row) * block; t < t_end; ++t) {
+        float v[8];
+        load_vector<8>(q + static_cast<std::int64_t>(t) * p.q_token + c0, v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) sum[e] += static_cast<double>(v[e]);
+      }
+#pragma unroll
+      for (int e = 0; e < 8; ++e) q_rows[row * (p.d + kQueryRowPad) + c0 + e] = row < rows ? sum[e] / block : 0.0;
     }
-  }
-  for (int i = threadIdx.x; i < 2 * kMaxBandDims; i += blockDim.x) {
-    const Band& band = p.band[i / kMaxBandDims];
-    band_dims[i] = i % kMaxBandDims < band.count ? band.dims[i % kMaxBandDims] : -1;
   }
   unsigned long long kept = 0;  // bit c: block 32 c + lane
   unsigned long long own = 0;   // PBS: the row's own segment, not scored
@@ -174,11 +197,11 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
   const int tiles = (tile_candidates + 7) / 8;
 
   for (int z = 0; z < p.bands; ++z) {
-    const int count = p.band[z].count, padded = (count + 3) / 4 * 4;
-    const int* dims = band_dims + z * kMaxBandDims;
     const double scale = p.scales ? p.scales[(b * p.heads_q + h) * p.bands + z] : p.fixed_scale;
-    __syncthreads();  // the dim lists and query rows are staged; the previous band's logits are consumed
-    band_logits(q_rows, p.d, dims, padded, pk, p.nk, nk, tiles, scale, logits, kStride);
+    __syncthreads();  // the query rows are staged; the previous band's logits are consumed
+    const int padded = stage_band(q_rows, p.d, p.band[z].dims, p.band[z].count, p.nk, band_rows, key_offsets);
+    __syncthreads();
+    band_logits(band_rows, p.d, key_offsets, padded, pk, nk, tiles, scale, logits, kStride);
     __syncthreads();
     if (!scored) continue;
     double* row = logits + warp * kStride;

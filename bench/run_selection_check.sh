@@ -5,7 +5,8 @@
 # bench/peers.py: torch SDPA and FlexAttention on the same masks), and, with NCU=1, the time of every selection
 # kernel of NCU_METHODS (default prism, pbs) at the longest length (ncu, one rep), and with NCU_FULL="kernel:method:len
 # ..." a full ncu profile of one launch of each named kernel (its throughputs, issue rate and warp stalls are
-# printed). Logs go under ${OUT:-out}; the key lines are printed.
+# printed), and with NCU_SASS (same form) the executed count of every SASS instruction of one launch
+# (csv). Logs go under ${OUT:-out}; the key lines are printed.
 set -uo pipefail
 out=${OUT:-out}
 mkdir -p "$out"
@@ -33,7 +34,7 @@ rm -rf "$out/masks"
 if [ "${NCU:-0}" = 1 ]; then
   longest=${lens##*,}
   for method in ${NCU_METHODS:-prism pbs}; do
-    timeout 240 ncu --metrics gpu__time_duration.sum -k 'regex:pool|energy|scale|score_rows|proxy|segment_rank|line_|flex' \
+    timeout 240 ncu --metrics gpu__time_duration.sum -k 'regex:pool|energy|scale|score_rows|importance|proxy|segment_rank|line_|flex|stride' \
       build-gpu/bench/bench_prefill --len "$longest" --reps 1 --methods "dense,$method" > "$out/ncu_$method.txt" 2>&1
     echo "ncu $method at $longest (ms, last launch of each kernel):"
     python3 - "$out/ncu_$method.txt" <<'EOF'
@@ -51,6 +52,14 @@ for k, v in last.items():
 EOF
   done
 fi
+for spec in ${NCU_SASS:-}; do  # per-instruction executed counts of one launch (SASS, csv) for instruction hunting
+  IFS=: read -r kernel method len <<<"$spec"
+  timeout 300 ncu --section SourceCounters --section InstructionStats -k "regex:$kernel" --launch-count 1 -f -o "$out/sass_$kernel" \
+    build-gpu/bench/bench_prefill --len "$len" --reps 1 --methods "dense,$method" > "$out/ncu_sass_$kernel.log" 2>&1
+  ncu -i "$out/sass_$kernel.ncu-rep" --page source --print-source sass --csv > "$out/sass_$kernel.csv" 2>&1
+  echo "ncu sass: $kernel ($method, $len): $(wc -l < "$out/sass_$kernel.csv") lines"
+  rm -f "$out/sass_$kernel.ncu-rep"
+done
 for spec in ${NCU_FULL:-}; do
   IFS=: read -r kernel method len <<<"$spec"
   timeout 300 ncu --clock-control none --set full -k "regex:$kernel" --launch-count 1 \

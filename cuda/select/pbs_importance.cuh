@@ -148,14 +148,14 @@ __global__ void __launch_bounds__(kImportanceWarps * 32, kSteps <= 4 ? 2 : 1)
 #pragma unroll
         for (int nt = 0; nt < kImportanceUnit / 8; ++nt)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) z[e / 2] += exp2f(acc[nt][e] * scale - shift[e / 2]);
+          for (int e = 0; e < 4; ++e) z[e / 2] += exp2_flushed(acc[nt][e] * scale - shift[e / 2]);
       } else {
         float column[kImportanceUnit / 4];  // [nt][e]: this lane's two rows' probabilities of key nt * 8 + 2 q4 + e
 #pragma unroll
         for (int nt = 0; nt < kImportanceUnit / 8; ++nt)
 #pragma unroll
           for (int e = 0; e < 2; ++e)
-            column[nt * 2 + e] = exp2f(acc[nt][e] * scale - m[0]) + exp2f(acc[nt][2 + e] * scale - m[1]);
+            column[nt * 2 + e] = exp2_flushed(acc[nt][e] * scale - m[0]) + exp2_flushed(acc[nt][2 + e] * scale - m[1]);
         reduce_scatter_over_rows(column, lane);
         *reinterpret_cast<float2*>(column_sums + warp * kStageKeys + unit * kImportanceUnit + 2 * lane) =
             make_float2(column[0], column[1]);

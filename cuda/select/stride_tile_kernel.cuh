@@ -235,7 +235,7 @@ __global__ void __launch_bounds__(kTileWarps<kRR> * 32, kRR ? 2 : 1) stride_tile
 #pragma unroll
         for (int nt = 0; nt < kTilesHere; ++nt)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) z[e / 2] += m[e / 2] == -INFINITY ? 0.f : exp2f(s[nt][e] - m[e / 2]);
+          for (int e = 0; e < 4; ++e) z[e / 2] += m[e / 2] == -INFINITY ? 0.f : exp2_flushed(s[nt][e] - m[e / 2]);
         if (jt == tiles - 1) {  // the rows' statistics over their 4 lanes (and, with splits, over the splits)
 #pragma unroll
           for (int i = 0; i < 2; ++i) {
@@ -256,7 +256,7 @@ __global__ void __launch_bounds__(kTileWarps<kRR> * 32, kRR ? 2 : 1) stride_tile
 #pragma unroll
           for (int nt = 2 * kb; nt < 2 * kb + 2; ++nt)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) sum += exp2f(s[nt][e] - m[e / 2]) * inv_z[e / 2];
+            for (int e = 0; e < 4; ++e) sum += exp2_flushed(s[nt][e] - m[e / 2]) * inv_z[e / 2];
           for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
           const int v = jt * (kTileStrides / 16) + split * (kTilesHere / 2) + kb;
           if (lane == 0 && v < t.nk_b) block_row[v] += static_cast<double>(sum);

@@ -28,7 +28,7 @@ inline constexpr int kImportanceWarps = 8;     // 16 query rows each
 inline constexpr int kImportanceUnit = 64;     // keys multiplied per step of a warp: 8 mma column tiles
 inline constexpr int kImportanceMaxDim = 256;  // 8 steps of 32 dims: 64 registers of query operands
 
-// Keys staged per pipeline stage for head_dim d (16 KB of keys at d = 64, 32 KB above).
+// Keys staged per pipeline stage for head_dim d, 2 d bytes each (32 KB a stage at d = 128 and at d = 256).
 constexpr int importance_stage_keys(int d) { return d <= 128 ? 128 : 64; }
 
 // Shared memory: two key stages and the warps' column sums of a stage.

@@ -6,7 +6,7 @@
 # kernel of NCU_METHODS (default prism, pbs) at the longest length (ncu, one rep), and with NCU_FULL="kernel:method:len
 # ..." a full ncu profile of one launch of each named kernel (its throughputs, issue rate and warp stalls are
 # printed), and with NCU_SASS (same form) the executed count of every SASS instruction of one launch
-# (csv). Logs go under ${OUT:-out}; the key lines are printed.
+# (csv). TESTS=0 skips the tests and memcheck. Logs go under ${OUT:-out}; the key lines are printed.
 set -uo pipefail
 out=${OUT:-out}
 mkdir -p "$out"
@@ -16,11 +16,13 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
   > "$out/configure.log" 2>&1 && rm "$out/configure.log" || { tail -30 "$out/configure.log"; exit 1; }
 cmake --build build-gpu --parallel "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -40; exit 1; }
-timeout 420 build-gpu/tests/test_gpu_selection > "$out/gpu_selection.log" 2>&1
-echo "gpu selection: $(grep -cE '^\[       OK \]' "$out/gpu_selection.log") ok, $(grep -cE '^\[  FAILED  \] .*\(' "$out/gpu_selection.log") failed"
-grep -E "differ,? [1-9]|\([1-9][0-9]* differ|Failure|FAILED|workspace at" "$out/gpu_selection.log" | head -20
-timeout 240 compute-sanitizer --tool memcheck build-gpu/tests/test_gpu_selection --gtest_filter='*Varlen*:*Graph*:*PbsPrefill*' > "$out/memcheck_selection.log" 2>&1
-echo "memcheck (selection + pipeline): $(grep -E 'ERROR SUMMARY' "$out/memcheck_selection.log" | tail -1)"
+if [ "${TESTS:-1}" = 1 ]; then  # TESTS=0: benchmarks and profiles only, for code a previous run tested
+  timeout 420 build-gpu/tests/test_gpu_selection > "$out/gpu_selection.log" 2>&1
+  echo "gpu selection: $(grep -cE '^\[       OK \]' "$out/gpu_selection.log") ok, $(grep -cE '^\[  FAILED  \] .*\(' "$out/gpu_selection.log") failed"
+  grep -E "differ,? [1-9]|\([1-9][0-9]* differ|Failure|FAILED|workspace at" "$out/gpu_selection.log" | head -20
+  timeout 240 compute-sanitizer --tool memcheck build-gpu/tests/test_gpu_selection --gtest_filter='*Varlen*:*Graph*:*PbsPrefill*' > "$out/memcheck_selection.log" 2>&1
+  echo "memcheck (selection + pipeline): $(grep -E 'ERROR SUMMARY' "$out/memcheck_selection.log" | tail -1)"
+fi
 lens=${SELECT_LENS:-32768,131072}
 mkdir -p "$out/masks"
 for len in ${lens//,/ }; do

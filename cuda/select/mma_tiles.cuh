@@ -68,11 +68,12 @@ __device__ inline float exp2_flushed(float x) {
   return y;
 }
 
-// Running softmax statistics (base-2 maximum m, exp-sum z) of a lane's two rows of an mma tile (g and g + 8):
-// a tile's maxima raise them, rescaling the sums.
-__device__ inline void raise_row_maxima(float (&m)[2], float (&z)[2], const float (&tile_max)[2]) {
+// Running softmax statistics (base-2 maximum m, exp-sum z) of a lane's rows of mma tiles (g and g + 8 of
+// each): a tile's maxima raise them, rescaling the sums.
+template <int kRows>
+__device__ inline void raise_row_maxima(float (&m)[kRows], float (&z)[kRows], const float (&tile_max)[kRows]) {
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < kRows; ++i) {
     const float next = fmaxf(m[i], tile_max[i]);
     z[i] = next == -INFINITY ? 0.f : z[i] * exp2f(m[i] - next);
     m[i] = next;
@@ -86,6 +87,20 @@ __device__ inline void merge_row_over_quad(float& m, float& z) {
     const float next = fmaxf(m, om);
     z = next == -INFINITY ? 0.f : z * exp2f(m - next) + oz * exp2f(om - next);
     m = next;
+  }
+}
+
+// One exchange of a reduce-scatter over a warp's lanes: lanes whose `kOffset` bit is set keep the upper kHalf
+// entries of v[0, 2 kHalf), the others the lower, each adding its partner's copy into v[0, kHalf).
+template <int kHalf, int kOffset, int kCount>
+__device__ inline void exchange_halves(float (&v)[kCount], int lane) {
+  static_assert(2 * kHalf <= kCount, "the exchanged entries must exist");
+  const bool upper = (lane & kOffset) != 0;
+#pragma unroll
+  for (int i = 0; i < kHalf; ++i) {
+    const float send = upper ? v[i] : v[i + kHalf];
+    const float keep = upper ? v[i + kHalf] : v[i];
+    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, kOffset);
   }
 }
 

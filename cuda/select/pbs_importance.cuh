@@ -37,19 +37,6 @@ inline std::size_t importance_smem_bytes(int d, std::size_t element_bytes) {
   return element_bytes * 2 * keys * d + sizeof(float) * kImportanceWarps * keys;
 }
 
-// One exchange of reduce_scatter_over_rows: lanes whose `kOffset` bit is set keep the upper kHalf entries of
-// v[0, 2 kHalf), the others the lower, each adding its partner's copy into v[0, kHalf).
-template <int kHalf, int kOffset>
-__device__ inline void exchange_halves(float (&v)[16], int lane) {
-  const bool upper = (lane & kOffset) != 0;
-#pragma unroll
-  for (int i = 0; i < kHalf; ++i) {
-    const float send = upper ? v[i] : v[i + kHalf];
-    const float keep = upper ? v[i + kHalf] : v[i];
-    v[i] = keep + __shfl_xor_sync(0xffffffffu, send, kOffset);
-  }
-}
-
 // Sums v over the 8 lanes of a column (lanes of equal lane % 4) and scatters the result: a lane keeps entries
 // 2g and 2g + 1 (g = lane / 4) of the summed v in v[0], v[1].
 __device__ inline void reduce_scatter_over_rows(float (&v)[16], int lane) {

@@ -37,12 +37,12 @@ int slots_per_chunk(const Geometry& g, std::int64_t stride) {
 
 constexpr std::size_t kMaxSharedBytes = 227 * 1024;  // the sm_90 opt-in limit per CTA
 
-// The tiled kernel (stride_tile_kernel.cuh) takes 16 stride rows per query block (B / S = 16) and head_dim up
-// to 128 (the default geometry) when its shared memory fits; other geometries run the per-warp kernel
+// The tiled kernel (stride_tile_kernel.cuh) takes 16 stride rows per query block (B / S = 16) and head_dim a
+// multiple of 64 (the default geometry) when its shared memory fits; other geometries run the per-warp kernel
 // (stride_kernel.cuh), which computes the same scores.
 bool tiled(const select::StrideParams& p) {
-  return p.lengths.block / p.stride == 16 && p.d <= select::kTileMaxDim &&
-         select::stride_tile_smem_bytes(p.rr, p.d, p.stride, p.nk) <= kMaxSharedBytes;
+  return p.lengths.block / p.stride == 16 && p.d % select::kChunkDims == 0 &&
+         select::stride_tile_smem_bytes(p.rr, p.d, p.nk) <= kMaxSharedBytes;
 }
 
 template <typename Element, int kItems>
@@ -51,15 +51,13 @@ void launch_scoring(const select::StrideParams& p, const Geometry& g, int slots,
   if (tiled(p)) {
     const auto kernel = p.rr ? select::stride_tile_kernel<Element, kItems, true>
                              : select::stride_tile_kernel<Element, kItems, false>;
-    const int warps = p.rr ? select::kTileWarps<true> : select::kTileWarps<false>;
-    const int row_groups = p.rr ? select::kRowGroups<true> : select::kRowGroups<false>;
-    const int heads_here = std::min(group, row_groups), blocks_here = row_groups / heads_here;
-    const std::size_t smem = select::stride_tile_smem_bytes(p.rr, p.d, p.stride, p.nk);
+    const int heads_here = std::min(group, select::kRowGroups), blocks_here = select::kRowGroups / heads_here;
+    const std::size_t smem = select::stride_tile_smem_bytes(p.rr, p.d, p.nk);
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
                "stride selection shared memory opt-in");
     const dim3 grid(static_cast<unsigned>((g.nq + blocks_here - 1) / blocks_here), static_cast<unsigned>(slots),
                     static_cast<unsigned>((group + heads_here - 1) / heads_here));
-    kernel<<<grid, warps * 32, smem, s>>>(p);
+    kernel<<<grid, select::kTileWarps * 32, smem, s>>>(p);
     return;
   }
   const auto kernel = p.rr ? select::stride_select_kernel<Element, kItems, true>

@@ -1,21 +1,26 @@
 // The stride selectors' tiled kernel (RRAttention, XAttention) for B / S = 16 stride rows per query block and
-// head_dim <= 128, the default geometry (see stride_scoring.cuh for the scores, stride_rules.cuh for the rules).
+// head_dim a multiple of 64, the default geometry (see stride_scoring.cuh for the scores, stride_rules.cuh for
+// the rules). Other geometries run the per-warp kernel (stride_kernel.cuh), which computes the same scores.
 //
-// A CTA takes the query blocks of several heads of one KV head, a row group per (head, query block): its 16
-// rows are one mma row tile. The key strides they may see are staged in shared memory 32 at a time (cp.async,
-// two stages), and every warp multiplies its rows by the staged tile, so a key tile is read from L2 once per CTA
-// instead of once per warp. Two passes over the key tiles: the first takes each row's maximum and exp-sum, the
-// second the probabilities, summed per key block into the row group's block row (fp64 in shared memory); then
-// one warp per row group applies the rule.
-//   RRAttention: 8 row groups, a warp each; the sampled query rows sit in registers; a staged key stride holds
-//     the key sums' hi and lo parts (exact sums as a pair of the input dtype), so a logit is q . hi + q . lo.
-//   XAttention: 4 row groups of 2 warps, each warp one key block of the tile; a row is S query tokens (d dims
-//     each) in reverse order, kept in shared memory (which is what limits the row groups); key tile part t
-//     stages the keys j S + t of the tile's strides, whose product with the rows' token iS + S-1-t is the
-//     antidiagonal term t. The two warps of a row group merge their rows' statistics between the passes.
-// Operands, 16-byte loads and staging: mma_tiles.cuh.
+// The logits are a GEMM, rows (stride rows) x columns (key strides) over a reduction of `dims`:
+//   RRAttention: row = the sampled query (d dims), column = the key sum as hi + lo parts of the input dtype, so
+//     the reduction is [q, q] . [hi, lo] over 2 d dims; the CTA's sampled queries stay in shared memory.
+//   XAttention: row i = [q(iS + S-1), ..., q(iS)], column j = [k(jS), ..., k(jS + S-1)] over S d dims; reduction
+//     chunk c covers token part t = 64 c / d of both, so both operands are staged per chunk.
+// A CTA takes 128 rows, 8 row groups of 16 rows, each the stride rows of one (query head, query block) of one
+// KV head (the GQA group's heads share the key tiles), and walks 128-column tiles up to the last column its rows
+// may see, the reduction in chunks of 64 dims staged by cp.async in a 3-stage ring. 8 warps, 4 along the rows
+// x 2 along the columns, each a 32 x 64 warp tile of mma.sync m16n8k16 (fp32 accumulation) fed by ldmatrix from
+// XOR-swizzled 128-byte rows. Two passes over the tiles: the first takes each row's maximum and exp-sum (the two
+// column halves merged through shared memory in a fixed order), the second the probabilities, summed per key
+// block (16 columns) over the row group's rows by a reduce-scatter over the lanes, into the row groups' block
+// rows (fp64 in shared memory); then one warp per row group applies the rule and writes its mask row. Columns
+// past a row's causal limit are masked only on the tiles that cross a limit; a warp whose rows see none of a
+// tile's columns skips its mma.
 #pragma once
+#include <climits>
 #include <cstdint>
+#include <cute/arch/copy_sm75.hpp>
 
 #include "common/dynamic_shared.cuh"
 #include "select/stride_rules.cuh"
@@ -23,251 +28,306 @@
 
 namespace sparsefill::cuda::select {
 
-inline constexpr int kTileStrides = 32;  // key strides per staged tile: 4 mma n-tiles, 2 key blocks
-inline constexpr int kTileMaxDim = 128;  // head_dim of the tiled kernel (4 steps of 32 dims in registers)
+inline constexpr int kTileRows = 128;   // 8 row groups of 16 stride rows
+inline constexpr int kTileCols = 128;   // key strides per column tile: 8 key blocks
+inline constexpr int kChunkDims = 64;   // reduction dims per staged chunk: 128-byte rows
+inline constexpr int kTileStages = 3;
+inline constexpr int kTileWarps = 8;    // warp tile 32 rows x 64 columns
+inline constexpr int kRowGroups = kTileRows / 16;
+inline constexpr std::size_t kChunkBytes = static_cast<std::size_t>(kTileRows) * kChunkDims * 2;
 
-template <bool kRR>
-inline constexpr int kRowGroups = kRR ? 8 : 4;
-template <bool kRR>
-inline constexpr int kColumnSplits = kRR ? 1 : 2;  // warps per row group, each a share of the tile's n-tiles
-template <bool kRR>
-inline constexpr int kTileWarps = kRowGroups<kRR> * kColumnSplits<kRR>;
-inline constexpr int kMaxCopies = 4;  // 16-byte copies per thread and staged chunk (head_dim <= 128)
-
-// Bytes of one staged key tile part (and of a stage).
-__host__ __device__ inline std::size_t stride_stage_bytes(bool rr, int d) {
-  return static_cast<std::size_t>(kTileStrides) * d * 2 * (rr ? 2 : 1);
-}
-// Bytes of the XAttention query rows of a CTA.
-__host__ __device__ inline std::size_t stride_rows_bytes(bool rr, int d, int stride) {
-  return rr ? 0 : static_cast<std::size_t>(kRowGroups<false>) * 16 * stride * d * 2;
-}
-// Row statistics (maximum, exp-sum) a row group's warps exchange between the passes.
-__host__ __device__ inline std::size_t stride_stats_bytes(bool rr) {
-  return rr ? 0 : sizeof(float) * 2 * 16 * kRowGroups<false> * kColumnSplits<false>;
-}
-// Shared memory of stride_tile_kernel: query rows (XAttention), two stages, the row statistics, a block row
-// and the cut's scratch per row group.
-inline std::size_t stride_tile_smem_bytes(bool rr, int d, int stride, int nk) {
-  const int groups = rr ? kRowGroups<true> : kRowGroups<false>;
-  return stride_rows_bytes(rr, d, stride) + 2 * stride_stage_bytes(rr, d) + stride_stats_bytes(rr) +
-         (sizeof(double) * static_cast<std::size_t>(nk) + sizeof(CutScratch)) * groups;
+// Shared memory of stride_tile_kernel: RRAttention's resident query rows, the stage ring (XAttention stages
+// both operands), the two column halves' row statistics, the row groups' block rows and the cut's scratch.
+inline std::size_t stride_tile_smem_bytes(bool rr, int d, int nk) {
+  const std::size_t rows = rr ? static_cast<std::size_t>(kTileRows) * d * 2 : 0;
+  const std::size_t stages = kTileStages * kChunkBytes * (rr ? 1 : 2);
+  const std::size_t stats = sizeof(float) * 2 * 2 * kTileRows;
+  return rows + stages + stats + (sizeof(double) * static_cast<std::size_t>(nk) + sizeof(CutScratch)) * kRowGroups;
 }
 
-// Grid (ceil(nq / query blocks per CTA), the launch's KV slots, head chunks). Row group r of a CTA with Gc heads
-// takes head chunk * Gc + r % Gc and query block blockIdx.x * (row groups / Gc) + r / Gc; warp w is row group
-// w % kRowGroups, column split w / kRowGroups.
-template <typename Element, int kItems, bool kRR>
-__global__ void __launch_bounds__(kTileWarps<kRR> * 32, kRR ? 2 : 1) stride_tile_kernel(const StrideParams p) {
-  constexpr int kGroups = kRowGroups<kRR>, kSplits = kColumnSplits<kRR>;
-  constexpr int kTilesHere = kTileStrides / 8 / kSplits;  // n-tiles of this warp per key tile
-  unsigned char* smem = dynamic_shared<unsigned char>();
-  const int group = p.heads_q / p.heads_kv, heads_here = min(group, kGroups), blocks_here = kGroups / heads_here;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q4 = lane % 4;
-  const int row_group = warp % kGroups, split = warp / kGroups;
-  const int slot = p.slot_begin + static_cast<int>(blockIdx.y), b = slot / p.heads_kv, kv = slot % p.heads_kv;
-  const int in_group = static_cast<int>(blockIdx.z) * heads_here + row_group % heads_here;
-  const bool active = row_group < heads_here * blocks_here && in_group < group;
-  const int d = p.d, S = p.stride, dims = kRR ? d : S * d;
-  const int parts = kRR ? 1 : S;  // staged parts per key tile
-  const int part_groups = kRR ? 2 * d / 8 : d / 8;  // 16-byte groups per staged row
+// Element offset of 16-byte group `group` of row `row` in rows of `width` elements (a multiple of 64): the
+// groups of each 128-byte line are XOR-swizzled by the row, so the 8 rows an ldmatrix phase reads hit distinct
+// banks.
+__device__ inline int swizzled_offset(int row, int group, int width) { return row * width + ((group ^ (row & 7)) << 3); }
 
-  Element* rows_smem = reinterpret_cast<Element*>(smem);  // XAttention: [row group][16][S d]
-  unsigned char* stages = smem + stride_rows_bytes(kRR, d, S);
-  const std::size_t stage_bytes = stride_stage_bytes(kRR, d);
-  float* stats = reinterpret_cast<float*>(stages + 2 * stage_bytes);  // [row group][split][16][2]
-  double* block_rows = reinterpret_cast<double*>(stages + 2 * stage_bytes + stride_stats_bytes(kRR));
-  CutScratch& scratch = reinterpret_cast<CutScratch*>(block_rows + static_cast<std::size_t>(kGroups) * p.nk)[row_group];
-  double* block_row = block_rows + static_cast<std::size_t>(row_group) * p.nk;
-
-  StrideTile t{};
+// Row group r of the CTA whose column of the grid is x: its (query head, query block) tile. `written`: the
+// group stands for a mask row (a head of the group, a block of the mask layout); `valid`: also a block of its
+// sequence, so its rows are scored.
+struct RowGroup {
+  StrideTile t;
+  bool written, valid;
+};
+__device__ inline RowGroup row_group(const StrideParams& p, int slot, int x, int r) {
+  const int group = p.heads_q / p.heads_kv, heads_here = min(group, kRowGroups), blocks_here = kRowGroups / heads_here;
+  const int b = slot / p.heads_kv, kv = slot % p.heads_kv;
+  const int in_group = static_cast<int>(blockIdx.z) * heads_here + r % heads_here;
+  RowGroup out{};
+  StrideTile& t = out.t;
   t.slot = slot, t.b = b, t.g = kv;
   t.h = kv * group + (in_group < group ? in_group : 0);
-  t.u = static_cast<int>(blockIdx.x) * blocks_here + row_group / heads_here;
+  t.u = x * blocks_here + r / heads_here;
   t.lq = p.lengths.q(b), t.lk = p.lengths.k(b);
   t.nq_b = p.lengths.q_blocks(b), t.nk_b = p.lengths.k_blocks(b);
-  t.key_strides = (t.lk + S - 1) / S;
+  t.key_strides = (t.lk + p.stride - 1) / p.stride;
   t.rows = 16;
-  t.offset = p.mirrored ? S - 1 - t.h % S : t.h % S;
+  t.offset = p.mirrored ? p.stride - 1 - t.h % p.stride : t.h % p.stride;
   t.q_base = b * p.q_batch + static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + t.h * p.q_head;
   t.k_base = b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + kv * p.k_head;
-  t.dims = dims;
-  const bool has_row = active && t.u < t.nq_b;
-  const int limit[2] = {has_row ? t.row_limit(p, g) : -1, has_row ? t.row_limit(p, g + 8) : -1};
-  int tile_limit = max(limit[0], limit[1]);
-  for (int offset = 16; offset > 0; offset /= 2) tile_limit = max(tile_limit, __shfl_xor_sync(0xffffffffu, tile_limit, offset));
+  t.dims = p.rr ? p.d : p.stride * p.d;
+  out.written = r < heads_here * blocks_here && in_group < group && t.u < p.nq;
+  out.valid = out.written && t.u < t.nq_b;
+  return out;
+}
+
+// Grid (ceil(nq / query blocks per CTA), the launch's KV slots, head chunks); the CTAs of the longest rows
+// start first.
+template <typename Element, int kItems, bool kRR>
+__global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const StrideParams p) {
+  using Op = typename MmaOf<Element>::Op;
+  using Ldsm = cute::SM75_U32x4_LDSM_N;
+  unsigned char* smem = dynamic_shared<unsigned char>();
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q4 = lane % 4;
+  const int wm = warp % 4, wn = warp / 4;
+  const int slot = p.slot_begin + static_cast<int>(blockIdx.y), x = static_cast<int>(gridDim.x - 1 - blockIdx.x);
+  const int d = p.d, S = p.stride;
+  const int chunks_per_tile = (kRR ? 2 * d : S * d) / kChunkDims;
+
+  Element* rows_smem = reinterpret_cast<Element*>(smem);  // RRAttention: [128][d]
+  unsigned char* stages = smem + (kRR ? static_cast<std::size_t>(kTileRows) * d * 2 : 0);
+  constexpr std::size_t kStageBytes = kChunkBytes * (kRR ? 1 : 2);  // [A chunk (XAttention)][B chunk]
+  float* stats = reinterpret_cast<float*>(stages + kTileStages * kStageBytes);  // [column half][128][2]
+  double* block_rows = reinterpret_cast<double*>(stats + 2 * 2 * kTileRows);    // [row group][nk]
+  CutScratch* scratch = reinterpret_cast<CutScratch*>(block_rows + static_cast<std::size_t>(kRowGroups) * p.nk);
+
+  // This lane's 4 rows (m-tile mt, half e / 2 of the accumulator): their row groups' tiles and causal limits.
+  const RowGroup mine[2] = {row_group(p, slot, x, 2 * wm), row_group(p, slot, x, 2 * wm + 1)};
+  const StrideTile& first = mine[0].t;  // sequence-wide values (any row group's)
+  const int lk = first.lk, key_strides = first.key_strides, nk_b = first.nk_b;
+  int limit[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) limit[i] = mine[i / 2].valid ? mine[i / 2].t.row_limit(p, g + 8 * (i % 2)) : -1;
+  int warp_max = max(max(limit[0], limit[1]), max(limit[2], limit[3]));
+  int warp_min = min(min(limit[0], limit[1]), min(limit[2], limit[3]));
+  for (int offset = 16; offset > 0; offset /= 2) {
+    warp_max = max(warp_max, __shfl_xor_sync(0xffffffffu, warp_max, offset));
+    warp_min = min(warp_min, __shfl_xor_sync(0xffffffffu, warp_min, offset));
+  }
   __shared__ int cta_limit;
   if (threadIdx.x == 0) cta_limit = -1;
+  for (int i = threadIdx.x; i < kRowGroups * nk_b; i += blockDim.x)
+    block_rows[static_cast<std::size_t>(i / nk_b) * p.nk + i % nk_b] = 0.0;
   __syncthreads();
-  if (lane == 0) atomicMax(&cta_limit, tile_limit);
-  for (int v = lane; split == 0 && has_row && v < t.nk_b; v += 32) block_row[v] = 0.0;
+  if (lane == 0 && wn == 0) atomicMax(&cta_limit, warp_max);
 
-  // The row group's query rows: RRAttention's in registers (rows g and g + 8 of each 32-dim step),
-  // XAttention's in shared memory, row r's dims (tt, c) from token (u 16 + r) S + S-1-tt (loaded by split 0, in
-  // the first stage's copy group).
-  constexpr int kSteps = kTileMaxDim / 32;
-  RowFragment held[kSteps];
-  if constexpr (kRR) {
+  // Copies: thread i stages 16-byte group i % 8 of rows i / 8 + 32 k (k < 4) of every chunk.
+  const int copy_group = threadIdx.x % 8;
+  int copy_row[4];
 #pragma unroll
-    for (int step = 0; step < kSteps; ++step)
-      if (step * 32 < d) held[step] = {t.sampled_query_dims(p, g, step * 32 + 8 * q4), t.sampled_query_dims(p, g + 8, step * 32 + 8 * q4)};
-  } else if (split == 0) {
-    Element* mine = rows_smem + static_cast<std::size_t>(row_group) * 16 * dims;
-    const int groups = dims / 8;
-    for (int i = lane; i < 16 * groups; i += 32) {
-      const int r = i / groups, grp = i % groups, tt = grp * 8 / d, c = grp * 8 % d;
-      const int token = (t.u * 16 + r) * S + S - 1 - tt;
-      const bool present = has_row && token < t.lq;
-      async_copy16(mine + r * dims + swizzled(r, grp, groups) * 8,
-                   static_cast<const Element*>(p.q) + t.q_base + static_cast<std::int64_t>(present ? token : 0) * p.q_token + c,
-                   present);
+  for (int k = 0; k < 4; ++k) copy_row[k] = static_cast<int>(threadIdx.x) / 8 + 32 * k;
+  const Element* q = static_cast<const Element*>(p.q);
+  const Element* keys = static_cast<const Element*>(p.k);
+  std::int64_t a_at[4] = {}, b_at[4];  // element offsets of part 0 / column tile 0 and dim 0 of the group
+  int a_first_part[4] = {};            // XAttention: the first token part t whose query token is in the sequence
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const int n = copy_row[k];
+    if constexpr (kRR) {
+      b_at[k] = (static_cast<std::int64_t>(slot - p.slot_begin) * p.strides_max + n) * d + copy_group * 8;
+    } else {
+      const RowGroup rg = row_group(p, slot, x, n / 16);
+      const int last_token = (rg.t.u * 16 + n % 16) * S + S - 1;  // token part 0 of the row
+      a_first_part[k] = rg.valid ? last_token - rg.t.lq + 1 : INT_MAX;
+      a_at[k] = rg.valid ? rg.t.q_base + static_cast<std::int64_t>(last_token) * p.q_token + copy_group * 8 : 0;
+      b_at[k] = first.k_base + static_cast<std::int64_t>(n) * S * p.k_token + copy_group * 8;
     }
   }
-  __syncthreads();
-  const int tiles = (cta_limit + kTileStrides) / kTileStrides;  // key tiles holding a visible stride
-  const int chunks = 2 * tiles * parts;
-
-  // This thread's copies of every staged chunk: kTileStrides rows of part_groups 16-byte groups, the same
-  // (row, group) each time; only the source moves with the chunk.
-  int copy_of[kMaxCopies];  // row * 256 + group, or -1
-  unsigned copy_at[kMaxCopies];  // byte offset in a stage
-#pragma unroll
-  for (int k = 0; k < kMaxCopies; ++k) {
-    const int i = threadIdx.x + k * static_cast<int>(blockDim.x), row = i / part_groups, grp = i % part_groups;
-    copy_of[k] = i < kTileStrides * part_groups ? row * 256 + grp : -1;
-    copy_at[k] = static_cast<unsigned>((row * part_groups + swizzled(row, grp, part_groups)) * 16);
+  if constexpr (kRR) {  // the sampled queries, one copy group ahead of the stages
+    const int groups = d / 8;
+    for (int i = threadIdx.x; i < kTileRows * groups; i += blockDim.x) {
+      const int row = i / groups, grp = i % groups;
+      const RowGroup rg = row_group(p, slot, x, row / 16);
+      const int token = (rg.t.u * 16 + row % 16) * S + rg.t.offset;
+      const bool present = rg.valid && token < rg.t.lq;
+      async_copy16(rows_smem + swizzled_offset(row, grp, d),
+                   q + (present ? rg.t.q_base + static_cast<std::int64_t>(token) * p.q_token + grp * 8 : 0), present);
+    }
+    async_commit();
   }
-  // Stage chunk c (pass, key tile, part) into stage c % 2.
+  __syncthreads();
+  const int tiles = (cta_limit + kTileCols) / kTileCols;  // column tiles holding a visible column
+  const int per_pass = tiles * chunks_per_tile, chunks = 2 * per_pass;
+
+  // Stage chunk c (pass, column tile jt, reduction chunk kc) into slot c % kTileStages.
   auto issue = [&](int c) {
-    const int rem = c % (tiles * parts), jt = rem / parts, part = rem % parts;
-    unsigned char* stage = stages + (c % 2) * stage_bytes;
+    const int rem = c % per_pass, jt = rem / chunks_per_tile, kc = rem % chunks_per_tile;
+    unsigned char* stage = stages + (c % kTileStages) * kStageBytes;
+    Element* a_stage = reinterpret_cast<Element*>(stage);
+    Element* b_stage = reinterpret_cast<Element*>(stage + (kRR ? 0 : kChunkBytes));
 #pragma unroll
-    for (int k = 0; k < kMaxCopies; ++k) {
-      if (copy_of[k] < 0) continue;
-      const int j = jt * kTileStrides + copy_of[k] / 256, grp = copy_of[k] % 256;
-      const Element* src;
-      bool present;
+    for (int k = 0; k < 4; ++k) {
+      const int n = copy_row[k], at = swizzled_offset(n, copy_group, kChunkDims);
       if constexpr (kRR) {
-        const int half = grp >= d / 8, c8 = grp - (half ? d / 8 : 0);
-        present = j < t.key_strides;
-        const std::int64_t at = (static_cast<std::int64_t>(slot - p.slot_begin) * p.strides_max + (present ? j : 0)) * d + c8 * 8;
-        src = static_cast<const Element*>(half ? p.key_lo : p.key_hi) + at;
+        const int half = kc >= d / kChunkDims, c0 = (kc - (half ? d / kChunkDims : 0)) * kChunkDims;
+        const bool present = jt * kTileCols + n < key_strides;
+        const Element* base = static_cast<const Element*>(half ? p.key_lo : p.key_hi);
+        async_copy16(b_stage + at, base + (present ? b_at[k] + static_cast<std::int64_t>(jt) * kTileCols * d + c0 : 0), present);
       } else {
-        const int token = j * S + part;
-        present = token < t.lk;
-        src = static_cast<const Element*>(p.k) + t.k_base + static_cast<std::int64_t>(present ? token : 0) * p.k_token + grp * 8;
+        const int t = kc * kChunkDims / d, c0 = kc * kChunkDims % d;
+        const bool a_present = t >= a_first_part[k];
+        async_copy16(a_stage + at, q + (a_present ? a_at[k] - static_cast<std::int64_t>(t) * p.q_token + c0 : 0), a_present);
+        const bool b_present = (jt * kTileCols + n) * S + t < lk;
+        async_copy16(b_stage + at,
+                     keys + (b_present ? b_at[k] + (static_cast<std::int64_t>(jt) * kTileCols * S + t) * p.k_token + c0 : 0),
+                     b_present);
       }
-      async_copy16(stage + copy_at[k], src, present);
     }
     async_commit();
   };
 
+  // ldmatrix lanes: A (m-tile rows) row lane % 16, group half lane / 16; B (pairs of n-tiles) row
+  // (lane / 16) 8 + lane % 8, group half (lane / 8) % 2. Both rows are = lane (mod 8), so the swizzle is by lane.
+  const int a_row = wm * 32 + (lane & 15), b_row = wn * 64 + ((lane >> 4) << 3) + (lane & 7);
+  const int a_half = lane >> 4, b_half = (lane >> 3) & 1, swz = lane & 7;
+
   const float scale = 1.4426950408889634f / (static_cast<float>(S) * sqrtf(static_cast<float>(d)));
-  float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.f, 0.f}, inv_z[2] = {0.f, 0.f};
-  float acc[kTilesHere][4];
-  if (chunks > 0) issue(0);
-  else async_wait<0>();  // the query rows' copies
+  float m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY}, z[4] = {0.f, 0.f, 0.f, 0.f};
+  float shift[4], inv_z[4];  // pass 1: each row's maximum (0 for a row that sees nothing) and 1 / exp-sum
+  float acc[2][8][4];
+  for (int s = 0; s < kTileStages - 1; ++s) {
+    if (s < chunks) issue(s);
+    else async_commit();
+  }
   for (int c = 0; c < chunks; ++c) {
-    next_stage(c, chunks, issue);
-    const int pass = c / (tiles * parts), rem = c % (tiles * parts), jt = rem / parts, part = rem % parts;
-    if (kSplits > 1 && c == tiles * parts && has_row) {
-      // The first chunk of pass 2: every split's statistics of the row group's rows are written; merge them in
-      // split order.
+    async_wait<kTileStages - 2>();
+    __syncthreads();  // chunk c is staged; every warp is done with chunk c - 1, whose slot is refilled next
+    if (c + kTileStages - 1 < chunks) issue(c + kTileStages - 1);
+    else async_commit();
+    const int pass = c / per_pass, rem = c % per_pass, jt = rem / chunks_per_tile, kc = rem % chunks_per_tile;
+    const int col0 = jt * kTileCols + wn * 64;  // this warp's first column
+    const bool live = col0 <= warp_max;
+    if (live) {
+      if (kc == 0) {
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const int r = g + 8 * i;
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[mt][nt][e] = 0.f;
+      }
+      const unsigned char* stage = stages + (c % kTileStages) * kStageBytes;
+      const Element* a_src = kRR ? rows_smem : reinterpret_cast<const Element*>(stage);
+      const Element* b_src = reinterpret_cast<const Element*>(stage + (kRR ? 0 : kChunkBytes));
+      const int a_width = kRR ? d : kChunkDims;
+      const int a_group0 = kRR ? (kc % (d / kChunkDims)) * (kChunkDims / 8) : 0;
+#pragma unroll
+      for (int ks = 0; ks < kChunkDims / 16; ++ks) {
+        unsigned a[2][4], bf[4][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) {
+          const Element* at = a_src + (a_row + 16 * mt) * a_width + ((a_group0 + ((2 * ks + a_half) ^ swz)) << 3);
+          Ldsm::copy(*reinterpret_cast<const cute::uint128_t*>(at), a[mt][0], a[mt][1], a[mt][2], a[mt][3]);
+        }
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          const Element* at = b_src + (b_row + 16 * np) * kChunkDims + (((2 * ks + b_half) ^ swz) << 3);
+          Ldsm::copy(*reinterpret_cast<const cute::uint128_t*>(at), bf[np][0], bf[np][1], bf[np][2], bf[np][3]);
+        }
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            float (&r)[4] = acc[mt][nt];
+            Op::fma(r[0], r[1], r[2], r[3], a[mt][0], a[mt][1], a[mt][2], a[mt][3], bf[nt / 2][2 * (nt % 2)],
+                    bf[nt / 2][2 * (nt % 2) + 1], r[0], r[1], r[2], r[3]);
+          }
+      }
+    }
+    if (kc != chunks_per_tile - 1) continue;
+    // The tile's logits in log2 units: acc[mt][nt][e] is row 16 mt + g + 8 (e / 2) of the warp, column
+    // col0 + 8 nt + 2 q4 + e % 2; -inf past the row's limit.
+    const bool all_visible = col0 + 63 <= warp_min;
+    auto logit = [&](int mt, int nt, int e) {
+      const int i = 2 * mt + e / 2;
+      return all_visible || col0 + 8 * nt + 2 * q4 + (e % 2) <= limit[i] ? acc[mt][nt][e] * scale : -INFINITY;
+    };
+    if (pass == 0) {
+      if (live) {
+        float tile_max[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) tile_max[2 * mt + e / 2] = fmaxf(tile_max[2 * mt + e / 2], logit(mt, nt, e));
+        raise_row_maxima(m, z, tile_max);
+        float base[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) base[i] = m[i] == -INFINITY ? 0.f : m[i];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) z[2 * mt + e / 2] += exp2_flushed(logit(mt, nt, e) - base[2 * mt + e / 2]);
+      }
+      if (jt == tiles - 1) {  // the rows' statistics over their quads, for the other column half
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          merge_row_over_quad(m[i], z[i]);
+          if (q4 == 0) {
+            float* st = stats + (wn * kTileRows + wm * 32 + 16 * (i / 2) + g + 8 * (i % 2)) * 2;
+            st[0] = m[i];
+            st[1] = z[i];
+          }
+        }
+      }
+      continue;
+    }
+    if (jt == 0) {  // pass 1's first tile: both column halves' statistics are written; merge them in order
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
         float mm = -INFINITY, zz = 0.f;
-        for (int s2 = 0; s2 < kSplits; ++s2) {
-          const float* st = stats + ((row_group * kSplits + s2) * 16 + r) * 2;
+        for (int half = 0; half < 2; ++half) {
+          const float* st = stats + (half * kTileRows + wm * 32 + 16 * (i / 2) + g + 8 * (i % 2)) * 2;
           const float next = fmaxf(mm, st[0]);
           zz = next == -INFINITY ? 0.f : zz * exp2f(mm - next) + st[1] * exp2f(st[0] - next);
           mm = next;
         }
-        m[i] = mm == -INFINITY ? 0.f : mm;  // a row that sees nothing: every probability 0
+        shift[i] = mm == -INFINITY ? 0.f : mm;  // a row that sees nothing: every probability 0
         inv_z[i] = zz > 0.f ? 1.f / zz : 0.f;
       }
     }
-    if (part == 0) {
+    if (!live) continue;
+    // Probabilities summed per (m-tile, key block kb of n-tiles 2 kb, 2 kb + 1): v[4 mt + kb], then over the
+    // warp: lane 4 j ends with entry j.
+    float v[8];
 #pragma unroll
-      for (int nt = 0; nt < kTilesHere; ++nt)
+    for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc[nt][e] = 0.f;
-    }
-    const uint4* stage = reinterpret_cast<const uint4*>(stages + (c % 2) * stage_bytes);
-    // The tile's logits: per 32-dim step, this lane's 8 dims of rows g, g + 8 and of column nt 8 + g.
+      for (int kb = 0; kb < 4; ++kb) {
+        float row_sum[2] = {0.f, 0.f};
 #pragma unroll
-    for (int step = 0; step < kSteps; ++step) {
-      if (step * 32 >= d) break;
-      RowFragment a;
-      if constexpr (kRR) {
-        a = held[step];
-      } else {
-        const uint4* mine = reinterpret_cast<const uint4*>(rows_smem + static_cast<std::size_t>(row_group) * 16 * dims);
-        const int groups = dims / 8, grp = part * (d / 8) + step * 4 + q4;
-        a = {mine[g * groups + swizzled(g, grp, groups)], mine[(g + 8) * groups + swizzled(g + 8, grp, groups)]};
+        for (int nt = 2 * kb; nt < 2 * kb + 2; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) row_sum[e / 2] += exp2_flushed(logit(mt, nt, e) - shift[2 * mt + e / 2]);
+        v[4 * mt + kb] = row_sum[0] * inv_z[2 * mt] + row_sum[1] * inv_z[2 * mt + 1];
       }
-#pragma unroll
-      for (int nt = 0; nt < kTilesHere; ++nt) {
-        const int n = (split * kTilesHere + nt) * 8 + g;
-#pragma unroll
-        for (int half = 0; half < (kRR ? 2 : 1); ++half) {
-          mma_step<Element>(acc[nt], a, stage[n * part_groups + swizzled(n, half * (d / 8) + step * 4 + q4, part_groups)]);
-        }
-      }
-    }
-    if (part == parts - 1 && has_row) {
-      // This warp's logits in log2 units, -inf where a row may not see the column.
-      const int col0 = jt * kTileStrides + split * kTilesHere * 8 + 2 * q4;
-      const bool all_visible = col0 + (kTilesHere - 1) * 8 + 1 <= min(limit[0], limit[1]);
-      float s[kTilesHere][4];
-#pragma unroll
-      for (int nt = 0; nt < kTilesHere; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          s[nt][e] = all_visible || col0 + nt * 8 + (e % 2) <= limit[e / 2] ? acc[nt][e] * scale : -INFINITY;
-      if (pass == 0) {  // each row's running maximum and exp-sum over this lane's columns
-        float tile_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-        for (int nt = 0; nt < kTilesHere; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], s[nt][e]);
-        raise_row_maxima(m, z, tile_max);
-#pragma unroll
-        for (int nt = 0; nt < kTilesHere; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) z[e / 2] += m[e / 2] == -INFINITY ? 0.f : exp2_flushed(s[nt][e] - m[e / 2]);
-        if (jt == tiles - 1) {  // the rows' statistics over their 4 lanes (and, with splits, over the splits)
-#pragma unroll
-          for (int i = 0; i < 2; ++i) {
-            merge_row_over_quad(m[i], z[i]);
-            inv_z[i] = z[i] > 0.f ? 1.f / z[i] : 0.f;
-            if (kSplits > 1 && q4 == 0) {
-              float* st = stats + ((row_group * kSplits + split) * 16 + g + 8 * i) * 2;
-              st[0] = m[i];
-              st[1] = z[i];
-            }
-            if (m[i] == -INFINITY) m[i] = 0.f;  // a row that sees nothing: every probability 0
-          }
-        }
-      } else {  // probabilities, summed over the rows into this warp's key blocks (16 columns each)
-#pragma unroll
-        for (int kb = 0; kb < kTilesHere / 2; ++kb) {
-          float sum = 0.f;
-#pragma unroll
-          for (int nt = 2 * kb; nt < 2 * kb + 2; ++nt)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) sum += exp2_flushed(s[nt][e] - m[e / 2]) * inv_z[e / 2];
-          for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-          const int v = jt * (kTileStrides / 16) + split * (kTilesHere / 2) + kb;
-          if (lane == 0 && v < t.nk_b) block_row[v] += static_cast<double>(sum);
-        }
-      }
-    }
-    __syncthreads();  // the stage is consumed before chunk c + 2 overwrites it
+    exchange_halves<4, 16>(v, lane);
+    exchange_halves<2, 8>(v, lane);
+    exchange_halves<1, 4>(v, lane);
+    v[0] += __shfl_xor_sync(0xffffffffu, v[0], 1);
+    v[0] += __shfl_xor_sync(0xffffffffu, v[0], 2);
+    const int block = jt * (kTileCols / 16) + wn * 4 + g % 4, row_group = 2 * wm + g / 4;
+    if (q4 == 0 && block < nk_b) block_rows[static_cast<std::size_t>(row_group) * p.nk + block] += static_cast<double>(v[0]);
   }
-  if (!active || split != 0 || t.u >= p.nq) return;
-  const std::int64_t mask_row = (static_cast<std::int64_t>(b) * p.heads_q + t.h) * p.nq + t.u;
-  const unsigned long long kept = has_row ? stride_rule<kItems>(p, block_row, t.u, t.nq_b, t.nk_b, t.lk, scratch) : 0ull;
+  async_wait<0>();  // the copies of a CTA without visible columns (RRAttention's rows, empty groups)
+  __syncthreads();  // every block row is complete
+  const RowGroup rg = row_group(p, slot, x, warp);
+  if (!rg.written) return;
+  const StrideTile& t = rg.t;
+  const std::int64_t mask_row = (static_cast<std::int64_t>(t.b) * p.heads_q + t.h) * p.nq + t.u;
+  const unsigned long long kept =
+      rg.valid ? stride_rule<kItems>(p, block_rows + static_cast<std::size_t>(warp) * p.nk, t.u, t.nq_b, t.nk_b, t.lk, scratch[warp]) : 0ull;
   write_mask_row<kItems>(kept, p.nk, p.kv_indices + mask_row * p.nk, p.kv_num_blocks + mask_row);
 }
 

@@ -19,10 +19,10 @@ inline void check(cudaError_t status, const char* what) {
 }
 
 // "a,b,c" -> {"a", "b", "c"}.
-inline std::vector<std::string> split(const std::string& s) {
+inline std::vector<std::string> split(const std::string& s, char separator = ',') {
   std::vector<std::string> out;
   std::size_t start = 0;
-  for (std::size_t comma; (comma = s.find(',', start)) != std::string::npos; start = comma + 1)
+  for (std::size_t comma; (comma = s.find(separator, start)) != std::string::npos; start = comma + 1)
     out.push_back(s.substr(start, comma - start));
   out.push_back(s.substr(start));
   return out;

@@ -4,7 +4,8 @@
 // attention; the mask's density, and recall (exp(lse - lse_dense), mean over (head, query block)) and output
 // error (relative L2) against our dense path (method "dense", every visible block) on the same inputs.
 // Medians of --reps timed runs after two warm-ups, CUDA events on the default stream. With --mask-dir, each
-// method's mask is written as mask_<len>_<method>.npy so that bench/peers.py times FlexAttention on it.
+// method's mask is written as mask_<len>_<label>.npy so that bench/peers.py times FlexAttention on it. A method
+// entry may set its selector's parameters: "rr:key-sums=rounded" (label rr.key-sums-rounded).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "sparsefill/block_mask.hpp"
 #include "sparsefill/cuda/gpu_selection.hpp"
 #include "sparsefill/cuda/prefill_attention.hpp"
+#include "sparsefill/error.hpp"
 #include "sparsefill/io.hpp"
 #include "sparsefill/metrics.hpp"
 #include "sparsefill/scene.hpp"
@@ -44,6 +46,36 @@ std::vector<T> download(const void* device, std::size_t count) {
   return host;
 }
 
+// One --methods entry "METHOD[:name=value]...": the method, its settings and a file-safe label.
+struct MethodEntry {
+  std::string method, label;
+  SelectorSettings settings;
+};
+MethodEntry parse_entry(const std::string& entry) {
+  const std::vector<std::string> items = split(entry, ':');
+  MethodEntry out;
+  out.method = out.label = items.front();
+  for (std::size_t i = 1; i < items.size(); ++i) {
+    const std::size_t eq = items[i].find('=');
+    if (eq == std::string::npos) throw Error("--methods", "expected name=value in '" + entry + "'");
+    const std::string name = items[i].substr(0, eq), value = items[i].substr(eq + 1);
+    const std::vector<ParamSpec> specs = out.settings.params(out.method);
+    const auto spec = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& s) { return s.name == name; });
+    if (spec == specs.end()) throw Error("--methods", out.method + " has no parameter '" + name + "'");
+    switch (spec->kind) {
+      case ParamSpec::Kind::kDouble: *static_cast<double*>(spec->target) = std::stod(value); break;
+      case ParamSpec::Kind::kInt: *static_cast<std::int64_t*>(spec->target) = std::stoll(value); break;
+      case ParamSpec::Kind::kBool: *static_cast<bool*>(spec->target) = value == "1" || value == "true"; break;
+      case ParamSpec::Kind::kChoice:
+        if (std::find(spec->choices.begin(), spec->choices.end(), value) == spec->choices.end())
+          throw Error("--methods", "'" + value + "' is not a choice of " + out.method + "." + name);
+        *static_cast<std::string*>(spec->target) = value;
+    }
+    out.label += "." + name + "-" + value;
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,6 +97,13 @@ int main(int argc, char** argv) {
   }
   if (split(methods).front() != "dense") {
     std::fprintf(stderr, "--methods must start with dense (the baseline of recall and error)\n");
+    return 2;
+  }
+  std::vector<MethodEntry> entries;
+  try {
+    for (const std::string& entry : split(methods)) entries.push_back(parse_entry(entry));
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
     return 2;
   }
   const auto generation_start = std::chrono::steady_clock::now();
@@ -104,13 +143,15 @@ int main(int argc, char** argv) {
   HostTensor dense_out(hq.dtype, scene.q.shape());
   std::printf("%-10s %8s %8s %10s %10s %12s %10s %8s\n", "method", "density", "recall", "out err", "select ms",
               "attention ms", "total ms", "ws MB");
-  for (const std::string& method : split(methods)) {
-    DeviceTensor workspace(cuda::prefill_attention_workspace_size(args, method, {}));
+  for (const MethodEntry& parsed : entries) {
+    const std::string& method = parsed.method;
+    const SelectorSettings& settings = parsed.settings;
+    DeviceTensor workspace(cuda::prefill_attention_workspace_size(args, method, settings));
     const double total_ms =
-        median_ms(reps, [&] { cuda::prefill_attention(args, method, {}, workspace.ptr, nullptr); });
+        median_ms(reps, [&] { cuda::prefill_attention(args, method, settings, workspace.ptr, nullptr); });
     double select_ms = 0, selection_mb = 0;
     if (method != "dense") {
-      const cuda::GpuSelection selection(method, {});
+      const cuda::GpuSelection selection(method, settings);
       const cuda::DeviceBlockMask mask = cuda::mask_in_workspace(args, method, workspace.ptr);
       cuda::GpuSelectionArgs sargs{args.q, args.k, true, 128, scene.rope.layout,
                                    const_cast<std::int32_t*>(mask.kv_num_blocks),
@@ -120,7 +161,7 @@ int main(int argc, char** argv) {
       DeviceTensor selection_ws(selection.workspace_size(sargs));
       selection_mb = selection_ws.bytes / 1e6;
       select_ms = median_ms(reps, [&] { selection.run(sargs, selection_ws.ptr, nullptr); });
-      cuda::prefill_attention(args, method, {}, workspace.ptr, nullptr);  // the outputs of this method
+      cuda::prefill_attention(args, method, settings, workspace.ptr, nullptr);  // the outputs of this method
     }
     check(cudaDeviceSynchronize(), "run");
     const cuda::DeviceBlockMask dm = cuda::mask_in_workspace(args, method, workspace.ptr);
@@ -129,7 +170,7 @@ int main(int argc, char** argv) {
         download<std::int32_t>(dm.kv_num_blocks, static_cast<std::size_t>(dm.heads * dm.num_q_blocks)),
         download<std::int32_t>(dm.kv_indices, static_cast<std::size_t>(dm.heads * dm.num_q_blocks * dm.num_k_blocks)));
     if (!mask_dir.empty() && method != "dense" && method != "pbs")  // PBS masks index permuted keys
-      write_block_mask(mask_dir + "/mask_" + std::to_string(len) + "_" + method + ".npy", mask);
+      write_block_mask(mask_dir + "/mask_" + std::to_string(len) + "_" + parsed.label + ".npy", mask);
     const std::vector<float> method_lse = download<float>(lse.ptr, lse_count);
     HostTensor method_out(hq.dtype, scene.q.shape());
     check(cudaMemcpy(method_out.data(), out.ptr, out.bytes, cudaMemcpyDeviceToHost), "download out");
@@ -146,7 +187,7 @@ int main(int argc, char** argv) {
       recall = summarize(r.head_mean).mean;
       error = output_error(method_out.view(), dense_out.view(), problem).overall;
     }
-    std::printf("%-10s %8.4f %8.4f %10.3e %10.3f %12.3f %10.3f %8.1f\n", method.c_str(),
+    std::printf("%-10s %8.4f %8.4f %10.3e %10.3f %12.3f %10.3f %8.1f\n", parsed.label.c_str(),
                 mask_density(mask, problem, true).overall, recall, error, select_ms, total_ms - select_ms, total_ms,
                 selection_mb);
   }

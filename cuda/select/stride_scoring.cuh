@@ -32,7 +32,8 @@ inline constexpr int kStrideWarps = 4;
 
 struct StrideParams : QkTensors {
   const void* key_hi;  // RRAttention: stride key sums [slot - slot_begin][strides_max][d], hi and lo parts
-  const void* key_lo;
+  const void* key_lo;  // null with key_parts 1
+  int key_parts;       // RRAttention: 2 (exact sums as hi + lo) or 1 (sums rounded to the input dtype)
   int slot_begin, slot_end;  // the (sequence * heads_kv + kv head) range of this launch
   int strides_max;           // key strides per slot in the key-sum layout
   int batch, heads_q, heads_kv, d, nq, nk;  // nq, nk: of the longest sequence (the mask layout)
@@ -50,7 +51,8 @@ struct StrideParams : QkTensors {
 };
 
 // RRAttention's key sums: k_hat[j] = sum_t k[jS + t] (fp64, token order, keys past the sequence absent), stored
-// as hi = round(k_hat), lo = round(k_hat - hi) in the input dtype. Grid (strides_max, slots), d threads.
+// as hi = round(k_hat) (through fp32, as the CPU's rounded sums) and, unless lo is null, lo = round(k_hat - hi)
+// in the input dtype. Grid (strides_max, slots), d threads.
 template <typename Element>
 __global__ void key_stride_sums_kernel(const StrideParams p, Element* hi, Element* lo) {
   const int j = blockIdx.x, slot = p.slot_begin + blockIdx.y, c = threadIdx.x;
@@ -65,7 +67,7 @@ __global__ void key_stride_sums_kernel(const StrideParams p, Element* hi, Elemen
   const Element h = from_float<Element>(static_cast<float>(sum));
   const std::int64_t at = (static_cast<std::int64_t>(blockIdx.y) * p.strides_max + j) * p.d + c;
   hi[at] = h;
-  lo[at] = from_float<Element>(static_cast<float>(sum - static_cast<double>(to_float(h))));
+  if (lo != nullptr) lo[at] = from_float<Element>(static_cast<float>(sum - static_cast<double>(to_float(h))));
 }
 
 // One warp's mask row: its sequence, heads and query block, and where its rows and columns live in memory.
@@ -137,7 +139,7 @@ __device__ void tile_logits(const StrideParams& p, const StrideTile& t, int r0, 
 #pragma unroll
       for (int n = 0; n < 2; ++n)
 #pragma unroll
-        for (int part = 0; part < 2; ++part)
+        for (int part = 0; part < p.key_parts; ++part)
           mma(chain[n][2 * part], chain[n][2 * part + 1], held[step],
               present[n] ? __ldg(column[n][part] + 4 * step) : zero);
     }

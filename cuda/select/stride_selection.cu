@@ -25,13 +25,16 @@ StrideSettings stride_settings(const std::string& method, const SelectorSettings
   return method == "rr" ? StrideSettings{s.rr.stride, s.rr.tau} : StrideSettings{s.xattn.stride, s.xattn.tau};
 }
 
-// Bytes of one slot's key sums (hi and lo parts) and the slots per chunk.
-std::size_t slot_bytes(const Geometry& g, std::int64_t stride) {
+// Key-sum parts: hi + lo for exact sums, hi alone for sums rounded to the input dtype.
+int key_parts(const RRConfig& c) { return c.key_sums == "rounded" ? 1 : 2; }
+
+// Bytes of one slot's key sums (all its parts) and the slots per chunk.
+std::size_t slot_bytes(const Geometry& g, std::int64_t stride, int parts) {
   const std::size_t strides = static_cast<std::size_t>((g.lk + stride - 1) / stride);
-  return align256(strides * static_cast<std::size_t>(g.d) * 2) * 2;
+  return align256(strides * static_cast<std::size_t>(g.d) * 2) * static_cast<std::size_t>(parts);
 }
-int slots_per_chunk(const Geometry& g, std::int64_t stride) {
-  const std::size_t fit = std::max<std::size_t>(1, kKeySumBudget / slot_bytes(g, stride));
+int slots_per_chunk(const Geometry& g, std::int64_t stride, int parts) {
+  const std::size_t fit = std::max<std::size_t>(1, kKeySumBudget / slot_bytes(g, stride, parts));
   return static_cast<int>(std::min<std::size_t>(fit, static_cast<std::size_t>(g.batch) * g.heads_kv));
 }
 
@@ -74,10 +77,10 @@ void launch_scoring(const select::StrideParams& p, const Geometry& g, int slots,
 template <typename Element>
 void run_typed(const select::StrideParams& base, const Geometry& g, bool rr, void* workspace, cudaStream_t s) {
   const int total_slots = g.batch * g.heads_kv;
-  const int chunk = rr ? slots_per_chunk(g, base.stride) : total_slots;
-  const std::size_t half = rr ? slot_bytes(g, base.stride) / 2 * static_cast<std::size_t>(chunk) : 0;
+  const int chunk = rr ? slots_per_chunk(g, base.stride, base.key_parts) : total_slots;
+  const std::size_t half = rr ? slot_bytes(g, base.stride, 1) * static_cast<std::size_t>(chunk) : 0;
   auto* hi = static_cast<Element*>(workspace);
-  auto* lo = rr ? reinterpret_cast<Element*>(static_cast<unsigned char*>(workspace) + half) : nullptr;
+  auto* lo = rr && base.key_parts == 2 ? reinterpret_cast<Element*>(static_cast<unsigned char*>(workspace) + half) : nullptr;
   for (int first = 0; first < total_slots; first += chunk) {
     select::StrideParams p = base;
     p.slot_begin = first;
@@ -123,7 +126,8 @@ std::size_t stride_workspace_size(const std::string& method, const SelectorSetti
                                   const GpuSelectionArgs& args, const Geometry& g) {
   validate_stride_selection(method, settings, args, g);
   if (method != "rr") return 0;
-  return slot_bytes(g, settings.rr.stride) * static_cast<std::size_t>(slots_per_chunk(g, settings.rr.stride));
+  const int parts = key_parts(settings.rr);
+  return slot_bytes(g, settings.rr.stride, parts) * static_cast<std::size_t>(slots_per_chunk(g, settings.rr.stride, parts));
 }
 
 void run_stride_selection(const std::string& method, const SelectorSettings& settings, const GpuSelectionArgs& args,
@@ -142,6 +146,7 @@ void run_stride_selection(const std::string& method, const SelectorSettings& set
   if (rr) {
     const RRConfig& c = settings.rr;
     p.mirrored = c.offset == "mirrored";
+    p.key_parts = key_parts(c);
     p.rule_v2 = c.rule == "v2";
     p.t3_clean = c.t3 == "clean";
     p.tau = c.tau;

@@ -5,7 +5,8 @@
 //
 // The logits are a GEMM, rows (stride rows) x columns (key strides) over a reduction of `dims`:
 //   RRAttention: row = the sampled query (d dims), column = the key sum as hi + lo parts of the input dtype, so
-//     the reduction is [q, q] . [hi, lo] over 2 d dims; the CTA's sampled queries stay in shared memory.
+//     the reduction is [q, q] . [hi, lo] over 2 d dims (hi alone for rounded key sums); the CTA's sampled
+//     queries stay in shared memory.
 //   XAttention: row i = [q(iS + S-1), ..., q(iS)], column j = [k(jS), ..., k(jS + S-1)] over S d dims; reduction
 //     chunk c covers dims of token part t = 128 c / d of both, so both operands are staged per chunk.
 // A CTA takes 128 rows, 8 row groups of 16 rows, each the stride rows of one (query head, query block) of one
@@ -97,7 +98,8 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
   const int wm = warp % 4, wn = warp / 4;
   const int slot = p.slot_begin + static_cast<int>(blockIdx.y), x = static_cast<int>(gridDim.x - 1 - blockIdx.x);
   const int d = p.d, S = p.stride;
-  const int chunks_per_tile = (kRR ? 2 * d : S * d) / kChunkDims;
+  const int parts = kRR ? p.key_parts : S;  // reduction parts: key-sum hi (+ lo), or token parts
+  const int chunks_per_tile = parts * d / kChunkDims;
 
   Element* rows_smem = reinterpret_cast<Element*>(smem);  // RRAttention: [128][d]
   unsigned char* stages = smem + (kRR ? static_cast<std::size_t>(kTileRows) * d * 2 : 0);
@@ -165,7 +167,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
   // The issue cursor: the next chunk to stage (column tile, part = XAttention's token part or RRAttention's
   // key-sum half, first dim c0), its slot, and the element offsets it adds to the sources (a_at: XAttention's
   // queries; b_at: keys or key sums); pass 1 restages pass 0's sequence.
-  const std::int64_t part_step = kRR ? static_cast<const Element*>(p.key_lo) - keys : p.k_token;
+  const std::int64_t part_step = !kRR ? p.k_token : p.key_parts == 2 ? static_cast<const Element*>(p.key_lo) - keys : 0;
   const std::int64_t tile_step = kRR ? static_cast<std::int64_t>(kTileCols) * d : static_cast<std::int64_t>(kTileCols) * S * p.k_token;
   const int tile_left_step = kRR ? kTileCols : kTileCols * S;
   int issue_jt = 0, issue_part = 0, issue_c0 = 0, issue_slot = 0, issued = 0;
@@ -193,7 +195,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
       return;
     }
     issue_c0 = 0;
-    if (++issue_part < (kRR ? 2 : S)) {
+    if (++issue_part < parts) {
       a_at = a_part_at -= p.q_token;
       b_at = b_part_at += part_step;
       return;

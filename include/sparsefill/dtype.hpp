@@ -21,5 +21,7 @@ std::uint16_t float_to_fp16(float value);
 // Reads/writes element `index` (in elements from `base`) of a floating dtype as double.
 double load_as_double(const void* base, DType dtype, std::int64_t index);
 void store_from_double(void* base, DType dtype, std::int64_t index, double value);
+// `value` as a floating dtype holds it (what store_from_double then load_as_double give).
+double round_to_dtype(double value, DType dtype);
 
 }  // namespace sparsefill

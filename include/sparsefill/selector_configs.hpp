@@ -32,6 +32,9 @@ struct RRConfig {
   std::string rule = "v1";       // v1: T3 (t3_reference); v2: T1 then causal AND, OR column 0 and diagonal
   std::string t3 = "reference";  // v1's T3 flavour: reference | clean
   std::string offset = "code";   // sampled offset: code = h mod S; mirrored = S - 1 - (h mod S)
+  // Stride key sums: exact (fp64); rounded: the v2 kernel's choice, the sum cast to K's dtype (via fp32)
+  // before the dot product. On the GPU, exact sums cost two products per logit (hi + lo parts).
+  std::string key_sums = "exact";
   bool keep_sink = true, keep_last_row = true;
   std::vector<ParamSpec> params();
 };

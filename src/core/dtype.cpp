@@ -149,4 +149,11 @@ void store_from_double(void* base, DType dtype, std::int64_t index, double value
   }
 }
 
+double round_to_dtype(double value, DType dtype) {
+  require(is_floating(dtype), "dtype", "round_to_dtype takes a floating dtype, got " + dtype_name(dtype));
+  unsigned char element[sizeof(double)];
+  store_from_double(element, dtype, 0, value);
+  return load_as_double(element, dtype, 0);
+}
+
 }  // namespace sparsefill

@@ -2,7 +2,8 @@
 // with the head (round-robin), scored against stride-summed keys with scale 1/(S sqrt(d)), softmax over the
 // allowed key strides, probabilities summed into blocks, then top-tau: v1 = T3 (the default, as released), v2
 // = T1 then AND the causal blocks, OR column 0 and the diagonal. Finally the sink column and the whole last
-// query-block row. GQA is native: stride sums are computed once per KV head.
+// query-block row. GQA is native: stride sums are computed once per KV head, exactly (fp64) or, with
+// key_sums = rounded, cast to K's dtype as the released v2 kernel does.
 #include <cmath>
 
 #include "select/selector_common.hpp"
@@ -31,6 +32,9 @@ class RRSelector final : public Selector {
         std::vector<double> sums(static_cast<std::size_t>(ceil_div(p.seqlen_k[b], S) * d), 0.0);
         for (std::int64_t s = 0; s < p.seqlen_k[b]; ++s) {
           for (std::int64_t c = 0; c < d; ++c) sums[(s / S) * d + c] += keys[s * d + c];
+        }
+        if (c_.key_sums == "rounded") {
+          for (double& sum : sums) sum = round_to_dtype(static_cast<double>(static_cast<float>(sum)), in.k.dtype);
         }
         stride_keys[b].push_back(std::move(sums));
       }
@@ -88,6 +92,7 @@ class RRSelector final : public Selector {
 
 std::unique_ptr<Selector> make_rr_selector(const RRConfig& config) {
   require(config.rule == "v1" || config.rule == "v2", "rr.rule", "must be v1 or v2");
+  require(config.key_sums == "exact" || config.key_sums == "rounded", "rr.key-sums", "must be exact or rounded");
   return std::make_unique<RRSelector>(config);
 }
 

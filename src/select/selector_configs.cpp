@@ -45,6 +45,11 @@ std::vector<ParamSpec> RRConfig::params() {
            K::kChoice,
            &offset,
            {"code", "mirrored"}},
+          {"key-sums",
+           "stride key sums: exact (fp64) or rounded to K's dtype (the v2 kernel)",
+           K::kChoice,
+           &key_sums,
+           {"exact", "rounded"}},
           {"keep-sink", "force key block 0", K::kBool, &keep_sink, {}},
           {"keep-last-row", "make the last query-block row dense", K::kBool, &keep_last_row, {}}};
 }

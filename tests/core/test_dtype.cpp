@@ -45,6 +45,20 @@ TEST(DType, RoundTripsAreWithinHalfAnUlp) {
   }
 }
 
+TEST(DType, RoundToDtypeGoesThroughFp32ToTheNearestEven) {
+  const double above_half = 1.0 + std::ldexp(1.0, -8) + std::ldexp(1.0, -30);  // just above a bf16 tie
+  EXPECT_EQ(round_to_dtype(above_half, DType::kFP64), above_half);
+  EXPECT_EQ(round_to_dtype(above_half, DType::kFP32), 1.0 + std::ldexp(1.0, -8));
+  EXPECT_EQ(round_to_dtype(above_half, DType::kBF16), 1.0);  // the fp32 step lands on the tie: even
+  EXPECT_EQ(round_to_dtype(1.0 + 3 * std::ldexp(1.0, -11), DType::kFP16), 1.0 + std::ldexp(1.0, -9));
+  try {
+    round_to_dtype(1.0, DType::kInt32);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.argument(), "dtype");
+  }
+}
+
 TEST(DType, ParseNamesTheArgument) {
   EXPECT_EQ(parse_dtype("bf16", "--dtype"), DType::kBF16);
   try {

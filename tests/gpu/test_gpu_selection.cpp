@@ -342,6 +342,11 @@ TEST(GpuSelection, StrideSelectorMasksEqualTheCpuUpToThresholdRounding) {
     s.rr.tau = 0.8;
   });
   variant("rr", "stride 4", [](SelectorSettings& s) { s.rr.stride = 4; });
+  variant("rr", "rounded key sums", [](SelectorSettings& s) { s.rr.key_sums = "rounded"; });
+  variant("rr", "rounded key sums, stride 16", [](SelectorSettings& s) {
+    s.rr.key_sums = "rounded";
+    s.rr.stride = 16;
+  });
   variant("xattn", "clean, sink row, recent, chunk 256", [](SelectorSettings& s) {
     s.xattn.t3 = "clean";
     s.xattn.keep_sink = s.xattn.keep_recent = true;

@@ -148,6 +148,26 @@ TEST(SelectorsHand, RoundRobinOffsetsPickTheSampledQuery) {
   EXPECT_THROW(make_selector("rr", s)->select(inputs_of(in)), Error);
 }
 
+TEST(SelectorsHand, RoundRobinRoundedKeySumsTieWhereExactSumsDoNot) {
+  // S = 8, block 64, fp32 inputs. Every query of block 3 is (1, 0, ...). Keys of blocks 1 and 2 are (4, 0, ...),
+  // and one key of block 2 is 4 + 2^-21, so block 2's stride sum 32 + 2^-21 beats block 1's 32 exactly but
+  // rounds to 32 in fp32 (half an ulp there is 2^-19). Both blocks carry ~3.2 of row 3's mass 8 (logit 1
+  // against 0), so T1 at 0.25 keeps one: the larger exactly, the lower index on a tie.
+  DesignedInputs in(256, 1, 1, 16);
+  in.fill_q(192, 256, 0, 0, 1.0f);
+  in.fill_k(64, 192, 0, 0, 4.0f);
+  in.k_at(130, 0, 0) = 4.0f + std::ldexp(1.0f, -21);
+  SelectorSettings s;
+  s.rr.rule = "v2";
+  s.rr.tau = 0.25;
+  s.rr.keep_last_row = false;
+  EXPECT_EQ(row(make_selector("rr", s)->select(inputs_of(in)), 0, 3), (Blocks{0, 2, 3}));
+  s.rr.key_sums = "rounded";
+  EXPECT_EQ(row(make_selector("rr", s)->select(inputs_of(in)), 0, 3), (Blocks{0, 1, 3}));
+  s.rr.key_sums = "fp8";
+  EXPECT_THROW(make_selector("rr", s), Error);
+}
+
 TEST(SelectorsHand, PbsOrdersHeavyKeysFirstAndSelectsTheirBlock) {
   // L = 512, segment 256, block 64. Keys 200 (2a) and 10 (a) of segment 0 are heavy for the last queries.
   DesignedInputs in(512, 1, 1, 16);

@@ -1,6 +1,6 @@
 // The stride selectors' tiled kernel (RRAttention, XAttention) for B / S = 16 stride rows per query block and
-// head_dim a multiple of 128, the default geometry, when its shared memory fits (key blocks up to ~1700 for
-// RRAttention, ~1300 for XAttention); see stride_scoring.cuh for the scores, stride_rules.cuh for the rules.
+// head_dim a multiple of 128, the default geometry, when its shared memory fits (up to 1328 key blocks); see
+// stride_scoring.cuh for the scores, stride_rules.cuh for the rules.
 // Other geometries run the per-warp kernel (stride_kernel.cuh), which computes the same scores.
 //
 // The logits are a GEMM, rows (stride rows) x columns (key strides) over a reduction of `dims`:

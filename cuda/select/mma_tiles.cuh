@@ -90,6 +90,17 @@ __device__ inline void merge_row_over_quad(float& m, float& z) {
   }
 }
 
+// Zeroes a block of mma accumulators.
+template <int kA, int kB, int kC>
+__device__ inline void zero_accumulators(float (&x)[kA][kB][kC]) {
+#pragma unroll
+  for (int a = 0; a < kA; ++a)
+#pragma unroll
+    for (int b = 0; b < kB; ++b)
+#pragma unroll
+      for (int c = 0; c < kC; ++c) x[a][b][c] = 0.f;
+}
+
 // One exchange of a reduce-scatter over a warp's lanes: lanes whose `kOffset` bit is set keep the upper kHalf
 // entries of v[0, 2 kHalf), the others the lower, each adding its partner's copy into v[0, kHalf).
 template <int kHalf, int kOffset, int kCount>

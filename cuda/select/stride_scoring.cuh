@@ -111,12 +111,7 @@ __device__ void tile_logits(const StrideParams& p, const StrideTile& t, int r0, 
   using Op = typename MmaOf<Element>::Op;
   const int lane = threadIdx.x % 32, g = lane / 4, q4 = lane % 4;
   float chain[2][4][4];
-#pragma unroll
-  for (int n = 0; n < 2; ++n)
-#pragma unroll
-    for (int c = 0; c < 4; ++c)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) chain[n][c][e] = 0.f;
+  zero_accumulators(chain);
   auto mma = [&](float (&c0)[4], float (&c1)[4], const RowFragment& a, const uint4& b) {
     Op::fma(c0[0], c0[1], c0[2], c0[3], a.lo.x, a.hi.x, a.lo.y, a.hi.y, b.x, b.y, c0[0], c0[1], c0[2], c0[3]);
     Op::fma(c1[0], c1[1], c1[2], c1[3], a.lo.z, a.hi.z, a.lo.w, a.hi.w, b.z, b.w, c1[0], c1[1], c1[2], c1[3]);

@@ -228,12 +228,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
   float m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY}, z[4] = {0.f, 0.f, 0.f, 0.f};
   float shift[4], inv_z[4];  // pass 1: each row's maximum (0 for a row that sees nothing) and 1 / exp-sum
   float acc[2][8][4];
-#pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[mt][nt][e] = 0.f;
+  zero_accumulators(acc);
   for (int s = 0; s < kStages - 1; ++s) {
     if (issued < chunks) issue();
     else async_commit();
@@ -346,12 +341,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
         const int block = jt * (kTileCols / 16) + wn * 4 + g % 4, row_group = 2 * wm + g / 4;
         if (q4 == 0 && block < nk_b) block_rows[static_cast<std::size_t>(row_group) * p.nk + block] += static_cast<double>(v[0]);
       }
-#pragma unroll
-      for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) acc[mt][nt][e] = 0.f;
+      zero_accumulators(acc);
     }
     if (pass == 0 && jt == tiles - 1) {  // the rows' statistics over their quads, for the other column half
 #pragma unroll

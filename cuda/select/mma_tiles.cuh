@@ -80,14 +80,17 @@ __device__ inline void raise_row_maxima(float (&m)[kRows], float (&z)[kRows], co
   }
 }
 
+// Adds the statistics (om, oz) of other columns of a row to the row's (m, z).
+__device__ inline void combine_row_stats(float& m, float& z, float om, float oz) {
+  const float next = fmaxf(m, om);
+  z = next == -INFINITY ? 0.f : z * exp2f(m - next) + oz * exp2f(om - next);
+  m = next;
+}
+
 // Merges the statistics of one row over the 4 lanes that hold its columns (every lane ends with the row's).
 __device__ inline void merge_row_over_quad(float& m, float& z) {
-  for (int offset = 1; offset < 4; offset *= 2) {
-    const float om = __shfl_xor_sync(0xffffffffu, m, offset), oz = __shfl_xor_sync(0xffffffffu, z, offset);
-    const float next = fmaxf(m, om);
-    z = next == -INFINITY ? 0.f : z * exp2f(m - next) + oz * exp2f(om - next);
-    m = next;
-  }
+  for (int offset = 1; offset < 4; offset *= 2)
+    combine_row_stats(m, z, __shfl_xor_sync(0xffffffffu, m, offset), __shfl_xor_sync(0xffffffffu, z, offset));
 }
 
 // Zeroes a block of mma accumulators.

@@ -212,8 +212,8 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
   };
 
   // ldmatrix lanes: A (m-tile rows) row lane % 16, 16-byte group half lane / 16; B (pairs of n-tiles) row
-  // (lane / 16) 8 + lane % 8, group half (lane / 8) % 2. Rows are 128-byte aligned and = lane (mod 8), so the
-  // byte address of k-step ks is (row start + swizzled half) ^ (ks << 5) (rows start at multiples of 256).
+  // (lane / 16) 8 + lane % 8, group half (lane / 8) % 2. Rows start at multiples of 256 bytes and are = lane
+  // (mod 8), so the byte address of k-step ks is (row start + swizzled half) ^ (ks << 5).
   const int swz = lane & 7;
   const unsigned a_in_row = static_cast<unsigned>((((lane >> 4) ^ swz) << 4));
   const unsigned b_in_row = static_cast<unsigned>(((((lane >> 3) & 1) ^ swz) << 4));
@@ -227,6 +227,8 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
   const float scale = 1.4426950408889634f / (static_cast<float>(S) * sqrtf(static_cast<float>(d)));
   float m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY}, z[4] = {0.f, 0.f, 0.f, 0.f};
   float shift[4], inv_z[4];  // pass 1: each row's maximum (0 for a row that sees nothing) and 1 / exp-sum
+  // Column half `half`'s (maximum, exp-sum) of this lane's row i, exchanged at the end of pass 0.
+  auto row_stats = [&](int half, int i) { return stats + (half * kTileRows + wm * 32 + 16 * (i / 2) + g + 8 * (i % 2)) * 2; };
   float acc[2][8][4];
   zero_accumulators(acc);
   for (int s = 0; s < kStages - 1; ++s) {
@@ -278,12 +280,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         float mm = -INFINITY, zz = 0.f;
-        for (int half = 0; half < 2; ++half) {
-          const float* st = stats + (half * kTileRows + wm * 32 + 16 * (i / 2) + g + 8 * (i % 2)) * 2;
-          const float next = fmaxf(mm, st[0]);
-          zz = next == -INFINITY ? 0.f : zz * exp2f(mm - next) + st[1] * exp2f(st[0] - next);
-          mm = next;
-        }
+        for (int half = 0; half < 2; ++half) combine_row_stats(mm, zz, row_stats(half, i)[0], row_stats(half, i)[1]);
         shift[i] = mm == -INFINITY ? 0.f : mm;  // a row that sees nothing: every probability 0
         inv_z[i] = zz > 0.f ? 1.f / zz : 0.f;
       }
@@ -348,9 +345,8 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
       for (int i = 0; i < 4; ++i) {
         merge_row_over_quad(m[i], z[i]);
         if (q4 == 0) {
-          float* st = stats + (wn * kTileRows + wm * 32 + 16 * (i / 2) + g + 8 * (i % 2)) * 2;
-          st[0] = m[i];
-          st[1] = z[i];
+          row_stats(wn, i)[0] = m[i];
+          row_stats(wn, i)[1] = z[i];
         }
       }
     }

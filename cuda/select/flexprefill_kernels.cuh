@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
     for (int i = threadIdx.x; i < padded; i += blockDim.x) key_offsets[i] = i < d ? i * nk : 0;
     __syncthreads();
     const double* pk = fp.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + h / (p.heads_q / p.heads_kv)) * d * nk;
-    band_logits(q_rows, d, key_offsets, padded, pk, nb, (u0 + rows + 7) / 8, p.scale, logits, kStride);
+    band_logits<kRowsPerCta>(q_rows, d, key_offsets, padded, pk, nb, (u0 + rows + 7) / 8, p.scale, logits, kStride);
     __syncthreads();
     if (warp < rows) row_softmax<kItems>(prob, candidates, 0ull);
   }

@@ -149,8 +149,9 @@ void score_rows(const select::ScoringParams& p, const Geometry& g, cudaStream_t 
   check_cuda(cudaFuncSetAttribute(select::score_rows_kernel<Element, kItems>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(smem)),
              "selection shared memory opt-in");
-  const dim3 grid((g.nq + select::kRowsPerCta - 1) / select::kRowsPerCta, g.heads_q, g.batch);
-  select::score_rows_kernel<Element, kItems><<<grid, select::kRowsPerCta * 32, smem, s>>>(p);
+  constexpr int kRows = select::score_rows_per_cta(kItems);
+  const dim3 grid((g.nq + kRows - 1) / kRows, g.heads_q, g.batch);
+  select::score_rows_kernel<Element, kItems><<<grid, kRows * 32, smem, s>>>(p);
 }
 
 // PBS's conditions on its inputs (algorithms.md §3.3; no device reads).

@@ -51,30 +51,35 @@ struct ScoringParams {
   std::int32_t* kv_indices;     // [batch, heads_q, nq, nk]
 };
 
-inline constexpr int kRowsPerCta = 8;  // one warp per mask row; also the fp64 mma's M
+inline constexpr int kRowsPerCta = 8;  // the fp64 mma's M: a band_logits row tile; FlexPrefill's map CTA takes one
 inline constexpr int kLogitPad = 8;    // doubles after each staged logit row (rows alternate bank halves)
-inline constexpr int kTilesInFlight = 4;  // independent mma accumulators per warp (8-block column tiles)
+inline constexpr int kTilesInFlight = 4;  // independent key tiles per warp (8-block columns, an mma per row tile)
 // Doubles after each staged query row: with a row stride of d + 4 doubles the 8 rows of an mma's A operand
 // start 8 banks apart, so its loads are free of bank conflicts.
 inline constexpr int kQueryRowPad = 4;
+
+// Rows of a score_rows_kernel CTA (a warp each) for rows of `items` lane columns: two mma row tiles, which share
+// every key fragment read from L2, while their logits fit in shared memory (rows up to 1024 blocks); one beyond.
+constexpr int score_rows_per_cta(int items) { return items <= 32 ? 2 * kRowsPerCta : kRowsPerCta; }
 
 // Shared memory of score_rows_kernel: the tile's pooled query rows, the current band's rows in its dim order,
 // one band's logits of every row (then its probabilities), the band's key-row offsets, and each warp's scratch
 // for cut().
 inline std::size_t score_rows_smem_bytes(int d, int items) {
-  return sizeof(double) * (2 * static_cast<std::size_t>(kRowsPerCta) * (d + kQueryRowPad) +
-                           static_cast<std::size_t>(kRowsPerCta) * (items * kKeyChunk + kLogitPad)) +
-         sizeof(int) * kMaxBandDims + sizeof(CutScratch) * kRowsPerCta;
+  const auto rows = static_cast<std::size_t>(score_rows_per_cta(items));
+  return sizeof(double) * (2 * rows * (d + kQueryRowPad) + rows * (items * kKeyChunk + kLogitPad)) +
+         sizeof(int) * kMaxBandDims + sizeof(CutScratch) * rows;
 }
 
-// Stages one band for band_logits: the rows of q_rows ([kRowsPerCta][d + kQueryRowPad]) gathered in the band's
+// Stages one band for band_logits: the kRows rows of q_rows ([kRows][d + kQueryRowPad]) gathered in the band's
 // dim order into band_rows (same layout, zeros from `count` up to `count` rounded to the mma's k of 4), and
 // each dim's row offset in the transposed pooled keys (dims[i] * nk_stride; 0 for the padding, whose query
 // values are zeros). Returns the padded dim count. The caller syncs before band_logits.
-__device__ inline int stage_band(const double* q_rows, int d, const int* dims, int count, int nk_stride,
-                                 double* band_rows, int* key_offsets) {
+template <int kRows>
+__device__ int stage_band(const double* q_rows, int d, const int* dims, int count, int nk_stride, double* band_rows,
+                          int* key_offsets) {
   const int padded = (count + 3) / 4 * 4;
-  for (int i = threadIdx.x; i < kRowsPerCta * padded; i += blockDim.x) {
+  for (int i = threadIdx.x; i < kRows * padded; i += blockDim.x) {
     const int row = i / padded, j = i % padded;
     band_rows[row * (d + kQueryRowPad) + j] = j < count ? q_rows[row * (d + kQueryRowPad) + dims[j]] : 0.0;
   }
@@ -82,36 +87,49 @@ __device__ inline int stage_band(const double* q_rows, int d, const int* dims, i
   return padded;
 }
 
-// One band's logits of a CTA's kRowsPerCta staged rows (band_rows [kRowsPerCta][d + kQueryRowPad], in the
-// band's dim order, zeros in the padding) against key blocks v < 8 * tiles, times `scale`, into
-// logits[row * stride + v]: an 8-row fp64 GEMM over the band's `padded` dims (a multiple of the mma's k of 4),
-// dim i read from pk + key_offsets[i] (the pooled keys, transposed: [d][nk_stride]). The warps share the row
-// tile and split the key blocks into 8-column tiles, kTilesInFlight at a time, the keys read from L2; columns
-// past nk read block nk - 1 (their logits are never used). Ends with the logits written (the caller syncs
-// before reading).
-__device__ inline void band_logits(const double* band_rows, int d, const int* key_offsets, int padded,
-                                   const double* pk, int nk, int tiles, double scale, double* logits, int stride) {
+// One band's logits of a CTA's kRows staged rows (band_rows [kRows][d + kQueryRowPad], in the band's dim order,
+// zeros in the padding; kRows a multiple of the mma's 8 rows, one warp per row in the CTA) against key blocks
+// v < 8 * tiles, times `scale`, into logits[row * stride + v]: an fp64 GEMM over the band's `padded` dims (a
+// multiple of the mma's k of 4), dim i read from pk + key_offsets[i] (the pooled keys, transposed:
+// [d][nk_stride]). The warps split the key blocks into 8-column tiles, kTilesInFlight at a time, each key
+// fragment read once from L2 and multiplied with every 8-row tile; columns past nk read block nk - 1 (their
+// logits are never used). Ends with the logits written (the caller syncs before reading).
+template <int kRows>
+__device__ void band_logits(const double* band_rows, int d, const int* key_offsets, int padded, const double* pk,
+                            int nk, int tiles, double scale, double* logits, int stride) {
+  static_assert(kRows % kRowsPerCta == 0, "whole mma row tiles");
+  constexpr int kRowTiles = kRows / kRowsPerCta;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   const double* a_row = band_rows + frag_mn * (d + kQueryRowPad) + frag_k;
-  for (int t0 = warp; t0 < tiles; t0 += kRowsPerCta * kTilesInFlight) {
-    double acc[kTilesInFlight][2] = {};
+  for (int t0 = warp; t0 < tiles; t0 += kRows * kTilesInFlight) {
+    double acc[kTilesInFlight][kRowTiles][2] = {};
     const char* column[kTilesInFlight];  // each tile's key block in dim 0; a dim adds a byte offset (cheap addresses)
 #pragma unroll
     for (int t = 0; t < kTilesInFlight; ++t)
-      column[t] = reinterpret_cast<const char*>(pk + min((t0 + t * kRowsPerCta) * 8 + frag_mn, nk - 1));
+      column[t] = reinterpret_cast<const char*>(pk + min((t0 + t * kRows) * 8 + frag_mn, nk - 1));
 #pragma unroll 4
     for (int i = 0; i < padded; i += 4) {
-      const double a = a_row[i];
+      double a[kRowTiles];
+#pragma unroll
+      for (int m = 0; m < kRowTiles; ++m) a[m] = a_row[m * kRowsPerCta * (d + kQueryRowPad) + i];
       const unsigned bytes = static_cast<unsigned>(key_offsets[i + frag_k]) * sizeof(double);
 #pragma unroll
-      for (int t = 0; t < kTilesInFlight; ++t) mma_m8n8k4(acc[t], a, *reinterpret_cast<const double*>(column[t] + bytes));
+      for (int t = 0; t < kTilesInFlight; ++t) {
+        const double key = *reinterpret_cast<const double*>(column[t] + bytes);
+#pragma unroll
+        for (int m = 0; m < kRowTiles; ++m) mma_m8n8k4(acc[t][m], a[m], key);
+      }
     }
 #pragma unroll
     for (int t = 0; t < kTilesInFlight; ++t) {
-      const int column_out = (t0 + t * kRowsPerCta) * 8 + 2 * frag_k;
-      if (t0 + t * kRowsPerCta < tiles) {
-        logits[frag_mn * stride + column_out] = acc[t][0] * scale;
-        logits[frag_mn * stride + column_out + 1] = acc[t][1] * scale;
+      const int column_out = (t0 + t * kRows) * 8 + 2 * frag_k;
+      if (t0 + t * kRows < tiles) {
+#pragma unroll
+        for (int m = 0; m < kRowTiles; ++m) {
+          double* out = logits + (m * kRowsPerCta + frag_mn) * stride + column_out;
+          out[0] = acc[t][m][0] * scale;
+          out[1] = acc[t][m][1] * scale;
+        }
       }
     }
   }
@@ -140,25 +158,26 @@ __device__ void row_softmax(double* row, int candidates, unsigned long long excl
     if (c * kKeyChunk + lane < candidates) row[c * kKeyChunk + lane] /= total;
 }
 
-// One CTA scores kRowsPerCta consecutive mask rows of one (sequence, query head), one warp per row; lane l owns
-// key blocks v = 32 c + l (c < kItems). Per band, the CTA's logits are one 8-row fp64 GEMM over the band's dims
-// (mma m8n8k4: the warps share the row tile and split the key blocks into 8-column tiles, the pooled keys read
+// One CTA scores kRows = score_rows_per_cta(kItems) consecutive mask rows of one (sequence, query head), one
+// warp per row; lane l owns key blocks v = 32 c + l (c < kItems). Per band, the CTA's logits are one fp64 GEMM
+// over the band's dims (band_logits: the warps split the key blocks into 8-column tiles, the pooled keys read
 // from L2 in the transposed layout) into shared memory; then each warp takes its row's softmax and the rule's
 // cut (see cut()).
 template <typename Element, int kItems>
-__global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_rows_kernel(const ScoringParams p) {
+__global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows_kernel(const ScoringParams p) {
   static_assert(kItems <= 64, "the kept set is a 64-bit mask per lane");
+  constexpr int kRows = score_rows_per_cta(kItems);
   double* shared = dynamic_shared<double>();
   constexpr int kStride = kItems * kKeyChunk + kLogitPad;
-  double* q_rows = shared;                                        // [kRowsPerCta][d + kQueryRowPad]
-  double* band_rows = q_rows + kRowsPerCta * (p.d + kQueryRowPad);  // the same, in the current band's dim order
-  double* logits = band_rows + kRowsPerCta * (p.d + kQueryRowPad);  // [kRowsPerCta][kStride]
-  int* key_offsets = reinterpret_cast<int*>(logits + kRowsPerCta * kStride);  // [kMaxBandDims]
+  double* q_rows = shared;                                        // [kRows][d + kQueryRowPad]
+  double* band_rows = q_rows + kRows * (p.d + kQueryRowPad);  // the same, in the current band's dim order
+  double* logits = band_rows + kRows * (p.d + kQueryRowPad);  // [kRows][kStride]
+  int* key_offsets = reinterpret_cast<int*>(logits + kRows * kStride);  // [kMaxBandDims]
   CutScratch& scratch = reinterpret_cast<CutScratch*>(key_offsets + kMaxBandDims)[threadIdx.x / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int u0 = blockIdx.x * kRowsPerCta, h = blockIdx.y, b = blockIdx.z;
+  const int u0 = blockIdx.x * kRows, h = blockIdx.y, b = blockIdx.z;
   const int nq = p.lengths.q_blocks(b), nk = p.lengths.k_blocks(b);  // this sequence's (varlen: <= p.nq, p.nk)
-  const int rows = max(0, min(kRowsPerCta, nq - u0)), u = u0 + warp;
+  const int rows = max(0, min(kRows, nq - u0)), u = u0 + warp;
   const int hk = h / (p.heads_q / p.heads_kv), shift = nk - nq;
   auto candidates_of = [&](int row) { return p.causal ? min(max(row + shift + 1, 0), nk) : nk; };
   const int candidates = warp < rows ? candidates_of(u) : 0;
@@ -166,14 +185,14 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
   const double* pk = p.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + hk) * p.d * p.nk;
   if (p.pooled_q != nullptr) {
     const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u0) * p.d;
-    for (int i = threadIdx.x; i < kRowsPerCta * p.d; i += blockDim.x)
+    for (int i = threadIdx.x; i < kRows * p.d; i += blockDim.x)
       q_rows[i / p.d * (p.d + kQueryRowPad) + i % p.d] = i < rows * p.d ? pq[i] : 0.0;
   } else {  // the block mean as pool_blocks_kernel takes it: fp64 sums in token order, then / block, 8 dims
             // (one 16-byte load) a thread (PBS's GPU selector takes 16-byte rows, d a multiple of 32)
     const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
                     static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
     const int lq = p.lengths.q(b), block = p.lengths.block, groups = p.d / 8;
-    for (int i = threadIdx.x; i < kRowsPerCta * groups; i += blockDim.x) {
+    for (int i = threadIdx.x; i < kRows * groups; i += blockDim.x) {
       const int row = i / groups, c0 = (i % groups) * 8, t_end = row < rows ? min(lq, (u0 + row + 1) * block) : 0;
       double sum[8] = {};
 #pragma unroll 4
@@ -199,9 +218,9 @@ __global__ void __launch_bounds__(kRowsPerCta * 32, kItems <= 32 ? 2 : 1) score_
   for (int z = 0; z < p.bands; ++z) {
     const double scale = p.scales ? p.scales[(b * p.heads_q + h) * p.bands + z] : p.fixed_scale;
     __syncthreads();  // the query rows are staged; the previous band's logits are consumed
-    const int padded = stage_band(q_rows, p.d, p.band[z].dims, p.band[z].count, p.nk, band_rows, key_offsets);
+    const int padded = stage_band<kRows>(q_rows, p.d, p.band[z].dims, p.band[z].count, p.nk, band_rows, key_offsets);
     __syncthreads();
-    band_logits(band_rows, p.d, key_offsets, padded, pk, nk, tiles, scale, logits, kStride);
+    band_logits<kRows>(band_rows, p.d, key_offsets, padded, pk, nk, tiles, scale, logits, kStride);
     __syncthreads();
     if (!scored) continue;
     double* row = logits + warp * kStride;

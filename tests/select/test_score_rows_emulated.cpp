@@ -179,9 +179,10 @@ void check_case(const Case& c, std::mt19937_64& rng) {
   std::vector<std::int32_t> counts(rows, -7), indices(rows * static_cast<std::size_t>(p.nk), -7);
   p.kv_num_blocks = counts.data();
   p.kv_indices = indices.data();
-  testing::emulated::launch({static_cast<unsigned>((p.nq + gpu::kRowsPerCta - 1) / gpu::kRowsPerCta),
+  constexpr int kRows = gpu::score_rows_per_cta(kItems);
+  testing::emulated::launch({static_cast<unsigned>((p.nq + kRows - 1) / kRows),
                              static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},
-                            gpu::kRowsPerCta * 32, gpu::score_rows_smem_bytes(c.d, kItems),
+                            kRows * 32, gpu::score_rows_smem_bytes(c.d, kItems),
                             [&] { gpu::score_rows_kernel<float, kItems>(p); });
   int compared = 0;
   for (int b = 0; b < c.batch; ++b)
@@ -218,6 +219,8 @@ TEST(EmulatedScoreRows, PrismBandsEqualTheHostReference) {
   varlen.lq = {9 * 16, 1, 23 * 16 + 3};
   varlen.lk = {12 * 16, 40, 30 * 16};
   check_case<8>(varlen, rng);
+  varlen.label = "prism varlen, 64 blocks per lane (8-row CTAs)";
+  check_case<64>(varlen, rng);
   Case long_rows = prism;
   long_rows.label = "prism causal, 300 key blocks (32 per lane)";
   long_rows.heads_q = long_rows.heads_kv = 1;

@@ -45,7 +45,8 @@ constexpr std::size_t kMaxSharedBytes = 227 * 1024;  // the sm_90 opt-in limit p
 // (stride_kernel.cuh), which computes the same scores.
 bool tiled(const select::StrideParams& p) {
   return p.lengths.block / p.stride == 16 && p.d % select::kChunkDims == 0 &&
-         select::stride_tile_smem_bytes(p.rr, p.d, p.nk) <= kMaxSharedBytes;
+         select::stride_tile_smem_bytes(p.rr, p.d, p.nk) <= kMaxSharedBytes &&
+         select::stride_tile_rule_rows_fit(p.rr, p.d, p.nk);
 }
 
 template <typename Element, int kItems>

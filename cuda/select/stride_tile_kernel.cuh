@@ -1,5 +1,5 @@
 // The stride selectors' tiled kernel (RRAttention, XAttention) for B / S = 16 stride rows per query block and
-// head_dim a multiple of 128, the default geometry, when its shared memory fits (up to 1328 key blocks); see
+// head_dim a multiple of 128, the default geometry, for rows of up to 2048 key blocks (256K tokens at B = 128); see
 // stride_scoring.cuh for the scores, stride_rules.cuh for the rules.
 // Other geometries run the per-warp kernel (stride_kernel.cuh), which computes the same scores.
 //
@@ -16,8 +16,9 @@
 // of mma.sync m16n8k16 (fp32 accumulation) fed by ldmatrix from XOR-swizzled 256-byte rows. Two passes over the
 // tiles: the first takes each row's maximum and exp-sum (the two column halves merged through shared memory in
 // a fixed order), the second the probabilities, summed per key block (16 columns) over the row group's rows by
-// a reduce-scatter over the lanes, into the row groups' block rows (fp64 in shared memory); then one warp per
-// row group applies the rule and writes its mask row. Columns past a row's causal limit are masked only on the
+// a reduce-scatter over the lanes, into the row groups' block rows (fp32 in shared memory: each entry is one
+// fp32 sum, written once); then one warp per row group widens its row to fp64 in the stage ring, free by then,
+// applies the rule and writes its mask row. Columns past a row's causal limit are masked only on the
 // tiles that cross a limit; a warp whose rows see none of a tile's columns skips its mma. Chunk bookkeeping is
 // incremental (no divisions in the loop).
 #pragma once
@@ -44,11 +45,19 @@ inline constexpr int kSmemAlign = 1024;  // the kernel aligns its shared memory 
 
 // Shared memory of stride_tile_kernel: RRAttention's resident query rows, the stage ring (XAttention stages
 // both operands), the two column halves' row statistics, the row groups' block rows and the cut's scratch.
-inline std::size_t stride_tile_smem_bytes(bool rr, int d, int nk) {
+// The query rows and the ring (stride_tile_operand_bytes) later hold the block rows widened to fp64.
+inline std::size_t stride_tile_operand_bytes(bool rr, int d) {
   const std::size_t rows = rr ? static_cast<std::size_t>(kTileRows) * d * 2 : 0;
-  const std::size_t stages = rr ? kTileStages<true> * kChunkBytes : kTileStages<false> * 2 * kChunkBytes;
+  return rows + (rr ? kTileStages<true> * kChunkBytes : kTileStages<false> * 2 * kChunkBytes);
+}
+inline std::size_t stride_tile_smem_bytes(bool rr, int d, int nk) {
   const std::size_t stats = sizeof(float) * 2 * 2 * kTileRows;
-  return kSmemAlign + rows + stages + stats + (sizeof(double) * static_cast<std::size_t>(nk) + sizeof(CutScratch)) * kRowGroups;
+  return kSmemAlign + stride_tile_operand_bytes(rr, d) + stats +
+         (sizeof(float) * static_cast<std::size_t>(nk) + sizeof(CutScratch)) * kRowGroups;
+}
+// Whether the operand area holds the block rows widened to fp64 for the rule.
+inline bool stride_tile_rule_rows_fit(bool rr, int d, int nk) {
+  return sizeof(double) * static_cast<std::size_t>(nk) * kRowGroups <= stride_tile_operand_bytes(rr, d);
 }
 
 // Element offset of 16-byte group `group` of row `row` in rows of `width` elements (a multiple of 64): the
@@ -105,7 +114,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
   unsigned char* stages = smem + (kRR ? static_cast<std::size_t>(kTileRows) * d * 2 : 0);
   constexpr std::size_t kStageBytes = kChunkBytes * (kRR ? 1 : 2);  // [A chunk (XAttention)][B chunk]
   float* stats = reinterpret_cast<float*>(stages + kStages * kStageBytes);  // [column half][128][2]
-  double* block_rows = reinterpret_cast<double*>(stats + 2 * 2 * kTileRows);    // [row group][nk]
+  float* block_rows = stats + 2 * 2 * kTileRows;                              // [row group][nk]
   CutScratch* scratch = reinterpret_cast<CutScratch*>(block_rows + static_cast<std::size_t>(kRowGroups) * p.nk);
 
   // This lane's 4 rows (m-tile mt, half e / 2 of the accumulator): their row groups' tiles and causal limits.
@@ -124,7 +133,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
   __shared__ int cta_limit;
   if (threadIdx.x == 0) cta_limit = -1;
   for (int i = threadIdx.x; i < kRowGroups * nk_b; i += blockDim.x)
-    block_rows[static_cast<std::size_t>(i / nk_b) * p.nk + i % nk_b] = 0.0;
+    block_rows[static_cast<std::size_t>(i / nk_b) * p.nk + i % nk_b] = 0.f;
   __syncthreads();
   if (lane == 0 && wn == 0) atomicMax(&cta_limit, warp_max);
 
@@ -336,7 +345,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
         v[0] += __shfl_xor_sync(0xffffffffu, v[0], 1);
         v[0] += __shfl_xor_sync(0xffffffffu, v[0], 2);
         const int block = jt * (kTileCols / 16) + wn * 4 + g % 4, row_group = 2 * wm + g / 4;
-        if (q4 == 0 && block < nk_b) block_rows[static_cast<std::size_t>(row_group) * p.nk + block] += static_cast<double>(v[0]);
+        if (q4 == 0 && block < nk_b) block_rows[static_cast<std::size_t>(row_group) * p.nk + block] = v[0];
       }
       zero_accumulators(acc);
     }
@@ -358,8 +367,11 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
   if (!rg.written) return;
   const StrideTile& t = rg.t;
   const std::int64_t mask_row = (static_cast<std::int64_t>(t.b) * p.heads_q + t.h) * p.nq + t.u;
+  double* rule_row = reinterpret_cast<double*>(smem) + static_cast<std::size_t>(warp) * p.nk;  // the operand area
+  for (int v = lane; v < nk_b; v += 32) rule_row[v] = block_rows[static_cast<std::size_t>(warp) * p.nk + v];
+  __syncwarp();
   const unsigned long long kept =
-      rg.valid ? stride_rule<kItems>(p, block_rows + static_cast<std::size_t>(warp) * p.nk, t.u, t.nq_b, t.nk_b, t.lk, scratch[warp]) : 0ull;
+      rg.valid ? stride_rule<kItems>(p, rule_row, t.u, t.nq_b, t.nk_b, t.lk, scratch[warp]) : 0ull;
   write_mask_row<kItems>(kept, p.nk, p.kv_indices + mask_row * p.nk, p.kv_num_blocks + mask_row);
 }
 

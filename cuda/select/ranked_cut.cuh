@@ -67,30 +67,52 @@ struct CutScratch {
   unsigned flags[64];
 };
 
-// The kept blocks of one ranked row (see Rule) among the candidates v < `candidates` that are not in
-// `excluded`; row[v] are the scores (non-negative; entries of other blocks are never read). `base` is mass
-// counted as ranked before every candidate (T3's forced blocks).
-template <int kItems>
-__device__ unsigned long long cut(const double* row, int candidates, unsigned long long excluded, int rule,
-                                  double threshold, double base, CutScratch& scratch) {
-  static_assert(kItems <= 64, "a set is a 64-bit mask per lane");
-  const int lane = threadIdx.x % 32;
-  const bool counting = rule == kTopK, inclusive = rule == kT4 || rule == kT5;
-  const int columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
-  auto weight = [&](double score) { return counting ? 1.0 : score; };
+// The candidates of one row for cut(): their set (this lane's), lane columns, total weight and top pattern.
+struct CutRow {
+  unsigned long long live;
+  int columns;
+  double total;
+  unsigned long long top;
+};
 
-  // The candidates, their total weight and the top pattern.
+// Gathers a CutRow while a pass over the row visits its candidates in column order (add: candidate column c
+// of this lane with score x; finish: the warp's totals), so that a pass that writes the scores can provide it.
+struct CutRowBuilder {
+  bool counting;  // the top-k rule: every candidate weighs 1
   unsigned long long live = 0, top = 0;
   double local = 0.0;
-  for (int c = 0; c < columns; ++c) {
-    if (c * kKeyChunk + lane >= candidates || ((excluded >> c) & 1ull)) continue;
-    const double x = row[c * kKeyChunk + lane];
+  __device__ explicit CutRowBuilder(bool counting_rule) : counting(counting_rule) {}
+  __device__ void add(int c, double x) {
     live |= 1ull << c;
-    local += weight(x);
+    local += counting ? 1.0 : x;
     top = pattern_of(x) > top ? pattern_of(x) : top;
   }
-  const double total = warp_sum(local);
-  top = warp_max(top);
+  __device__ CutRow finish(int columns) const { return {live, columns, warp_sum(local), warp_max(top)}; }
+};
+
+// The CutRow of the candidates v < `candidates` outside `excluded` of row (scores row[v]) for `rule`.
+template <int kItems>
+__device__ CutRow cut_row(const double* row, int candidates, unsigned long long excluded, int rule) {
+  const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
+  CutRowBuilder builder(rule == kTopK);
+  for (int c = 0; c < columns; ++c)
+    if (c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull)) builder.add(c, row[c * kKeyChunk + lane]);
+  return builder.finish(columns);
+}
+
+// The kept blocks of one ranked row (see Rule) among the candidates of `r`; row[v] are the scores
+// (non-negative; entries of other blocks are never read). `base` is mass counted as ranked before every
+// candidate (T3's forced blocks).
+template <int kItems>
+__device__ unsigned long long cut(const double* row, const CutRow& r, int rule, double threshold, double base,
+                                  CutScratch& scratch) {
+  static_assert(kItems <= 64, "a set is a 64-bit mask per lane");
+  const int lane = threadIdx.x % 32, columns = r.columns;
+  const bool counting = rule == kTopK, inclusive = rule == kT4 || rule == kT5;
+  auto weight = [&](double score) { return counting ? 1.0 : score; };
+  const unsigned long long live = r.live;
+  const double total = r.total;
+  const unsigned long long top = r.top;
   if (!__any_sync(0xffffffffu, live != 0)) return 0;
   if (rule == kT2 && !(base + total >= threshold)) return 0;  // T2: the mass never reaches p
   // The boundary block z: exclusive rules keep every block up to and including the first whose cumulative
@@ -252,6 +274,13 @@ __device__ unsigned long long cut(const double* row, int candidates, unsigned lo
     if (first < (1 << 30) && first % kKeyChunk == lane) kept |= 1ull << (first / kKeyChunk);
   }
   return kept;
+}
+
+// cut() of the candidates v < `candidates` outside `excluded`.
+template <int kItems>
+__device__ unsigned long long cut(const double* row, int candidates, unsigned long long excluded, int rule,
+                                  double threshold, double base, CutScratch& scratch) {
+  return cut<kItems>(row, cut_row<kItems>(row, candidates, excluded, rule), rule, threshold, base, scratch);
 }
 
 // The best-ranked candidate (highest score, lowest index) among v < `candidates` outside `excluded`, as a

@@ -2,8 +2,9 @@
 // pooling and the bands' calibration).
 //
 // A warp scores one (sequence, query head, query block) row: logits of every candidate key block per band,
-// softmax, the top-p cut (the blocks whose higher-ranked mass, ties by block index as the CPU's stable sort,
-// is below p), and the kept set OR-ed across bands; then the forced blocks, and the row is compacted into the
+// the softmax numerators, the top-p cut (the blocks whose higher-ranked mass, ties by block index as the CPU's
+// stable sort, is below p: on the numerators, below p times their sum, so no division per block), and the
+// kept set OR-ed across bands; then the forced blocks, and the row is compacted into the
 // canonical mask (ascending indices, zeros after the count). Plain device code apart from dynamic_shared and
 // the mma (fp64_mma.cuh), so that tests/select/test_score_rows_emulated.cpp runs it on the host.
 #pragma once
@@ -78,84 +79,103 @@ inline std::size_t score_rows_smem_bytes(int d, int items) {
 template <int kRows>
 __device__ int stage_band(const double* q_rows, int d, const int* dims, int count, int nk_stride, double* band_rows,
                           int* key_offsets) {
-  const int padded = (count + 3) / 4 * 4;
-  for (int i = threadIdx.x; i < kRows * padded; i += blockDim.x) {
-    const int row = i / padded, j = i % padded;
-    band_rows[row * (d + kQueryRowPad) + j] = j < count ? q_rows[row * (d + kQueryRowPad) + dims[j]] : 0.0;
-  }
+  const int padded = (count + 3) / 4 * 4, warps = static_cast<int>(blockDim.x / 32), lane = threadIdx.x % 32;
+  for (int row = threadIdx.x / 32; row < kRows; row += warps)
+    for (int j = lane; j < padded; j += 32)
+      band_rows[row * (d + kQueryRowPad) + j] = j < count ? q_rows[row * (d + kQueryRowPad) + dims[j]] : 0.0;
   for (int j = threadIdx.x; j < padded; j += blockDim.x) key_offsets[j] = j < count ? dims[j] * nk_stride : 0;
   return padded;
+}
+
+// kCount key tiles of band_logits, t0 + kRows * t (t < kCount), every one with a column below its `tiles`.
+template <int kRows, int kCount>
+__device__ void logit_tiles(const double* a_row, int d, const int* key_offsets, int padded, const double* pk, int nk,
+                            int t0, double scale, double* logits, int stride) {
+  constexpr int kRowTiles = kRows / kRowsPerCta;
+  const int lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
+  double acc[kCount][kRowTiles][2] = {};
+  const char* column[kCount];  // each tile's key block in dim 0; a dim adds a byte offset (cheap addresses)
+#pragma unroll
+  for (int t = 0; t < kCount; ++t)
+    column[t] = reinterpret_cast<const char*>(pk + min((t0 + t * kRows) * 8 + frag_mn, nk - 1));
+#pragma unroll 4
+  for (int i = 0; i < padded; i += 4) {
+    double a[kRowTiles];
+#pragma unroll
+    for (int m = 0; m < kRowTiles; ++m) a[m] = a_row[m * kRowsPerCta * (d + kQueryRowPad) + i];
+    const unsigned bytes = static_cast<unsigned>(key_offsets[i + frag_k]) * sizeof(double);
+#pragma unroll
+    for (int t = 0; t < kCount; ++t) {
+      const double key = *reinterpret_cast<const double*>(column[t] + bytes);
+#pragma unroll
+      for (int m = 0; m < kRowTiles; ++m) mma_m8n8k4(acc[t][m], a[m], key);
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < kCount; ++t)
+#pragma unroll
+    for (int m = 0; m < kRowTiles; ++m) {
+      double* out = logits + (m * kRowsPerCta + frag_mn) * stride + (t0 + t * kRows) * 8 + 2 * frag_k;
+      out[0] = acc[t][m][0] * scale;
+      out[1] = acc[t][m][1] * scale;
+    }
 }
 
 // One band's logits of a CTA's kRows staged rows (band_rows [kRows][d + kQueryRowPad], in the band's dim order,
 // zeros in the padding; kRows a multiple of the mma's 8 rows, one warp per row in the CTA) against key blocks
 // v < 8 * tiles, times `scale`, into logits[row * stride + v]: an fp64 GEMM over the band's `padded` dims (a
 // multiple of the mma's k of 4), dim i read from pk + key_offsets[i] (the pooled keys, transposed:
-// [d][nk_stride]). The warps split the key blocks into 8-column tiles, kTilesInFlight at a time, each key
-// fragment read once from L2 and multiplied with every 8-row tile; columns past nk read block nk - 1 (their
-// logits are never used). Ends with the logits written (the caller syncs before reading).
+// [d][nk_stride]). Warp w takes the 8-column tiles w + kRows j, up to kTilesInFlight at a time (only tiles
+// below `tiles`: short rows multiply no tile past their end), each key fragment read once from L2 and
+// multiplied with every 8-row tile; columns past nk read block nk - 1 (their logits are never used). Ends with
+// the logits written (the caller syncs before reading).
 template <int kRows>
 __device__ void band_logits(const double* band_rows, int d, const int* key_offsets, int padded, const double* pk,
                             int nk, int tiles, double scale, double* logits, int stride) {
   static_assert(kRows % kRowsPerCta == 0, "whole mma row tiles");
-  constexpr int kRowTiles = kRows / kRowsPerCta;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
-  const double* a_row = band_rows + frag_mn * (d + kQueryRowPad) + frag_k;
+  static_assert(kTilesInFlight == 4, "one case per tile count");
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const double* a_row = band_rows + (lane / 4) * (d + kQueryRowPad) + lane % 4;
   for (int t0 = warp; t0 < tiles; t0 += kRows * kTilesInFlight) {
-    double acc[kTilesInFlight][kRowTiles][2] = {};
-    const char* column[kTilesInFlight];  // each tile's key block in dim 0; a dim adds a byte offset (cheap addresses)
-#pragma unroll
-    for (int t = 0; t < kTilesInFlight; ++t)
-      column[t] = reinterpret_cast<const char*>(pk + min((t0 + t * kRows) * 8 + frag_mn, nk - 1));
-#pragma unroll 4
-    for (int i = 0; i < padded; i += 4) {
-      double a[kRowTiles];
-#pragma unroll
-      for (int m = 0; m < kRowTiles; ++m) a[m] = a_row[m * kRowsPerCta * (d + kQueryRowPad) + i];
-      const unsigned bytes = static_cast<unsigned>(key_offsets[i + frag_k]) * sizeof(double);
-#pragma unroll
-      for (int t = 0; t < kTilesInFlight; ++t) {
-        const double key = *reinterpret_cast<const double*>(column[t] + bytes);
-#pragma unroll
-        for (int m = 0; m < kRowTiles; ++m) mma_m8n8k4(acc[t][m], a[m], key);
-      }
-    }
-#pragma unroll
-    for (int t = 0; t < kTilesInFlight; ++t) {
-      const int column_out = (t0 + t * kRows) * 8 + 2 * frag_k;
-      if (t0 + t * kRows < tiles) {
-#pragma unroll
-        for (int m = 0; m < kRowTiles; ++m) {
-          double* out = logits + (m * kRowsPerCta + frag_mn) * stride + column_out;
-          out[0] = acc[t][m][0] * scale;
-          out[1] = acc[t][m][1] * scale;
-        }
-      }
+    switch (min(kTilesInFlight, (tiles - t0 + kRows - 1) / kRows)) {
+      case 4: logit_tiles<kRows, 4>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride); break;
+      case 3: logit_tiles<kRows, 3>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride); break;
+      case 2: logit_tiles<kRows, 2>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride); break;
+      default: logit_tiles<kRows, 1>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride); break;
     }
   }
 }
 
-// The softmax of one logit row (this warp's; lane l takes blocks 32 c + l), in place, over the candidates
-// v < `candidates` outside `excluded` (written as 0; entries past the candidates are left as they are). The
-// row must have a candidate.
+// The softmax numerators of one logit row (this warp's; lane l takes blocks 32 c + l), in place: exp(x - max)
+// over the candidates v < `candidates` outside `excluded` (written as 0; entries past the candidates are left
+// as they are). Returns the candidates for cut() under `rule` (total: the numerators' sum, the softmax's
+// denominator). The row must have a candidate.
 template <int kItems>
-__device__ void row_softmax(double* row, int candidates, unsigned long long excluded) {
+__device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, int rule) {
   const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
   auto scored = [&](int c) { return c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull); };
   double m = -INFINITY;
   for (int c = 0; c < columns; ++c) m = scored(c) ? fmax(m, row[c * kKeyChunk + lane]) : m;
   m = warp_max(m);
-  double sum = 0.0;
+  CutRowBuilder builder(rule == kTopK);
 #pragma unroll 4
   for (int c = 0; c < columns; ++c) {
     if (c * kKeyChunk + lane >= candidates) continue;
-    const double e = scored(c) ? exp(row[c * kKeyChunk + lane] - m) : 0.0;
+    const bool here = scored(c);
+    const double e = here ? exp(row[c * kKeyChunk + lane] - m) : 0.0;
     row[c * kKeyChunk + lane] = e;
-    sum += e;
+    if (here) builder.add(c, e);
   }
-  const double total = warp_sum(sum);
-  for (int c = 0; c < columns; ++c)
-    if (c * kKeyChunk + lane < candidates) row[c * kKeyChunk + lane] /= total;
+  return builder.finish(columns);
+}
+
+// The softmax of one logit row, in place (row_exp's numerators divided by their sum).
+template <int kItems>
+__device__ void row_softmax(double* row, int candidates, unsigned long long excluded) {
+  const int lane = threadIdx.x % 32;
+  const CutRow r = row_exp<kItems>(row, candidates, excluded, kT1);
+  for (int c = 0; c < r.columns; ++c)
+    if (c * kKeyChunk + lane < candidates) row[c * kKeyChunk + lane] /= r.total;
 }
 
 // One CTA scores kRows = score_rows_per_cta(kItems) consecutive mask rows of one (sequence, query head), one
@@ -185,8 +205,7 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
   const double* pk = p.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + hk) * p.d * p.nk;
   if (p.pooled_q != nullptr) {
     const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u0) * p.d;
-    for (int i = threadIdx.x; i < kRows * p.d; i += blockDim.x)
-      q_rows[i / p.d * (p.d + kQueryRowPad) + i % p.d] = i < rows * p.d ? pq[i] : 0.0;
+    for (int j = lane; j < p.d; j += 32) q_rows[warp * (p.d + kQueryRowPad) + j] = warp < rows ? pq[warp * p.d + j] : 0.0;
   } else {  // the block mean as pool_blocks_kernel takes it: fp64 sums in token order, then / block, 8 dims
             // (one 16-byte load) a thread (PBS's GPU selector takes 16-byte rows, d a multiple of 32)
     const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
@@ -223,10 +242,11 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
     band_logits<kRows>(band_rows, p.d, key_offsets, padded, pk, nk, tiles, scale, logits, kStride);
     __syncthreads();
     if (!scored) continue;
+    // The rule on the softmax numerators: a mass p of the probabilities is p times the numerators' sum.
     double* row = logits + warp * kStride;
-    row_softmax<kItems>(row, candidates, own);
-    kept |= cut<kItems>(row, candidates, own, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p,
-                        0.0, scratch);
+    const CutRow r = row_exp<kItems>(row, candidates, own, p.rule);
+    kept |= cut<kItems>(row, r, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p * r.total, 0.0,
+                        scratch);
   }
   if (u >= p.nq) return;
   if (warp >= rows) kept = 0;  // a row past this sequence's end (varlen) stays empty

@@ -64,26 +64,34 @@ inline constexpr int kQueryRowPad = 4;
 constexpr int score_rows_per_cta(int items) { return items <= 32 ? 2 * kRowsPerCta : kRowsPerCta; }
 
 // Shared memory of score_rows_kernel: the tile's pooled query rows, the current band's rows in its dim order,
-// one band's logits of every row (then its probabilities), the band's key-row offsets, and each warp's scratch
-// for cut().
+// one band's logits of every row (then its softmax numerators), the band's dims and key-row offsets, and each
+// warp's scratch for cut().
 inline std::size_t score_rows_smem_bytes(int d, int items) {
   const auto rows = static_cast<std::size_t>(score_rows_per_cta(items));
   return sizeof(double) * (2 * rows * (d + kQueryRowPad) + rows * (items * kKeyChunk + kLogitPad)) +
-         sizeof(int) * kMaxBandDims + sizeof(CutScratch) * rows;
+         2 * sizeof(int) * kMaxBandDims + sizeof(CutScratch) * rows;
 }
 
-// Stages one band for band_logits: the kRows rows of q_rows ([kRows][d + kQueryRowPad]) gathered in the band's
-// dim order into band_rows (same layout, zeros from `count` up to `count` rounded to the mma's k of 4), and
-// each dim's row offset in the transposed pooled keys (dims[i] * nk_stride; 0 for the padding, whose query
-// values are zeros). Returns the padded dim count. The caller syncs before band_logits.
+// Stages one band for band_logits: its dims (read once from the parameters, whose per-lane indexing would
+// serialise) into band_dims, each dim's row offset in the transposed pooled keys (dims[i] * nk_stride; 0 for
+// the padding, whose query values are zeros) into key_offsets, and the kRows rows of q_rows
+// ([kRows][d + kQueryRowPad]) gathered in the band's dim order into band_rows (same layout, zeros from `count`
+// up to `count` rounded to the mma's k of 4). Returns the padded dim count. Every thread of the CTA calls it;
+// the caller syncs before band_logits.
 template <int kRows>
-__device__ int stage_band(const double* q_rows, int d, const int* dims, int count, int nk_stride, double* band_rows,
-                          int* key_offsets) {
-  const int padded = (count + 3) / 4 * 4, warps = static_cast<int>(blockDim.x / 32), lane = threadIdx.x % 32;
+__device__ int stage_band(const double* q_rows, int d, const Band& band, int nk_stride, int* band_dims,
+                          double* band_rows, int* key_offsets) {
+  const int count = band.count, padded = (count + 3) / 4 * 4;
+  for (int j = threadIdx.x; j < padded; j += blockDim.x) {
+    const int dim = j < count ? band.dims[j] : 0;
+    band_dims[j] = dim;
+    key_offsets[j] = j < count ? dim * nk_stride : 0;
+  }
+  __syncthreads();
+  const int warps = static_cast<int>(blockDim.x / 32), lane = threadIdx.x % 32;
   for (int row = threadIdx.x / 32; row < kRows; row += warps)
     for (int j = lane; j < padded; j += 32)
-      band_rows[row * (d + kQueryRowPad) + j] = j < count ? q_rows[row * (d + kQueryRowPad) + dims[j]] : 0.0;
-  for (int j = threadIdx.x; j < padded; j += blockDim.x) key_offsets[j] = j < count ? dims[j] * nk_stride : 0;
+      band_rows[row * (d + kQueryRowPad) + j] = j < count ? q_rows[row * (d + kQueryRowPad) + band_dims[j]] : 0.0;
   return padded;
 }
 
@@ -154,9 +162,12 @@ template <int kItems>
 __device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, int rule) {
   const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
   auto scored = [&](int c) { return c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull); };
-  double m = -INFINITY;
-  for (int c = 0; c < columns; ++c) m = scored(c) ? fmax(m, row[c * kKeyChunk + lane]) : m;
-  m = warp_max(m);
+  double most[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};  // 4 columns' loads in flight
+  for (int c0 = 0; c0 < columns; c0 += 4)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      if (scored(c0 + j)) most[j] = fmax(most[j], row[(c0 + j) * kKeyChunk + lane]);
+  const double m = warp_max(fmax(fmax(most[0], most[1]), fmax(most[2], most[3])));
   CutRowBuilder builder(rule == kTopK);
 #pragma unroll 4
   for (int c = 0; c < columns; ++c) {
@@ -185,7 +196,7 @@ __device__ void row_softmax(double* row, int candidates, unsigned long long excl
 // cut (see cut()).
 template <typename Element, int kItems>
 __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows_kernel(const ScoringParams p) {
-  static_assert(kItems <= 64, "the kept set is a 64-bit mask per lane");
+  static_assert(kItems <= 64 && kItems % 4 == 0, "the kept set is a 64-bit mask per lane, read 4 columns at a time");
   constexpr int kRows = score_rows_per_cta(kItems);
   double* shared = dynamic_shared<double>();
   constexpr int kStride = kItems * kKeyChunk + kLogitPad;
@@ -193,7 +204,8 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
   double* band_rows = q_rows + kRows * (p.d + kQueryRowPad);  // the same, in the current band's dim order
   double* logits = band_rows + kRows * (p.d + kQueryRowPad);  // [kRows][kStride]
   int* key_offsets = reinterpret_cast<int*>(logits + kRows * kStride);  // [kMaxBandDims]
-  CutScratch& scratch = reinterpret_cast<CutScratch*>(key_offsets + kMaxBandDims)[threadIdx.x / 32];
+  int* band_dims = key_offsets + kMaxBandDims;                           // [kMaxBandDims]
+  CutScratch& scratch = reinterpret_cast<CutScratch*>(band_dims + kMaxBandDims)[threadIdx.x / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int u0 = blockIdx.x * kRows, h = blockIdx.y, b = blockIdx.z;
   const int nq = p.lengths.q_blocks(b), nk = p.lengths.k_blocks(b);  // this sequence's (varlen: <= p.nq, p.nk)
@@ -237,7 +249,7 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
   for (int z = 0; z < p.bands; ++z) {
     const double scale = p.scales ? p.scales[(b * p.heads_q + h) * p.bands + z] : p.fixed_scale;
     __syncthreads();  // the query rows are staged; the previous band's logits are consumed
-    const int padded = stage_band<kRows>(q_rows, p.d, p.band[z].dims, p.band[z].count, p.nk, band_rows, key_offsets);
+    const int padded = stage_band<kRows>(q_rows, p.d, p.band[z], p.nk, band_dims, band_rows, key_offsets);
     __syncthreads();
     band_logits<kRows>(band_rows, p.d, key_offsets, padded, pk, nk, tiles, scale, logits, kStride);
     __syncthreads();

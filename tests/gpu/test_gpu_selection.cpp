@@ -77,6 +77,17 @@ Inputs long_inputs(std::mt19937_64& rng) {
   return in;
 }
 
+// One causal sequence of 89600 tokens at block 64, d 128, 2/1 heads: 1400 key blocks, more than the stride tile
+// kernel held before its block rows became fp32 (1328); at stride 4 (B / S = 16) the tile kernel takes it.
+Inputs long_tile_inputs(std::mt19937_64& rng) {
+  Inputs in;
+  in.q = testing::random_tensor(DType::kBF16, {1, 89600, 2, 128}, rng, 3.0);
+  in.k = testing::random_tensor(DType::kBF16, {1, 89600, 1, 128}, rng);
+  in.v = testing::random_tensor(DType::kBF16, {1, 89600, 1, 128}, rng);
+  in.block = 64;
+  return in;
+}
+
 Inputs scene_inputs(std::int64_t len, std::uint64_t seed, RopeLayout layout) {
   SceneConfig config;
   config.seqlen = len;
@@ -381,6 +392,10 @@ TEST(GpuSelection, StrideSelectorMasksEqualTheCpuUpToThresholdRounding) {
   expect_mask_up_to_threshold_rounding("rr", wide, scene, "llama31-like 2048, rr stride 32");
   const Inputs long_rows = long_inputs(rng);
   expect_mask_up_to_threshold_rounding("rr", {}, long_rows, "random causal 70000 (1094 key blocks)");
+  SelectorSettings tiled_rows;
+  tiled_rows.rr.stride = 4;
+  expect_mask_up_to_threshold_rounding("rr", tiled_rows, long_tile_inputs(rng),
+                                       "random causal 89600 (1400 key blocks, tile kernel), rr stride 4");
 }
 
 // FlexPrefill: vertical-slash heads and query-aware heads (every head with tau 10, whose sqrt-JS bound is

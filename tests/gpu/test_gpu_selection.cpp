@@ -67,26 +67,20 @@ Inputs equal_length_varlen_inputs(std::mt19937_64& rng, std::vector<std::int32_t
   return in;
 }
 
-// One causal sequence of 70000 tokens at block 64: 1094 key blocks, more than the 32-item row kernels hold.
-Inputs long_inputs(std::mt19937_64& rng) {
+// One causal bf16 sequence of `len` tokens at block 64, 2/1 heads of `d` dims. long_inputs: 70000 tokens, d 64,
+// 1094 key blocks, more than the 32-item row kernels hold. long_tile_inputs: 89600 tokens, d 128, 1400 key
+// blocks, more than the stride tile kernel held before its block rows became fp32 (1328); at stride 4 (B / S =
+// 16) the tile kernel takes it.
+Inputs long_causal_inputs(std::mt19937_64& rng, std::int64_t len, std::int64_t d) {
   Inputs in;
-  in.q = testing::random_tensor(DType::kBF16, {1, 70000, 2, 64}, rng, 3.0);
-  in.k = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
-  in.v = testing::random_tensor(DType::kBF16, {1, 70000, 1, 64}, rng);
+  in.q = testing::random_tensor(DType::kBF16, {1, len, 2, d}, rng, 3.0);
+  in.k = testing::random_tensor(DType::kBF16, {1, len, 1, d}, rng);
+  in.v = testing::random_tensor(DType::kBF16, {1, len, 1, d}, rng);
   in.block = 64;
   return in;
 }
-
-// One causal sequence of 89600 tokens at block 64, d 128, 2/1 heads: 1400 key blocks, more than the stride tile
-// kernel held before its block rows became fp32 (1328); at stride 4 (B / S = 16) the tile kernel takes it.
-Inputs long_tile_inputs(std::mt19937_64& rng) {
-  Inputs in;
-  in.q = testing::random_tensor(DType::kBF16, {1, 89600, 2, 128}, rng, 3.0);
-  in.k = testing::random_tensor(DType::kBF16, {1, 89600, 1, 128}, rng);
-  in.v = testing::random_tensor(DType::kBF16, {1, 89600, 1, 128}, rng);
-  in.block = 64;
-  return in;
-}
+Inputs long_inputs(std::mt19937_64& rng) { return long_causal_inputs(rng, 70000, 64); }
+Inputs long_tile_inputs(std::mt19937_64& rng) { return long_causal_inputs(rng, 89600, 128); }
 
 Inputs scene_inputs(std::int64_t len, std::uint64_t seed, RopeLayout layout) {
   SceneConfig config;

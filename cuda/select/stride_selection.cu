@@ -41,8 +41,9 @@ int slots_per_chunk(const Geometry& g, std::int64_t stride, int parts) {
 constexpr std::size_t kMaxSharedBytes = 227 * 1024;  // the sm_90 opt-in limit per CTA
 
 // The tiled kernel (stride_tile_kernel.cuh) takes 16 stride rows per query block (B / S = 16) and head_dim a
-// multiple of 128 (the default geometry) when its shared memory fits; other geometries run the per-warp kernel
-// (stride_kernel.cuh), which computes the same scores.
+// multiple of 128 (the default geometry) when its shared memory fits and its operand area holds the rule's fp64
+// block rows (at d 128: every row GPU selection takes, up to 2048 key blocks); other geometries run the
+// per-warp kernel (stride_kernel.cuh), which computes the same scores.
 bool tiled(const select::StrideParams& p) {
   return p.lengths.block / p.stride == 16 && p.d % select::kChunkDims == 0 &&
          select::stride_tile_smem_bytes(p.rr, p.d, p.nk) <= kMaxSharedBytes &&

@@ -221,6 +221,10 @@ TEST(EmulatedScoreRows, PrismBandsEqualTheHostReference) {
   check_case<8>(varlen, rng);
   varlen.label = "prism varlen, 64 blocks per lane (8-row CTAs)";
   check_case<64>(varlen, rng);
+  Case padded = prism;
+  padded.label = "prism causal, d 20 (bands of 10 dims, padded to the mma's k)";
+  padded.d = 20;
+  check_case<8>(padded, rng);
   Case long_rows = prism;
   long_rows.label = "prism causal, 300 key blocks (32 per lane)";
   long_rows.heads_q = long_rows.heads_kv = 1;

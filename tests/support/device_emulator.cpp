@@ -107,7 +107,7 @@ void launch(EmulatedIndex grid, int threads, std::size_t smem_bytes, const std::
     for (unsigned y = 0; y < grid.y; ++y)
       for (unsigned x = 0; x < grid.x; ++x) {
         blockIdx = {x, y, z};
-        b.shared.assign(smem_bytes + 16, 0);
+        b.shared.assign(smem_bytes + 16, 0xFF);  // poisoned (see launch)
         for (int i = 0; i < threads; ++i) {
           Thread& t = b.threads[static_cast<std::size_t>(i)];
           if (!t.stack) t.stack = std::make_unique<char[]>(kStackBytes);

@@ -36,7 +36,8 @@ extern EmulatedIndex threadIdx, blockIdx, blockDim, gridDim;
 namespace sparsefill::testing::emulated {
 
 // Runs body on every thread (threads: a multiple of 32) of every block of grid, with `smem_bytes` of dynamic
-// shared memory (zero-filled, 16-byte aligned) per block. Not reentrant.
+// shared memory per block, 16-byte aligned and poisoned with 0xFF bytes (NaN doubles, -1 ints: a kernel that
+// reads what it never wrote, as stale GPU memory would give it, shows). Not reentrant.
 void launch(EmulatedIndex grid, int threads, std::size_t smem_bytes, const std::function<void()>& body);
 
 // One block of 32 threads: a warp.

@@ -156,10 +156,10 @@ __device__ void band_logits(const double* band_rows, int d, const int* key_offse
 
 // The softmax numerators of one logit row (this warp's; lane l takes blocks 32 c + l), in place: exp(x - max)
 // over the candidates v < `candidates` outside `excluded` (written as 0; entries past the candidates are left
-// as they are). Returns the candidates for cut() under `rule` (total: the numerators' sum, the softmax's
-// denominator). The row must have a candidate.
+// as they are). Returns the candidates for cut() (total: the numerators' sum, the softmax's denominator, or
+// their count when `counting`: the top-k rule). The row must have a candidate.
 template <int kItems>
-__device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, int rule) {
+__device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, bool counting) {
   const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
   auto scored = [&](int c) { return c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull); };
   double most[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};  // 4 columns' loads in flight
@@ -168,7 +168,7 @@ __device__ CutRow row_exp(double* row, int candidates, unsigned long long exclud
     for (int j = 0; j < 4; ++j)
       if (scored(c0 + j)) most[j] = fmax(most[j], row[(c0 + j) * kKeyChunk + lane]);
   const double m = warp_max(fmax(fmax(most[0], most[1]), fmax(most[2], most[3])));
-  CutRowBuilder builder(rule == kTopK);
+  CutRowBuilder builder(counting);
 #pragma unroll 4
   for (int c = 0; c < columns; ++c) {
     if (c * kKeyChunk + lane >= candidates) continue;
@@ -184,7 +184,7 @@ __device__ CutRow row_exp(double* row, int candidates, unsigned long long exclud
 template <int kItems>
 __device__ void row_softmax(double* row, int candidates, unsigned long long excluded) {
   const int lane = threadIdx.x % 32;
-  const CutRow r = row_exp<kItems>(row, candidates, excluded, kT1);
+  const CutRow r = row_exp<kItems>(row, candidates, excluded, false);
   for (int c = 0; c < r.columns; ++c)
     if (c * kKeyChunk + lane < candidates) row[c * kKeyChunk + lane] /= r.total;
 }
@@ -217,7 +217,8 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
   const double* pk = p.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + hk) * p.d * p.nk;
   if (p.pooled_q != nullptr) {
     const double* pq = p.pooled_q + ((static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u0) * p.d;
-    for (int j = lane; j < p.d; j += 32) q_rows[warp * (p.d + kQueryRowPad) + j] = warp < rows ? pq[warp * p.d + j] : 0.0;
+    for (int j = lane; j < p.d; j += 32)
+      q_rows[warp * (p.d + kQueryRowPad) + j] = warp < rows ? pq[warp * p.d + j] : 0.0;
   } else {  // the block mean as pool_blocks_kernel takes it: fp64 sums in token order, then / block, 8 dims
             // (one 16-byte load) a thread (PBS's GPU selector takes 16-byte rows, d a multiple of 32)
     const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
@@ -256,7 +257,7 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
     if (!scored) continue;
     // The rule on the softmax numerators: a mass p of the probabilities is p times the numerators' sum.
     double* row = logits + warp * kStride;
-    const CutRow r = row_exp<kItems>(row, candidates, own, p.rule);
+    const CutRow r = row_exp<kItems>(row, candidates, own, p.rule == kTopK);
     kept |= cut<kItems>(row, r, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p * r.total, 0.0,
                         scratch);
   }

@@ -237,7 +237,9 @@ __global__ void __launch_bounds__(kTileWarps * 32, 1) stride_tile_kernel(const S
   float m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY}, z[4] = {0.f, 0.f, 0.f, 0.f};
   float shift[4], inv_z[4];  // pass 1: each row's maximum (0 for a row that sees nothing) and 1 / exp-sum
   // Column half `half`'s (maximum, exp-sum) of this lane's row i, exchanged at the end of pass 0.
-  auto row_stats = [&](int half, int i) { return stats + (half * kTileRows + wm * 32 + 16 * (i / 2) + g + 8 * (i % 2)) * 2; };
+  auto row_stats = [&](int half, int i) {
+    return stats + (half * kTileRows + wm * 32 + 16 * (i / 2) + g + 8 * (i % 2)) * 2;
+  };
   float acc[2][8][4];
   zero_accumulators(acc);
   for (int s = 0; s < kStages - 1; ++s) {

@@ -13,6 +13,7 @@
 
 #include "common/dynamic_shared.cuh"
 #include "select/element_convert.cuh"
+#include "select/fp64_exp.cuh"
 #include "select/fp64_mma.cuh"
 #include "select/ranked_cut.cuh"
 #include "select/sequence_lengths.cuh"
@@ -169,13 +170,20 @@ __device__ CutRow row_exp(double* row, int candidates, unsigned long long exclud
       if (scored(c0 + j)) most[j] = fmax(most[j], row[(c0 + j) * kKeyChunk + lane]);
   const double m = warp_max(fmax(fmax(most[0], most[1]), fmax(most[2], most[3])));
   CutRowBuilder builder(counting);
-#pragma unroll 4
-  for (int c = 0; c < columns; ++c) {
-    if (c * kKeyChunk + lane >= candidates) continue;
-    const bool here = scored(c);
-    const double e = here ? exp(row[c * kKeyChunk + lane] - m) : 0.0;
-    row[c * kKeyChunk + lane] = e;
-    if (here) builder.add(c, e);
+  for (int c0 = 0; c0 < columns; c0 += 4) {
+    // 4 columns' exponentials computed unconditionally (branch-free, so their DFMA chains interleave; entries
+    // that are not candidates hold stale values, whose results are discarded), then written in column order.
+    double e[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) e[j] = exp_nonpositive(row[(c0 + j) * kKeyChunk + lane] - m);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int c = c0 + j;
+      if (c * kKeyChunk + lane >= candidates) continue;
+      const bool here = scored(c);
+      row[c * kKeyChunk + lane] = here ? e[j] : 0.0;
+      if (here) builder.add(c, e[j]);
+    }
   }
   return builder.finish(columns);
 }

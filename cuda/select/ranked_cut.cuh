@@ -67,34 +67,58 @@ struct CutScratch {
   unsigned flags[64];
 };
 
-// The candidates of one row for cut(): their set (this lane's), lane columns, total weight and top pattern.
+// The candidates of one row for cut(): their set (this lane's), lane columns, total weight and top pattern;
+// `binned`: the scratch's bins already hold cut()'s first histogram level (see CutRowBuilder).
 struct CutRow {
   unsigned long long live;
   int columns;
   double total;
   unsigned long long top;
+  bool binned;
 };
+
+// A row of softmax numerators exp(x - max) tops at exactly exp(0) = 1 (pattern kNumeratorTop), so its first
+// histogram level is known before its total: weights in units of 2^-20 (a row's at most 2048 blocks, each at most
+// 2^20 + 1 units, stay below 2^31).
+inline constexpr unsigned long long kNumeratorTop = 0x3FF0000000000000ull;
+inline constexpr double kNumeratorUnits = 1048576.0;
+
+// The histogram bin of pattern `key` in a level whose range ends at pattern `hi`: bins count down from hi's bits
+// above `shift`; everything 255 or more bins below lands in the last (lumped) bin.
+__device__ inline int cut_bin(unsigned long long hi, unsigned long long key, int shift) {
+  const unsigned long long distance = (hi >> shift) - (key >> shift);
+  return static_cast<int>(distance < kCutBins - 1 ? distance : kCutBins - 1);
+}
 
 // Gathers a CutRow while a pass over the row visits its candidates in column order (add: candidate column c
 // of this lane with score x; finish: the warp's totals), so that a pass that writes the scores can provide it.
+// With `numerator_bins` (the scores are softmax numerators; bins cleared by the caller) it also builds cut()'s
+// first histogram level, saving cut() that pass over the row.
 struct CutRowBuilder {
   bool counting;  // the top-k rule: every candidate weighs 1
+  unsigned* bins;
   unsigned long long live = 0, top = 0;
   double local = 0.0;
-  __device__ explicit CutRowBuilder(bool counting_rule) : counting(counting_rule) {}
+  __device__ CutRowBuilder(bool counting_rule, unsigned* numerator_bins) : counting(counting_rule), bins(numerator_bins) {}
   __device__ void add(int c, double x) {
     live |= 1ull << c;
     local += counting ? 1.0 : x;
     top = pattern_of(x) > top ? pattern_of(x) : top;
+    if (bins != nullptr)
+      atomicAdd(&bins[cut_bin(kNumeratorTop, pattern_of(x), kCutFirstShift)],
+                counting ? 1u : static_cast<unsigned>(x * kNumeratorUnits) + 1u);
   }
-  __device__ CutRow finish(int columns) const { return {live, columns, warp_sum(local), warp_max(top)}; }
+  __device__ CutRow finish(int columns) const {
+    const unsigned long long row_top = warp_max(top);
+    return {live, columns, warp_sum(local), row_top, bins != nullptr && row_top == kNumeratorTop};
+  }
 };
 
 // The CutRow of the candidates v < `candidates` outside `excluded` of row (scores row[v]) for `rule`.
 template <int kItems>
 __device__ CutRow cut_row(const double* row, int candidates, unsigned long long excluded, int rule) {
   const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
-  CutRowBuilder builder(rule == kTopK);
+  CutRowBuilder builder(rule == kTopK, nullptr);
   for (int c = 0; c < columns; ++c)
     if (c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull)) builder.add(c, row[c * kKeyChunk + lane]);
   return builder.finish(columns);
@@ -123,7 +147,10 @@ __device__ unsigned long long cut(const double* row, const CutRow& r, int rule, 
   unsigned long long kept = keep_all ? live : 0ull;
   if (!keep_all && !keep_none) {
     // Fixed-point weights of the histogram: at least one unit per block, so an occupied bin is never empty.
-    const double units = counting ? 1.0 : 2147483648.0 / total;
+    // A level built here has 2^31 units in the total; the numerators' prebuilt first level kNumeratorUnits a
+    // unit score.
+    bool binned = r.binned;
+    double units = counting ? 1.0 : kNumeratorUnits;
     auto units_of = [&](double x) { return counting ? 1u : static_cast<unsigned>(x * units) + 1u; };
     // The crossing test of z's position: is z at or before a point whose cumulative weight is `mass`?
     auto reached = [&](double mass) { return inclusive ? base + mass > threshold : base + mass >= threshold; };
@@ -131,22 +158,23 @@ __device__ unsigned long long cut(const double* row, const CutRow& r, int rule, 
     int shift = kCutFirstShift;
     double above = 0.0;  // exact weight of the candidates above the range
     for (;;) {
-      for (int i = lane; i < kCutBins; i += 32) scratch.bins[i] = 0;
-      __syncwarp();
-      auto bin_of = [&](unsigned long long key) {
-        const unsigned long long distance = (hi >> shift) - (key >> shift);
-        return static_cast<int>(distance < kCutBins - 1 ? distance : kCutBins - 1);
-      };
+      auto bin_of = [&](unsigned long long key) { return cut_bin(hi, key, shift); };
       auto in_range = [&](unsigned long long key) { return key >= lo && key <= hi; };
-      for (int c0 = 0; c0 < columns; c0 += 4) {  // 4 columns' loads in flight before their atomics
-        double x[4];
+      if (!binned) {
+        if (!counting) units = 2147483648.0 / total;
+        for (int i = lane; i < kCutBins; i += 32) scratch.bins[i] = 0;
+        __syncwarp();
+        for (int c0 = 0; c0 < columns; c0 += 4) {  // 4 columns' loads in flight before their atomics
+          double x[4];
 #pragma unroll
-        for (int j = 0; j < 4; ++j) x[j] = (live >> (c0 + j)) & 1ull ? row[(c0 + j) * kKeyChunk + lane] : 0.0;
+          for (int j = 0; j < 4; ++j) x[j] = (live >> (c0 + j)) & 1ull ? row[(c0 + j) * kKeyChunk + lane] : 0.0;
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
-          if (((live >> (c0 + j)) & 1ull) && in_range(pattern_of(x[j])))
-            atomicAdd(&scratch.bins[bin_of(pattern_of(x[j]))], units_of(x[j]));
+          for (int j = 0; j < 4; ++j)
+            if (((live >> (c0 + j)) & 1ull) && in_range(pattern_of(x[j])))
+              atomicAdd(&scratch.bins[bin_of(pattern_of(x[j]))], units_of(x[j]));
+        }
       }
+      binned = false;
       __syncwarp();
       // The approximate boundary bin: the first whose cumulative units reach the remaining weight. Lane l
       // holds bins 8 l .. 8 l + 7.

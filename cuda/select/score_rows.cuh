@@ -179,9 +179,10 @@ __device__ void band_logits(const double* band_rows, int d, const int* key_offse
 // The softmax numerators of one logit row (this warp's; lane l takes blocks 32 c + l), in place: exp(x - max)
 // over the candidates v < `candidates` outside `excluded` (written as 0; entries past the candidates are left
 // as they are). Returns the candidates for cut() (total: the numerators' sum, the softmax's denominator, or
-// their count when `counting`: the top-k rule). The row must have a candidate.
+// their count when `counting`: the top-k rule), with cut()'s first histogram level built into `scratch` when
+// one is given. The row must have a candidate.
 template <int kItems>
-__device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, bool counting) {
+__device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, bool counting, CutScratch* scratch) {
   const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
   auto scored = [&](int c) { return c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull); };
   double most[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};  // 4 columns' loads in flight
@@ -190,7 +191,11 @@ __device__ CutRow row_exp(double* row, int candidates, unsigned long long exclud
     for (int j = 0; j < 4; ++j)
       if (scored(c0 + j)) most[j] = fmax(most[j], row[(c0 + j) * kKeyChunk + lane]);
   const double m = warp_max(fmax(fmax(most[0], most[1]), fmax(most[2], most[3])));
-  CutRowBuilder builder(counting);
+  if (scratch != nullptr) {
+    for (int i = lane; i < kCutBins; i += 32) scratch->bins[i] = 0;
+    __syncwarp();
+  }
+  CutRowBuilder builder(counting, scratch != nullptr ? scratch->bins : nullptr);
   for (int c0 = 0; c0 < columns; c0 += 4) {
     // 4 columns' exponentials computed unconditionally (branch-free, so their DFMA chains interleave; entries
     // that are not candidates hold stale values, whose results are discarded), then written in column order.
@@ -213,7 +218,7 @@ __device__ CutRow row_exp(double* row, int candidates, unsigned long long exclud
 template <int kItems>
 __device__ void row_softmax(double* row, int candidates, unsigned long long excluded) {
   const int lane = threadIdx.x % 32;
-  const CutRow r = row_exp<kItems>(row, candidates, excluded, false);
+  const CutRow r = row_exp<kItems>(row, candidates, excluded, false, nullptr);
   for (int c = 0; c < r.columns; ++c)
     if (c * kKeyChunk + lane < candidates) row[c * kKeyChunk + lane] /= r.total;
 }
@@ -286,7 +291,7 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
     if (!scored) continue;
     // The rule on the softmax numerators: a mass p of the probabilities is p times the numerators' sum.
     double* row = logits + warp * kStride;
-    const CutRow r = row_exp<kItems>(row, candidates, own, p.rule == kTopK);
+    const CutRow r = row_exp<kItems>(row, candidates, own, p.rule == kTopK, &scratch);
     kept |= cut<kItems>(row, r, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p * r.total, 0.0,
                         scratch);
   }

@@ -51,13 +51,33 @@ Blocks blocks_of(const std::vector<unsigned long long>& kept_by_lane) {
   return blocks;
 }
 
+// How cut() gets its row: from cut_row (the selectors' generic path), or from a CutRowBuilder that builds the
+// first histogram level of a row of softmax numerators (top score exactly 1) as it visits the candidates, as
+// the row kernel's exp pass does.
+enum class Entry { kScan, kNumeratorBins };
+
 template <int kItems>
-Blocks warp_cut(const Row& row, int rule, double threshold, double base) {
+Blocks warp_cut(const Row& row, int rule, double threshold, double base, Entry entry = Entry::kScan) {
   std::vector<unsigned long long> kept(32, 0);
   gpu::CutScratch scratch;  // the warp's shared scratch
   testing::emulated::run_warp([&] {
-    kept[threadIdx.x] =
-        gpu::cut<kItems>(row.scores.data(), row.candidates, excluded_of<kItems>(row), rule, threshold, base, scratch);
+    const int lane = static_cast<int>(threadIdx.x);
+    const unsigned long long excluded = excluded_of<kItems>(row);
+    gpu::CutRow r{};
+    if (entry == Entry::kScan) {
+      r = gpu::cut_row<kItems>(row.scores.data(), row.candidates, excluded, rule);
+    } else {
+      for (int i = lane; i < gpu::kCutBins; i += 32) scratch.bins[i] = 0;
+      __syncwarp();
+      gpu::CutRowBuilder builder(rule == gpu::kTopK, scratch.bins);
+      const int columns = std::min(kItems, (row.candidates + gpu::kKeyChunk - 1) / gpu::kKeyChunk);
+      for (int c = 0; c < columns; ++c)
+        if (c * gpu::kKeyChunk + lane < row.candidates && !((excluded >> c) & 1ull))
+          builder.add(c, row.scores[static_cast<std::size_t>(c * gpu::kKeyChunk + lane)]);
+      r = builder.finish(columns);
+      if (r.top != 0 && lane == 0) EXPECT_TRUE(r.binned) << "a numerator row tops at 1";
+    }
+    kept[threadIdx.x] = gpu::cut<kItems>(row.scores.data(), r, rule, threshold, base, scratch);
   });
   return blocks_of(kept);
 }
@@ -114,6 +134,15 @@ double candidate_mass(const Row& row) {
   return total;
 }
 
+// The row divided by its top candidate score, as softmax numerators exp(x - max) are (the top exactly 1).
+Row as_numerators(Row row) {
+  double top = 0;
+  for (int v : candidate_list(row)) top = std::max(top, row.scores[static_cast<std::size_t>(v)]);
+  if (top > 0)
+    for (int v = 0; v < row.candidates; ++v) row.scores[static_cast<std::size_t>(v)] /= top;
+  return row;
+}
+
 template <int kItems>
 void check_rules_on_random_rows(int trials) {
   const std::uint64_t seed = testing::fresh_seed();
@@ -122,23 +151,28 @@ void check_rules_on_random_rows(int trials) {
   const Shape shapes[] = {Shape::kSoftmax, Shape::kDyadic, Shape::kEqual, Shape::kNearlyEqual, Shape::kDominant};
   for (int trial = 0; trial < trials; ++trial) {
     const Shape shape = shapes[trial % 5];
-    const Row row = random_row(rng, kItems * gpu::kKeyChunk, shape, rng() % 2 == 0);
-    const Blocks candidates = candidate_list(row);
-    const double total = candidate_mass(row);
+    const Row scanned = random_row(rng, kItems * gpu::kKeyChunk, shape, rng() % 2 == 0);
+    const Blocks candidates = candidate_list(scanned);
     // A dyadic threshold (a multiple of 1/1024 of the total's scale) keeps dyadic rows exact. Thresholds are
     // positive, as the selectors' settings require (T2 keeps the top block at a threshold of 0, T1 none).
-    const double threshold = shape == Shape::kDyadic
-                                 ? static_cast<double>(1 + rng() % 1100) / 1024.0 * std::max(total, 1.0)
-                                 : std::uniform_real_distribution<double>(1e-6, 1.05)(rng) * std::max(total, 1e-300);
-    const double* s = row.scores.data();
-    SCOPED_TRACE("trial " + std::to_string(trial) + " (" + name_of(shape) + ", " + std::to_string(row.candidates) +
-                 " candidates, threshold " + std::to_string(threshold) + ")");
-    EXPECT_EQ((warp_cut<kItems>(row, gpu::kT1, threshold, 0.0)), select_t1(s, candidates, threshold, 1.0));
-    EXPECT_EQ((warp_cut<kItems>(row, gpu::kT2, threshold, 0.0)), select_t2(s, candidates, threshold, 1.0));
-    EXPECT_EQ((warp_cut<kItems>(row, gpu::kT4, threshold, 0.0)), select_t4(s, candidates, threshold, 1.0));
-    EXPECT_EQ((warp_cut<kItems>(row, gpu::kT5, threshold, 0.0)), select_t5(s, candidates, threshold, 1.0));
-    const std::int64_t k = static_cast<std::int64_t>(rng() % static_cast<unsigned>(row.candidates + 3));
-    EXPECT_EQ((warp_cut<kItems>(row, gpu::kTopK, static_cast<double>(k), 0.0)), select_top_k(s, candidates, k));
+    const double dyadic_fraction = static_cast<double>(1 + rng() % 1100) / 1024.0;
+    const double fraction = std::uniform_real_distribution<double>(1e-6, 1.05)(rng);
+    const std::int64_t k = static_cast<std::int64_t>(rng() % static_cast<unsigned>(scanned.candidates + 3));
+    for (const Entry entry : {Entry::kScan, Entry::kNumeratorBins}) {
+      if (entry == Entry::kNumeratorBins && shape == Shape::kDyadic) continue;  // scaled to a top of 1: not dyadic
+      const Row row = entry == Entry::kScan ? scanned : as_numerators(scanned);
+      const double total = candidate_mass(row);
+      const double threshold =
+          shape == Shape::kDyadic ? dyadic_fraction * std::max(total, 1.0) : fraction * std::max(total, 1e-300);
+      const double* s = row.scores.data();
+      SCOPED_TRACE("trial " + std::to_string(trial) + " (" + name_of(shape) + (entry == Entry::kScan ? "" : ", numerators") +
+                   ", " + std::to_string(row.candidates) + " candidates, threshold " + std::to_string(threshold) + ")");
+      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT1, threshold, 0.0, entry)), select_t1(s, candidates, threshold, 1.0));
+      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT2, threshold, 0.0, entry)), select_t2(s, candidates, threshold, 1.0));
+      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT4, threshold, 0.0, entry)), select_t4(s, candidates, threshold, 1.0));
+      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT5, threshold, 0.0, entry)), select_t5(s, candidates, threshold, 1.0));
+      EXPECT_EQ((warp_cut<kItems>(row, gpu::kTopK, static_cast<double>(k), 0.0, entry)), select_top_k(s, candidates, k));
+    }
   }
 }
 
@@ -147,9 +181,10 @@ TEST(WarpRules, CutEqualsTheCpuRulesWithEightBlocksPerLane) { check_rules_on_ran
 TEST(WarpRules, CutEqualsTheCpuRulesWithThirtyTwoBlocksPerLane) { check_rules_on_random_rows<32>(150); }
 
 // A row whose fixed-point histogram points at the wrong bin: 1000 tiny blocks in two bins weigh about 1.4x
-// their true mass in the histogram's units (a unit and a floor each), so the threshold seems crossed one bin
-// early; the exact sums must move the boundary to the next bin. Blocks are shuffled over the row; thresholds
-// sit between two prefixes, not within rounding of one.
+// their true mass in the histogram's units (a unit and a floor each; ~500x in the numerators' prebuilt first
+// level, whose unit is 2^-20 of the top), so the threshold seems crossed one bin early; the exact sums must
+// move the boundary to the next bin. Blocks are shuffled over the row; thresholds sit between two prefixes,
+// not within rounding of one. The row tops at 1, so it runs through both entries.
 TEST(WarpRules, ExactSumsCorrectTheHistogramsBin) {
   const std::uint64_t seed = testing::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
@@ -165,8 +200,11 @@ TEST(WarpRules, ExactSumsCorrectTheHistogramsBin) {
     const Blocks want = select_t1(row.scores.data(), candidate_list(row), threshold, 1.0);
     ASSERT_GT(want.size(), 1u);  // the boundary lies among the tiny blocks
     ASSERT_LT(want.size(), 1001u);
-    EXPECT_EQ(warp_cut<32>(row, gpu::kT1, threshold, 0.0), want);
-    EXPECT_EQ(warp_cut<32>(row, gpu::kT5, threshold, 0.0), select_t5(row.scores.data(), candidate_list(row), threshold, 1.0));
+    for (const Entry entry : {Entry::kScan, Entry::kNumeratorBins}) {
+      EXPECT_EQ(warp_cut<32>(row, gpu::kT1, threshold, 0.0, entry), want);
+      EXPECT_EQ(warp_cut<32>(row, gpu::kT5, threshold, 0.0, entry),
+                select_t5(row.scores.data(), candidate_list(row), threshold, 1.0));
+    }
   }
 }
 

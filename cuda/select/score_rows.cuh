@@ -107,39 +107,18 @@ __device__ void logit_tiles(const double* a_row, int d, const int* key_offsets, 
 #pragma unroll
   for (int t = 0; t < kCount; ++t)
     column[t] = reinterpret_cast<const char*>(pk + min((t0 + t * kRows) * 8 + frag_mn, nk - 1));
-  // The reduction in groups of kSteps k-steps; the next group's key fragments are loaded before this group's
-  // mma, so a warp keeps two groups of L2 loads in flight. Steps past `padded` load dim 0 and multiply nothing.
-  constexpr int kSteps = 2;
-  auto load_group = [&](int i0, double (&keys)[kSteps][kCount]) {
+#pragma unroll 4
+  for (int i = 0; i < padded; i += 4) {
+    double a[kRowTiles];
 #pragma unroll
-    for (int step = 0; step < kSteps; ++step) {
-      const int i = i0 + 4 * step;
-      const unsigned bytes = i < padded ? static_cast<unsigned>(key_offsets[i + frag_k]) * sizeof(double) : 0u;
+    for (int m = 0; m < kRowTiles; ++m) a[m] = a_row[m * kRowsPerCta * (d + kQueryRowPad) + i];
+    const unsigned bytes = static_cast<unsigned>(key_offsets[i + frag_k]) * sizeof(double);
 #pragma unroll
-      for (int t = 0; t < kCount; ++t) keys[step][t] = *reinterpret_cast<const double*>(column[t] + bytes);
+    for (int t = 0; t < kCount; ++t) {
+      const double key = *reinterpret_cast<const double*>(column[t] + bytes);
+#pragma unroll
+      for (int m = 0; m < kRowTiles; ++m) mma_m8n8k4(acc[t][m], a[m], key);
     }
-  };
-  double keys[kSteps][kCount];
-  load_group(0, keys);
-  for (int i0 = 0; i0 < padded; i0 += 4 * kSteps) {
-    double next[kSteps][kCount];
-    load_group(i0 + 4 * kSteps, next);
-#pragma unroll
-    for (int step = 0; step < kSteps; ++step) {
-      const int i = i0 + 4 * step;
-      if (i >= padded) break;
-      double a[kRowTiles];
-#pragma unroll
-      for (int m = 0; m < kRowTiles; ++m) a[m] = a_row[m * kRowsPerCta * (d + kQueryRowPad) + i];
-#pragma unroll
-      for (int t = 0; t < kCount; ++t)
-#pragma unroll
-        for (int m = 0; m < kRowTiles; ++m) mma_m8n8k4(acc[t][m], a[m], keys[step][t]);
-    }
-#pragma unroll
-    for (int step = 0; step < kSteps; ++step)
-#pragma unroll
-      for (int t = 0; t < kCount; ++t) keys[step][t] = next[step][t];
   }
 #pragma unroll
   for (int t = 0; t < kCount; ++t)

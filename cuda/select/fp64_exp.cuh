@@ -1,13 +1,14 @@
 // exp(x) for x <= 0 in fp64 without branches, for the row kernel's softmax numerators exp(logit - max).
 //
-// CUDA's exp(double) takes a branch to a slow path for large |x|, which keeps the compiler from interleaving the
-// unrolled copies of the exp pass, so each copy's chain of ~15 dependent DFMA runs alone. This form has no
-// branch: x = k ln2 + r with k = rint(x / ln2) and |r| <= ln2 / 2 (ln2 split in two parts so that r is exact to
-// ~2^-60), exp(r) by its Taylor polynomial of degree 13 (truncation below 2^-57 on that range), then 2^k applied
-// as two exact powers of two, 2^(k - k/2) and 2^(k/2), so that a subnormal result is rounded once. x below -750
-// gives 0 (exp(-745.2) is already below the smallest subnormal). The error is within ~1 ulp of the exact value,
-// as CUDA's exp (tests/select/test_fp64_exp.cpp measures it against std::exp). Host and device compute the same
-// bits: every step is an fma, a multiply or integer arithmetic on the bit pattern.
+// CUDA's exp(double) takes a branch to a slow path for large |x|, which keeps the compiler from interleaving
+// the unrolled copies of the exp pass, so each copy's chain of ~15 dependent DFMA runs alone. This form has
+// no branch: x = k ln2 + r with k = rint(x / ln2) and |r| <= ln2 / 2 (ln2 split in two parts so that r is
+// exact to ~2^-60), exp(r) by its Taylor polynomial of degree 13 (truncation below 2^-57 on that range), then
+// 2^k applied as two exact powers of two, 2^(k - k/2) and 2^(k/2), so that a subnormal result is rounded
+// once. x below -750 gives 0 (exp(-745.2) is already below the smallest subnormal). The error is within ~1
+// ulp of the exact value, as CUDA's exp (tests/select/test_fp64_exp.cpp measures it against std::exp). Host
+// and device compute the same bits: every step is an fma, a multiply or integer arithmetic on the bit
+// pattern.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -48,9 +49,10 @@ SPARSEFILL_HOST_DEVICE inline double power_of_two(int e) {
 
 SPARSEFILL_HOST_DEVICE inline double exp_nonpositive(double x) {
   constexpr double kLog2e = 1.4426950408889634074;
-  constexpr double kLn2Hi = 6.93147180369123816490e-01;  // ln 2 to 32 bits: k * kLn2Hi is exact for |k| < 2^21
-  constexpr double kLn2Lo = 1.90821492927058770002e-10;  // ln 2 - kLn2Hi
-  constexpr double kRound = 6755399441055744.0;          // 1.5 * 2^52: adding it rounds to an integer
+  // ln 2 to 32 bits (k * kLn2Hi is exact for |k| < 2^21), and the rest.
+  constexpr double kLn2Hi = 6.93147180369123816490e-01;
+  constexpr double kLn2Lo = 1.90821492927058770002e-10;
+  constexpr double kRound = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
   x = fmax(x, -750.0);
   const double shifted = fma(x, kLog2e, kRound);  // k + 1.5 * 2^52, k = rint(x log2 e)
   const double k = shifted - kRound;

@@ -78,28 +78,29 @@ struct CutRow {
 };
 
 // A row of softmax numerators exp(x - max) tops at exactly exp(0) = 1 (pattern kNumeratorTop), so its first
-// histogram level is known before its total: weights in units of 2^-20 (a row's at most 2048 blocks, each at most
-// 2^20 + 1 units, stay below 2^31).
+// histogram level is known before its total: weights in units of 2^-20 (a row's at most 2048 blocks, each at
+// most 2^20 + 1 units, stay below 2^31).
 inline constexpr unsigned long long kNumeratorTop = 0x3FF0000000000000ull;
 inline constexpr double kNumeratorUnits = 1048576.0;
 
-// The histogram bin of pattern `key` in a level whose range ends at pattern `hi`: bins count down from hi's bits
-// above `shift`; everything 255 or more bins below lands in the last (lumped) bin.
+// The histogram bin of pattern `key` in a level whose range ends at pattern `hi`: bins count down from hi's
+// bits above `shift`; everything 255 or more bins below lands in the last (lumped) bin.
 __device__ inline int cut_bin(unsigned long long hi, unsigned long long key, int shift) {
   const unsigned long long distance = (hi >> shift) - (key >> shift);
   return static_cast<int>(distance < kCutBins - 1 ? distance : kCutBins - 1);
 }
 
 // Gathers a CutRow while a pass over the row visits its candidates in column order (add: candidate column c
-// of this lane with score x; finish: the warp's totals), so that a pass that writes the scores can provide it.
-// With `numerator_bins` (the scores are softmax numerators; bins cleared by the caller) it also builds cut()'s
-// first histogram level, saving cut() that pass over the row.
+// of this lane with score x; finish: the warp's totals), so that a pass that writes the scores can provide
+// it. With `numerator_bins` (the scores are softmax numerators; bins cleared by the caller) it also builds
+// cut()'s first histogram level, saving cut() that pass over the row.
 struct CutRowBuilder {
   bool counting;  // the top-k rule: every candidate weighs 1
   unsigned* bins;
   unsigned long long live = 0, top = 0;
   double local = 0.0;
-  __device__ CutRowBuilder(bool counting_rule, unsigned* numerator_bins) : counting(counting_rule), bins(numerator_bins) {}
+  __device__ CutRowBuilder(bool counting_rule, unsigned* numerator_bins)
+      : counting(counting_rule), bins(numerator_bins) {}
   __device__ void add(int c, double x) {
     live |= 1ull << c;
     local += counting ? 1.0 : x;
@@ -167,7 +168,8 @@ __device__ unsigned long long cut(const double* row, const CutRow& r, int rule, 
         for (int c0 = 0; c0 < columns; c0 += 4) {  // 4 columns' loads in flight before their atomics
           double x[4];
 #pragma unroll
-          for (int j = 0; j < 4; ++j) x[j] = (live >> (c0 + j)) & 1ull ? row[(c0 + j) * kKeyChunk + lane] : 0.0;
+          for (int j = 0; j < 4; ++j)
+            x[j] = (live >> (c0 + j)) & 1ull ? row[(c0 + j) * kKeyChunk + lane] : 0.0;
 #pragma unroll
           for (int j = 0; j < 4; ++j)
             if (((live >> (c0 + j)) & 1ull) && in_range(pattern_of(x[j])))

@@ -161,7 +161,8 @@ __device__ void band_logits(const double* band_rows, int d, const int* key_offse
 // their count when `counting`: the top-k rule), with cut()'s first histogram level built into `scratch` when
 // one is given. The row must have a candidate.
 template <int kItems>
-__device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, bool counting, CutScratch* scratch) {
+__device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, bool counting,
+                          CutScratch* scratch) {
   const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
   auto scored = [&](int c) { return c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull); };
   double most[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};  // 4 columns' loads in flight

@@ -31,8 +31,9 @@ TEST(Fp64Exp, WithinOneUlpOfTheLibraryOverTheNonPositiveRange) {
     const char* label;
     double lo, hi;
   };
-  for (const Range& range : {Range{"[-1e-3, 0]", -1e-3, 0.0}, Range{"[-1, 0]", -1.0, 0.0}, Range{"[-40, -1]", -40.0, -1.0},
-                             Range{"[-708, -40]", -708.0, -40.0}, Range{"subnormal results [-745.1, -708.4]", -745.1, -708.4}}) {
+  for (const Range& range :
+       {Range{"[-1e-3, 0]", -1e-3, 0.0}, Range{"[-1, 0]", -1.0, 0.0}, Range{"[-40, -1]", -40.0, -1.0},
+        Range{"[-708, -40]", -708.0, -40.0}, Range{"subnormal results [-745.1, -708.4]", -745.1, -708.4}}) {
     std::uniform_real_distribution<double> draw(range.lo, range.hi);
     int equal = 0, off_by_one = 0;
     constexpr int kDraws = 200000;
@@ -42,7 +43,8 @@ TEST(Fp64Exp, WithinOneUlpOfTheLibraryOverTheNonPositiveRange) {
       ASSERT_LE(apart, 1u) << "x = " << x << ": " << got << " vs " << want;
       (apart == 0 ? equal : off_by_one) += 1;
     }
-    std::printf("  %s: %d of %d equal to std::exp, %d one ulp apart\n", range.label, equal, kDraws, off_by_one);
+    std::printf("  %s: %d of %d equal to std::exp, %d one ulp apart\n", range.label, equal, kDraws,
+                off_by_one);
   }
 }
 

@@ -159,19 +159,26 @@ void check_rules_on_random_rows(int trials) {
     const double fraction = std::uniform_real_distribution<double>(1e-6, 1.05)(rng);
     const std::int64_t k = static_cast<std::int64_t>(rng() % static_cast<unsigned>(scanned.candidates + 3));
     for (const Entry entry : {Entry::kScan, Entry::kNumeratorBins}) {
-      if (entry == Entry::kNumeratorBins && shape == Shape::kDyadic) continue;  // scaled to a top of 1: not dyadic
+      // Dyadic rows scaled to a top of 1 are no longer dyadic: only the scan entry takes them.
+      if (entry == Entry::kNumeratorBins && shape == Shape::kDyadic) continue;
       const Row row = entry == Entry::kScan ? scanned : as_numerators(scanned);
       const double total = candidate_mass(row);
-      const double threshold =
-          shape == Shape::kDyadic ? dyadic_fraction * std::max(total, 1.0) : fraction * std::max(total, 1e-300);
+      const double threshold = shape == Shape::kDyadic ? dyadic_fraction * std::max(total, 1.0)
+                                                       : fraction * std::max(total, 1e-300);
       const double* s = row.scores.data();
-      SCOPED_TRACE("trial " + std::to_string(trial) + " (" + name_of(shape) + (entry == Entry::kScan ? "" : ", numerators") +
-                   ", " + std::to_string(row.candidates) + " candidates, threshold " + std::to_string(threshold) + ")");
-      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT1, threshold, 0.0, entry)), select_t1(s, candidates, threshold, 1.0));
-      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT2, threshold, 0.0, entry)), select_t2(s, candidates, threshold, 1.0));
-      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT4, threshold, 0.0, entry)), select_t4(s, candidates, threshold, 1.0));
-      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT5, threshold, 0.0, entry)), select_t5(s, candidates, threshold, 1.0));
-      EXPECT_EQ((warp_cut<kItems>(row, gpu::kTopK, static_cast<double>(k), 0.0, entry)), select_top_k(s, candidates, k));
+      SCOPED_TRACE("trial " + std::to_string(trial) + " (" + name_of(shape) +
+                   (entry == Entry::kScan ? "" : ", numerators") + ", " + std::to_string(row.candidates) +
+                   " candidates, threshold " + std::to_string(threshold) + ")");
+      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT1, threshold, 0.0, entry)),
+                select_t1(s, candidates, threshold, 1.0));
+      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT2, threshold, 0.0, entry)),
+                select_t2(s, candidates, threshold, 1.0));
+      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT4, threshold, 0.0, entry)),
+                select_t4(s, candidates, threshold, 1.0));
+      EXPECT_EQ((warp_cut<kItems>(row, gpu::kT5, threshold, 0.0, entry)),
+                select_t5(s, candidates, threshold, 1.0));
+      EXPECT_EQ((warp_cut<kItems>(row, gpu::kTopK, static_cast<double>(k), 0.0, entry)),
+                select_top_k(s, candidates, k));
     }
   }
 }

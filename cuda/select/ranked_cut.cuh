@@ -90,10 +90,22 @@ __device__ inline int cut_bin(unsigned long long hi, unsigned long long key, int
   return static_cast<int>(distance < kCutBins - 1 ? distance : kCutBins - 1);
 }
 
+// A candidate's weight in a histogram of fixed-point weights, `units` a unit score: at least one unit, so an
+// occupied bin is never empty; the top-k rule counts blocks.
+__device__ inline unsigned histogram_units(double x, double units, bool counting) {
+  return counting ? 1u : static_cast<unsigned>(x * units) + 1u;
+}
+
+// Clears a warp's histogram bins (the warp syncs before they are added to).
+__device__ inline void clear_histogram(CutScratch& scratch) {
+  for (int i = threadIdx.x % 32; i < kCutBins; i += 32) scratch.bins[i] = 0;
+  __syncwarp();
+}
+
 // Gathers a CutRow while a pass over the row visits its candidates in column order (add: candidate column c
 // of this lane with score x; finish: the warp's totals), so that a pass that writes the scores can provide
-// it. With `numerator_bins` (the scores are softmax numerators; bins cleared by the caller) it also builds
-// cut()'s first histogram level, saving cut() that pass over the row.
+// it. With `numerator_bins` (the scores are softmax numerators; bins cleared by clear_histogram) it also
+// builds cut()'s first histogram level, saving cut() that pass over the row.
 struct CutRowBuilder {
   bool counting;  // the top-k rule: every candidate weighs 1
   unsigned* bins;
@@ -107,7 +119,7 @@ struct CutRowBuilder {
     top = pattern_of(x) > top ? pattern_of(x) : top;
     if (bins != nullptr)
       atomicAdd(&bins[cut_bin(kNumeratorTop, pattern_of(x), kCutFirstShift)],
-                counting ? 1u : static_cast<unsigned>(x * kNumeratorUnits) + 1u);
+                histogram_units(x, kNumeratorUnits, counting));
   }
   __device__ CutRow finish(int columns) const {
     const unsigned long long row_top = warp_max(top);
@@ -147,12 +159,10 @@ __device__ unsigned long long cut(const double* row, const CutRow& r, int rule, 
   const bool keep_none = inclusive ? base > threshold : !(base < threshold);
   unsigned long long kept = keep_all ? live : 0ull;
   if (!keep_all && !keep_none) {
-    // Fixed-point weights of the histogram: at least one unit per block, so an occupied bin is never empty.
-    // A level built here has 2^31 units in the total; the numerators' prebuilt first level kNumeratorUnits a
-    // unit score.
+    // Histogram units a unit score: kNumeratorUnits in the numerators' prebuilt first level; a level built
+    // here puts 2^31 in the total.
     bool binned = r.binned;
     double units = counting ? 1.0 : kNumeratorUnits;
-    auto units_of = [&](double x) { return counting ? 1u : static_cast<unsigned>(x * units) + 1u; };
     // The crossing test of z's position: is z at or before a point whose cumulative weight is `mass`?
     auto reached = [&](double mass) { return inclusive ? base + mass > threshold : base + mass >= threshold; };
     unsigned long long hi = top, lo = 0;  // the pattern range of this level, all of it below the kept part
@@ -163,8 +173,7 @@ __device__ unsigned long long cut(const double* row, const CutRow& r, int rule, 
       auto in_range = [&](unsigned long long key) { return key >= lo && key <= hi; };
       if (!binned) {
         if (!counting) units = 2147483648.0 / total;
-        for (int i = lane; i < kCutBins; i += 32) scratch.bins[i] = 0;
-        __syncwarp();
+        clear_histogram(scratch);
         for (int c0 = 0; c0 < columns; c0 += 4) {  // 4 columns' loads in flight before their atomics
           double x[4];
 #pragma unroll
@@ -173,7 +182,7 @@ __device__ unsigned long long cut(const double* row, const CutRow& r, int rule, 
 #pragma unroll
           for (int j = 0; j < 4; ++j)
             if (((live >> (c0 + j)) & 1ull) && in_range(pattern_of(x[j])))
-              atomicAdd(&scratch.bins[bin_of(pattern_of(x[j]))], units_of(x[j]));
+              atomicAdd(&scratch.bins[bin_of(pattern_of(x[j]))], histogram_units(x[j], units, counting));
         }
       }
       binned = false;

@@ -171,10 +171,7 @@ __device__ CutRow row_exp(double* row, int candidates, unsigned long long exclud
     for (int j = 0; j < 4; ++j)
       if (scored(c0 + j)) most[j] = fmax(most[j], row[(c0 + j) * kKeyChunk + lane]);
   const double m = warp_max(fmax(fmax(most[0], most[1]), fmax(most[2], most[3])));
-  if (scratch != nullptr) {
-    for (int i = lane; i < kCutBins; i += 32) scratch->bins[i] = 0;
-    __syncwarp();
-  }
+  if (scratch != nullptr) clear_histogram(*scratch);
   CutRowBuilder builder(counting, scratch != nullptr ? scratch->bins : nullptr);
   for (int c0 = 0; c0 < columns; c0 += 4) {
     // 4 columns' exponentials computed unconditionally (branch-free, so their DFMA chains interleave; entries

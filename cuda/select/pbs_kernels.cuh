@@ -34,7 +34,7 @@ __global__ void pbs_row_offsets_kernel(const LastRowsParams p) {
 // segment of a sequence longer than S is ranked by importance; anything else keeps the identity (zeros past
 // the sequence's end).
 __global__ void segment_rank_kernel(const LastRowsParams p) {
-  __shared__ double key[kMaxSegment];
+  __shared__ float key[kMaxSegment];
   const int g = blockIdx.x, h = blockIdx.y, b = blockIdx.z, i = threadIdx.x, S = p.segment;
   const int L = p.lengths.q(b), complete = (L / S) * S, pos = g * S + i;
   const std::int64_t row = static_cast<std::int64_t>(b) * p.heads_q + h;
@@ -44,10 +44,16 @@ __global__ void segment_rank_kernel(const LastRowsParams p) {
     if (pos < p.width) order[pos] = pos < L ? pos : 0;
     return;
   }
-  key[i] = p.importance[row * p.width + pos];
+  // The proxy's importances are fp32 sums (pbs_importance.cuh) held as doubles, so their floats rank them
+  // exactly, on the fp32 pipe.
+  key[i] = static_cast<float>(p.importance[row * p.width + pos]);
   __syncthreads();
-  int rank = 0;
-  for (int j = 0; j < S; ++j) rank += key[j] > key[i] || (key[j] == key[i] && j < i);
+  const float mine = key[i];
+  int rank = 0;  // keys before this one rank ahead when at least as important (ties by index), after it when more
+#pragma unroll 8
+  for (int j = 0; j < i; ++j) rank += key[j] >= mine;
+#pragma unroll 8
+  for (int j = i + 1; j < S; ++j) rank += key[j] > mine;
   order[g * S + rank] = pos;
 }
 

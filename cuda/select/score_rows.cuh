@@ -64,13 +64,19 @@ inline constexpr int kQueryRowPad = 4;
 // every key fragment read from L2, while their logits fit in shared memory (rows up to 1024 blocks); one beyond.
 constexpr int score_rows_per_cta(int items) { return items <= 32 ? 2 * kRowsPerCta : kRowsPerCta; }
 
+// The key blocks a row scores: v < candidates outside [skip_begin, skip_end) (PBS's own segment; empty else).
+struct ScoredBlocks {
+  int candidates, skip_begin, skip_end;
+  __device__ bool has(int v) const { return v < candidates && (v < skip_begin || v >= skip_end); }
+};
+
 // Shared memory of score_rows_kernel: the tile's pooled query rows, the current band's rows in its dim order,
-// one band's logits of every row (then its softmax numerators), the band's dims and key-row offsets, and each
-// warp's scratch for cut().
+// one band's logits of every row (then its softmax numerators), each warp's maxima of every row, the band's dims
+// and key-row offsets, the rows' scored blocks, and each warp's scratch for cut().
 inline std::size_t score_rows_smem_bytes(int d, int items) {
   const auto rows = static_cast<std::size_t>(score_rows_per_cta(items));
-  return sizeof(double) * (2 * rows * (d + kQueryRowPad) + rows * (items * kKeyChunk + kLogitPad)) +
-         2 * sizeof(int) * kMaxBandDims + sizeof(CutScratch) * rows;
+  return sizeof(double) * (2 * rows * (d + kQueryRowPad) + rows * (items * kKeyChunk + kLogitPad) + rows * rows) +
+         2 * sizeof(int) * kMaxBandDims + (sizeof(ScoredBlocks) + sizeof(CutScratch)) * rows;
 }
 
 // Stages one band for band_logits: its dims (read once from the parameters, whose per-lane indexing would
@@ -96,10 +102,12 @@ __device__ int stage_band(const double* q_rows, int d, const Band& band, int nk_
   return padded;
 }
 
-// kCount key tiles of band_logits, t0 + kRows * t (t < kCount), every one with a column below its `tiles`.
+// kCount key tiles of band_logits, t0 + kRows * t (t < kCount), every one with a column below its `tiles`; `most`
+// gathers the maxima of this lane's rows (row tile m: row 8 m + lane / 4, scoring `scored[m]`) over its columns.
 template <int kRows, int kCount>
 __device__ void logit_tiles(const double* a_row, int d, const int* key_offsets, int padded, const double* pk, int nk,
-                            int t0, double scale, double* logits, int stride) {
+                            int t0, double scale, double* logits, int stride,
+                            const ScoredBlocks (&scored)[kRows / kRowsPerCta], double (&most)[kRows / kRowsPerCta]) {
   constexpr int kRowTiles = kRows / kRowsPerCta;
   const int lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   double acc[kCount][kRowTiles][2] = {};
@@ -124,9 +132,13 @@ __device__ void logit_tiles(const double* a_row, int d, const int* key_offsets, 
   for (int t = 0; t < kCount; ++t)
 #pragma unroll
     for (int m = 0; m < kRowTiles; ++m) {
-      double* out = logits + (m * kRowsPerCta + frag_mn) * stride + (t0 + t * kRows) * 8 + 2 * frag_k;
-      out[0] = acc[t][m][0] * scale;
-      out[1] = acc[t][m][1] * scale;
+      const int v = (t0 + t * kRows) * 8 + 2 * frag_k;
+      double* out = logits + (m * kRowsPerCta + frag_mn) * stride + v;
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        out[e] = acc[t][m][e] * scale;
+        if (scored[m].has(v + e)) most[m] = fmax(most[m], out[e]);
+      }
     }
 }
 
@@ -136,41 +148,59 @@ __device__ void logit_tiles(const double* a_row, int d, const int* key_offsets, 
 // multiple of the mma's k of 4), dim i read from pk + key_offsets[i] (the pooled keys, transposed:
 // [d][nk_stride]). Warp w takes the 8-column tiles w + kRows j, up to kTilesInFlight at a time (only tiles
 // below `tiles`: short rows multiply no tile past their end), each key fragment read once from L2 and
-// multiplied with every 8-row tile; columns past nk read block nk - 1 (their logits are never used). Ends with
-// the logits written (the caller syncs before reading).
+// multiplied with every 8-row tile; columns past nk read block nk - 1 (their logits are never used). Each warp
+// also takes its columns' maxima of every row over the blocks the row scores (row_blocks[row]) into
+// maxima[warp * kRows + row] (-inf where it has none). Ends with the logits and maxima written (the caller syncs
+// before reading).
 template <int kRows>
 __device__ void band_logits(const double* band_rows, int d, const int* key_offsets, int padded, const double* pk,
-                            int nk, int tiles, double scale, double* logits, int stride) {
+                            int nk, int tiles, double scale, const ScoredBlocks* row_blocks, double* logits,
+                            int stride, double* maxima) {
   static_assert(kRows % kRowsPerCta == 0, "whole mma row tiles");
   static_assert(kTilesInFlight == 4, "one case per tile count");
+  constexpr int kRowTiles = kRows / kRowsPerCta;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const double* a_row = band_rows + (lane / 4) * (d + kQueryRowPad) + lane % 4;
+  ScoredBlocks scored[kRowTiles];
+  double most[kRowTiles];
+#pragma unroll
+  for (int m = 0; m < kRowTiles; ++m) {
+    scored[m] = row_blocks[m * kRowsPerCta + lane / 4];
+    most[m] = -INFINITY;
+  }
   for (int t0 = warp; t0 < tiles; t0 += kRows * kTilesInFlight) {
     switch (min(kTilesInFlight, (tiles - t0 + kRows - 1) / kRows)) {
-      case 4: logit_tiles<kRows, 4>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride); break;
-      case 3: logit_tiles<kRows, 3>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride); break;
-      case 2: logit_tiles<kRows, 2>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride); break;
-      default: logit_tiles<kRows, 1>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride); break;
+      case 4: logit_tiles<kRows, 4>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most); break;
+      case 3: logit_tiles<kRows, 3>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most); break;
+      case 2: logit_tiles<kRows, 2>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most); break;
+      default: logit_tiles<kRows, 1>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most); break;
     }
+  }
+#pragma unroll
+  for (int m = 0; m < kRowTiles; ++m) {  // over the 4 lanes of a row, then one lane writes it
+    most[m] = fmax(most[m], __shfl_xor_sync(0xffffffffu, most[m], 1));
+    most[m] = fmax(most[m], __shfl_xor_sync(0xffffffffu, most[m], 2));
+    if (lane % 4 == 0) maxima[warp * kRows + m * kRowsPerCta + lane / 4] = most[m];
   }
 }
 
-// The softmax numerators of one logit row (this warp's; lane l takes blocks 32 c + l), in place: exp(x - max)
+// The maximum of row `row` over the per-warp maxima band_logits wrote (the same in every lane).
+template <int kRows>
+__device__ double row_maximum(const double* maxima, int row) {
+  const int lane = threadIdx.x % 32;
+  return warp_max(lane < kRows ? maxima[lane * kRows + row] : -INFINITY);
+}
+
+// The softmax numerators of one logit row (this warp's; lane l takes blocks 32 c + l), in place: exp(x - m)
 // over the candidates v < `candidates` outside `excluded` (written as 0; entries past the candidates are left
-// as they are). Returns the candidates for cut() (total: the numerators' sum, the softmax's denominator, or
-// their count when `counting`: the top-k rule), with cut()'s first histogram level built into `scratch` when
-// one is given. The row must have a candidate.
+// as they are), m their maximum (band_logits' row_maximum). Returns the candidates for cut() (total: the numerators' sum, the
+// softmax's denominator, or their count when `counting`: the top-k rule), with cut()'s first histogram level
+// built into `scratch` when one is given. The row must have a candidate.
 template <int kItems>
-__device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, bool counting,
+__device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, double m, bool counting,
                           CutScratch* scratch) {
   const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
   auto scored = [&](int c) { return c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull); };
-  double most[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};  // 4 columns' loads in flight
-  for (int c0 = 0; c0 < columns; c0 += 4)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      if (scored(c0 + j)) most[j] = fmax(most[j], row[(c0 + j) * kKeyChunk + lane]);
-  const double m = warp_max(fmax(fmax(most[0], most[1]), fmax(most[2], most[3])));
   if (scratch != nullptr) clear_histogram(*scratch);
   CutRowBuilder builder(counting, scratch != nullptr ? scratch->bins : nullptr);
   for (int c0 = 0; c0 < columns; c0 += 4) {
@@ -191,11 +221,11 @@ __device__ CutRow row_exp(double* row, int candidates, unsigned long long exclud
   return builder.finish(columns);
 }
 
-// The softmax of one logit row, in place (row_exp's numerators divided by their sum).
+// The softmax of one logit row, in place (row_exp's numerators divided by their sum); m: as for row_exp.
 template <int kItems>
-__device__ void row_softmax(double* row, int candidates, unsigned long long excluded) {
+__device__ void row_softmax(double* row, int candidates, unsigned long long excluded, double m) {
   const int lane = threadIdx.x % 32;
-  const CutRow r = row_exp<kItems>(row, candidates, excluded, false, nullptr);
+  const CutRow r = row_exp<kItems>(row, candidates, excluded, m, false, nullptr);
   for (int c = 0; c < r.columns; ++c)
     if (c * kKeyChunk + lane < candidates) row[c * kKeyChunk + lane] /= r.total;
 }
@@ -214,9 +244,11 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
   double* q_rows = shared;                                        // [kRows][d + kQueryRowPad]
   double* band_rows = q_rows + kRows * (p.d + kQueryRowPad);  // the same, in the current band's dim order
   double* logits = band_rows + kRows * (p.d + kQueryRowPad);  // [kRows][kStride]
-  int* key_offsets = reinterpret_cast<int*>(logits + kRows * kStride);  // [kMaxBandDims]
-  int* band_dims = key_offsets + kMaxBandDims;                           // [kMaxBandDims]
-  CutScratch& scratch = reinterpret_cast<CutScratch*>(band_dims + kMaxBandDims)[threadIdx.x / 32];
+  double* maxima = logits + kRows * kStride;                     // [warp][row]
+  int* key_offsets = reinterpret_cast<int*>(maxima + kRows * kRows);  // [kMaxBandDims]
+  int* band_dims = key_offsets + kMaxBandDims;                         // [kMaxBandDims]
+  ScoredBlocks* row_blocks = reinterpret_cast<ScoredBlocks*>(band_dims + kMaxBandDims);  // [kRows]
+  CutScratch& scratch = reinterpret_cast<CutScratch*>(row_blocks + kRows)[threadIdx.x / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int u0 = blockIdx.x * kRows, h = blockIdx.y, b = blockIdx.z;
   const int nq = p.lengths.q_blocks(b), nk = p.lengths.k_blocks(b);  // this sequence's (varlen: <= p.nq, p.nk)
@@ -251,10 +283,13 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
   }
   unsigned long long kept = 0;  // bit c: block 32 c + lane
   unsigned long long own = 0;   // PBS: the row's own segment, not scored
+  ScoredBlocks blocks{candidates, 0, 0};
   if (p.segment_blocks > 0 && warp < rows) {
-    const int first = (u / p.segment_blocks) * p.segment_blocks;
-    own = blocks_below<kItems>(min(first + p.segment_blocks, nk)) & ~blocks_below<kItems>(first);
+    const int first = (u / p.segment_blocks) * p.segment_blocks, end = min(first + p.segment_blocks, nk);
+    own = blocks_below<kItems>(end) & ~blocks_below<kItems>(first);
+    blocks.skip_begin = first, blocks.skip_end = end;
   }
+  if (lane == 0) row_blocks[warp] = blocks;
   const bool scored = __any_sync(0xffffffffu, (blocks_below<kItems>(candidates) & ~own) != 0);
   const int tiles = (tile_candidates + 7) / 8;
 
@@ -263,12 +298,12 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
     __syncthreads();  // the query rows are staged; the previous band's logits are consumed
     const int padded = stage_band<kRows>(q_rows, p.d, p.band[z], p.nk, band_dims, band_rows, key_offsets);
     __syncthreads();
-    band_logits<kRows>(band_rows, p.d, key_offsets, padded, pk, nk, tiles, scale, logits, kStride);
+    band_logits<kRows>(band_rows, p.d, key_offsets, padded, pk, nk, tiles, scale, row_blocks, logits, kStride, maxima);
     __syncthreads();
     if (!scored) continue;
     // The rule on the softmax numerators: a mass p of the probabilities is p times the numerators' sum.
     double* row = logits + warp * kStride;
-    const CutRow r = row_exp<kItems>(row, candidates, own, p.rule == kTopK, &scratch);
+    const CutRow r = row_exp<kItems>(row, candidates, own, row_maximum<kRows>(maxima, warp), p.rule == kTopK, &scratch);
     kept |= cut<kItems>(row, r, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p * r.total, 0.0,
                         scratch);
   }

@@ -200,14 +200,14 @@ __global__ void __launch_bounds__(kFlexThreads) flex_plan_kernel(const FlexParam
   if (threadIdx.x == 0) plan[kPlanQueryAware] = query_aware;
 }
 
-// Shared memory of flex_map_kernel<kItems>: the CTA's pooled query rows, their logits, each warp's row maxima,
-// the histogram's bins (count and mass), the key-row offsets and the rows' scored blocks.
+// Shared memory of flex_map_kernel<kItems>: the CTA's pooled query rows, their logits, each warp's row
+// maxima, the histogram's bins (count and mass), the key-row offsets and the rows' scored blocks.
 inline std::size_t flex_map_smem_bytes(int d, int items) {
   return sizeof(double) * (static_cast<std::size_t>(kRowsPerCta) * (d + kQueryRowPad) +
                            static_cast<std::size_t>(kRowsPerCta) * (items * kKeyChunk + kLogitPad) +
                            static_cast<std::size_t>(kRowsPerCta) * kRowsPerCta) +
-         sizeof(unsigned long long) * kRadixBins + sizeof(unsigned) * kRadixBins + sizeof(int) * kMaxBandDims +
-         sizeof(ScoredBlocks) * kRowsPerCta;
+         sizeof(unsigned long long) * kRadixBins + sizeof(unsigned) * kRadixBins +
+         sizeof(int) * kMaxBandDims + sizeof(ScoredBlocks) * kRowsPerCta;
 }
 
 // One pass over kRowsPerCta map rows of (b, h) = (blockIdx.z, blockIdx.y), one warp a row (lane l: blocks
@@ -227,11 +227,11 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
   constexpr int kStride = kItems * kKeyChunk + kLogitPad;
   double* q_rows = dynamic_shared<double>();                    // [kRowsPerCta][d + kQueryRowPad]
   double* logits = q_rows + kRowsPerCta * (d + kQueryRowPad);   // [kRowsPerCta][kStride]
-  double* maxima = logits + kRowsPerCta * kStride;               // [warp][row]
+  double* maxima = logits + kRowsPerCta * kStride;              // [warp][row]
   auto* mass = reinterpret_cast<unsigned long long*>(maxima + kRowsPerCta * kRowsPerCta);  // [kRadixBins]
-  auto* count = reinterpret_cast<unsigned*>(mass + kRadixBins);                           // [kRadixBins]
-  int* key_offsets = reinterpret_cast<int*>(count + kRadixBins);                          // [kMaxBandDims]
-  auto* row_blocks = reinterpret_cast<ScoredBlocks*>(key_offsets + kMaxBandDims);         // [kRowsPerCta]
+  auto* count = reinterpret_cast<unsigned*>(mass + kRadixBins);                            // [kRadixBins]
+  int* key_offsets = reinterpret_cast<int*>(count + kRadixBins);                           // [kMaxBandDims]
+  auto* row_blocks = reinterpret_cast<ScoredBlocks*>(key_offsets + kMaxBandDims);          // [kRowsPerCta]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int u0 = blockIdx.x * kRowsPerCta, rows = max(0, min(kRowsPerCta, nb - u0)), u = u0 + warp;
   const int candidates = warp < rows ? u + 1 : 0;  // causal, seqlen_q == seqlen_k
@@ -247,8 +247,8 @@ __global__ void __launch_bounds__(kRowsPerCta * 32) flex_map_kernel(const FlexPa
     if (lane == 0) row_blocks[warp] = {candidates, 0, 0};
     __syncthreads();
     const double* pk = fp.pooled_k + (static_cast<std::int64_t>(b) * p.heads_kv + h / (p.heads_q / p.heads_kv)) * d * nk;
-    band_logits<kRowsPerCta>(q_rows, d, key_offsets, padded, pk, nb, (u0 + rows + 7) / 8, p.scale, row_blocks, logits,
-                             kStride, maxima);
+    band_logits<kRowsPerCta>(q_rows, d, key_offsets, padded, pk, nb, (u0 + rows + 7) / 8, p.scale, row_blocks,
+                             logits, kStride, maxima);
     __syncthreads();
     if (warp < rows) row_softmax<kItems>(prob, candidates, 0ull, row_maximum<kRowsPerCta>(maxima, warp));
   }

@@ -49,7 +49,8 @@ __global__ void segment_rank_kernel(const LastRowsParams p) {
   key[i] = static_cast<float>(p.importance[row * p.width + pos]);
   __syncthreads();
   const float mine = key[i];
-  int rank = 0;  // keys before this one rank ahead when at least as important (ties by index), after it when more
+  // Keys before this one rank ahead when at least as important (ties by index), keys after it when more.
+  int rank = 0;
 #pragma unroll 8
   for (int j = 0; j < i; ++j) rank += key[j] >= mine;
 #pragma unroll 8

@@ -71,11 +71,12 @@ struct ScoredBlocks {
 };
 
 // Shared memory of score_rows_kernel: the tile's pooled query rows, the current band's rows in its dim order,
-// one band's logits of every row (then its softmax numerators), each warp's maxima of every row, the band's dims
-// and key-row offsets, the rows' scored blocks, and each warp's scratch for cut().
+// one band's logits of every row (then its softmax numerators), each warp's maxima of every row, the band's
+// dims and key-row offsets, the rows' scored blocks, and each warp's scratch for cut().
 inline std::size_t score_rows_smem_bytes(int d, int items) {
   const auto rows = static_cast<std::size_t>(score_rows_per_cta(items));
-  return sizeof(double) * (2 * rows * (d + kQueryRowPad) + rows * (items * kKeyChunk + kLogitPad) + rows * rows) +
+  return sizeof(double) *
+             (2 * rows * (d + kQueryRowPad) + rows * (items * kKeyChunk + kLogitPad) + rows * rows) +
          2 * sizeof(int) * kMaxBandDims + (sizeof(ScoredBlocks) + sizeof(CutScratch)) * rows;
 }
 
@@ -102,12 +103,14 @@ __device__ int stage_band(const double* q_rows, int d, const Band& band, int nk_
   return padded;
 }
 
-// kCount key tiles of band_logits, t0 + kRows * t (t < kCount), every one with a column below its `tiles`; `most`
-// gathers the maxima of this lane's rows (row tile m: row 8 m + lane / 4, scoring `scored[m]`) over its columns.
+// kCount key tiles of band_logits, t0 + kRows * t (t < kCount), every one with a column below its `tiles`;
+// `most` gathers the maxima of this lane's rows (row tile m: row 8 m + lane / 4, scoring `scored[m]`) over
+// its columns.
 template <int kRows, int kCount>
-__device__ void logit_tiles(const double* a_row, int d, const int* key_offsets, int padded, const double* pk, int nk,
-                            int t0, double scale, double* logits, int stride,
-                            const ScoredBlocks (&scored)[kRows / kRowsPerCta], double (&most)[kRows / kRowsPerCta]) {
+__device__ void logit_tiles(const double* a_row, int d, const int* key_offsets, int padded, const double* pk,
+                            int nk, int t0, double scale, double* logits, int stride,
+                            const ScoredBlocks (&scored)[kRows / kRowsPerCta],
+                            double (&most)[kRows / kRowsPerCta]) {
   constexpr int kRowTiles = kRows / kRowsPerCta;
   const int lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   double acc[kCount][kRowTiles][2] = {};
@@ -142,20 +145,20 @@ __device__ void logit_tiles(const double* a_row, int d, const int* key_offsets, 
     }
 }
 
-// One band's logits of a CTA's kRows staged rows (band_rows [kRows][d + kQueryRowPad], in the band's dim order,
-// zeros in the padding; kRows a multiple of the mma's 8 rows, one warp per row in the CTA) against key blocks
-// v < 8 * tiles, times `scale`, into logits[row * stride + v]: an fp64 GEMM over the band's `padded` dims (a
-// multiple of the mma's k of 4), dim i read from pk + key_offsets[i] (the pooled keys, transposed:
+// One band's logits of a CTA's kRows staged rows (band_rows [kRows][d + kQueryRowPad], in the band's dim
+// order, zeros in the padding; kRows a multiple of the mma's 8 rows, one warp per row in the CTA) against key
+// blocks v < 8 * tiles, times `scale`, into logits[row * stride + v]: an fp64 GEMM over the band's `padded`
+// dims (a multiple of the mma's k of 4), dim i read from pk + key_offsets[i] (the pooled keys, transposed:
 // [d][nk_stride]). Warp w takes the 8-column tiles w + kRows j, up to kTilesInFlight at a time (only tiles
 // below `tiles`: short rows multiply no tile past their end), each key fragment read once from L2 and
-// multiplied with every 8-row tile; columns past nk read block nk - 1 (their logits are never used). Each warp
-// also takes its columns' maxima of every row over the blocks the row scores (row_blocks[row]) into
-// maxima[warp * kRows + row] (-inf where it has none). Ends with the logits and maxima written (the caller syncs
-// before reading).
+// multiplied with every 8-row tile; columns past nk read block nk - 1 (their logits are never used). Each
+// warp also takes its columns' maxima of every row over the blocks the row scores (row_blocks[row]) into
+// maxima[warp * kRows + row] (-inf where it has none). Ends with the logits and maxima written (the caller
+// syncs before reading).
 template <int kRows>
-__device__ void band_logits(const double* band_rows, int d, const int* key_offsets, int padded, const double* pk,
-                            int nk, int tiles, double scale, const ScoredBlocks* row_blocks, double* logits,
-                            int stride, double* maxima) {
+__device__ void band_logits(const double* band_rows, int d, const int* key_offsets, int padded,
+                            const double* pk, int nk, int tiles, double scale, const ScoredBlocks* row_blocks,
+                            double* logits, int stride, double* maxima) {
   static_assert(kRows % kRowsPerCta == 0, "whole mma row tiles");
   static_assert(kTilesInFlight == 4, "one case per tile count");
   constexpr int kRowTiles = kRows / kRowsPerCta;
@@ -170,10 +173,18 @@ __device__ void band_logits(const double* band_rows, int d, const int* key_offse
   }
   for (int t0 = warp; t0 < tiles; t0 += kRows * kTilesInFlight) {
     switch (min(kTilesInFlight, (tiles - t0 + kRows - 1) / kRows)) {
-      case 4: logit_tiles<kRows, 4>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most); break;
-      case 3: logit_tiles<kRows, 3>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most); break;
-      case 2: logit_tiles<kRows, 2>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most); break;
-      default: logit_tiles<kRows, 1>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most); break;
+      case 4:
+        logit_tiles<kRows, 4>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most);
+        break;
+      case 3:
+        logit_tiles<kRows, 3>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most);
+        break;
+      case 2:
+        logit_tiles<kRows, 2>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most);
+        break;
+      default:
+        logit_tiles<kRows, 1>(a_row, d, key_offsets, padded, pk, nk, t0, scale, logits, stride, scored, most);
+        break;
     }
   }
 #pragma unroll
@@ -193,9 +204,9 @@ __device__ double row_maximum(const double* maxima, int row) {
 
 // The softmax numerators of one logit row (this warp's; lane l takes blocks 32 c + l), in place: exp(x - m)
 // over the candidates v < `candidates` outside `excluded` (written as 0; entries past the candidates are left
-// as they are), m their maximum (band_logits' row_maximum). Returns the candidates for cut() (total: the numerators' sum, the
-// softmax's denominator, or their count when `counting`: the top-k rule), with cut()'s first histogram level
-// built into `scratch` when one is given. The row must have a candidate.
+// as they are), m their maximum (band_logits' row_maximum). Returns the candidates for cut() (total: the
+// numerators' sum, the softmax's denominator, or their count when `counting`: the top-k rule), with cut()'s
+// first histogram level built into `scratch` when one is given. The row must have a candidate.
 template <int kItems>
 __device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, double m, bool counting,
                           CutScratch* scratch) {
@@ -244,9 +255,9 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
   double* q_rows = shared;                                        // [kRows][d + kQueryRowPad]
   double* band_rows = q_rows + kRows * (p.d + kQueryRowPad);  // the same, in the current band's dim order
   double* logits = band_rows + kRows * (p.d + kQueryRowPad);  // [kRows][kStride]
-  double* maxima = logits + kRows * kStride;                     // [warp][row]
-  int* key_offsets = reinterpret_cast<int*>(maxima + kRows * kRows);  // [kMaxBandDims]
-  int* band_dims = key_offsets + kMaxBandDims;                         // [kMaxBandDims]
+  double* maxima = logits + kRows * kStride;                  // [warp][row]
+  int* key_offsets = reinterpret_cast<int*>(maxima + kRows * kRows);                     // [kMaxBandDims]
+  int* band_dims = key_offsets + kMaxBandDims;                                           // [kMaxBandDims]
   ScoredBlocks* row_blocks = reinterpret_cast<ScoredBlocks*>(band_dims + kMaxBandDims);  // [kRows]
   CutScratch& scratch = reinterpret_cast<CutScratch*>(row_blocks + kRows)[threadIdx.x / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -298,12 +309,14 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
     __syncthreads();  // the query rows are staged; the previous band's logits are consumed
     const int padded = stage_band<kRows>(q_rows, p.d, p.band[z], p.nk, band_dims, band_rows, key_offsets);
     __syncthreads();
-    band_logits<kRows>(band_rows, p.d, key_offsets, padded, pk, nk, tiles, scale, row_blocks, logits, kStride, maxima);
+    band_logits<kRows>(band_rows, p.d, key_offsets, padded, pk, nk, tiles, scale, row_blocks, logits, kStride,
+                       maxima);
     __syncthreads();
     if (!scored) continue;
     // The rule on the softmax numerators: a mass p of the probabilities is p times the numerators' sum.
     double* row = logits + warp * kStride;
-    const CutRow r = row_exp<kItems>(row, candidates, own, row_maximum<kRows>(maxima, warp), p.rule == kTopK, &scratch);
+    const CutRow r =
+        row_exp<kItems>(row, candidates, own, row_maximum<kRows>(maxima, warp), p.rule == kTopK, &scratch);
     kept |= cut<kItems>(row, r, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p * r.total, 0.0,
                         scratch);
   }

@@ -281,8 +281,11 @@ __device__ unsigned long long cut(const double* row, const CutRow& r, int rule, 
           if (keep) atomicOr(&scratch.flags[v / kKeyChunk], 1u << (v % kKeyChunk));
         }
         __syncwarp();
-        for (int c = 0; c < columns; ++c)
-          if (((in_bin >> c) & 1ull) && ((scratch.flags[c] >> lane) & 1u)) kept |= 1ull << c;
+        for (unsigned long long left = in_bin; left != 0;
+             left &= left - 1) {  // this lane's blocks of the bin
+          const int c = __ffsll(static_cast<long long>(left)) - 1;
+          if ((scratch.flags[c] >> lane) & 1u) kept |= 1ull << c;
+        }
         break;
       }
       above += bin_above;
@@ -390,7 +393,17 @@ __device__ void write_mask_row(unsigned long long kept, int nk, std::int32_t* in
     if ((kept >> c) & 1ull) indices[count + __popc(ballot & ((1u << lane) - 1u))] = c * kKeyChunk + lane;
     count += __popc(ballot);
   }
-  for (int i = count + lane; i < nk; i += 32) indices[i] = 0;
+  // The zeros after the count: single entries up to a 16-byte boundary, then 16 bytes a lane, then the tail.
+  struct alignas(16) FourIndices {
+    std::int32_t v[4];
+  };
+  std::int32_t* zeros = indices + count;
+  const int left = nk - count;
+  const int head = min(left, static_cast<int>((16 - reinterpret_cast<std::uintptr_t>(zeros) % 16) % 16 / 4));
+  const int fours = (left - head) / 4;
+  if (lane < head) zeros[lane] = 0;
+  for (int i = lane; i < fours; i += 32) reinterpret_cast<FourIndices*>(zeros + head)[i] = FourIndices{};
+  for (int i = head + 4 * fours + lane; i < left; i += 32) zeros[i] = 0;
   if (lane == 0) *count_out = count;
 }
 

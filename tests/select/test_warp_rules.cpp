@@ -241,30 +241,40 @@ TEST(WarpRules, CutWithForcedMassEqualsT3Clean) {
   }
 }
 
-// The canonical mask row: ascending indices, zeros after the count.
+// The canonical mask row: ascending indices, zeros after the count, for rows of any length starting at any
+// 4-byte offset from a 16-byte boundary (the zeros are written 16 bytes a lane between single entries).
 TEST(WarpRules, MaskRowIsAscendingAndZeroPadded) {
   const std::uint64_t seed = testing::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  const int nk = 200;
-  std::vector<bool> keep(static_cast<std::size_t>(nk));
-  for (int v = 0; v < nk; ++v) keep[static_cast<std::size_t>(v)] = rng() % 3 == 0;
-  std::vector<std::int32_t> indices(static_cast<std::size_t>(nk), -7);
-  std::int32_t count = -7;
-  testing::emulated::run_warp([&] {
-    unsigned long long kept = 0;
-    for (int c = 0; c < 8; ++c) {
-      const int v = c * gpu::kKeyChunk + static_cast<int>(threadIdx.x);
-      if (v < nk && keep[static_cast<std::size_t>(v)]) kept |= 1ull << c;
+  for (const int nk : {200, 203, 37, 5, 1})
+    for (int offset = 0; offset < 4; ++offset) {
+      SCOPED_TRACE("nk " + std::to_string(nk) + ", offset " + std::to_string(offset));
+      std::vector<bool> keep(static_cast<std::size_t>(nk));
+      for (int v = 0; v < nk; ++v) keep[static_cast<std::size_t>(v)] = rng() % 3 == 0;
+      alignas(16) std::int32_t buffer[256 + 8];
+      std::fill(std::begin(buffer), std::end(buffer), -7);
+      std::int32_t* indices = buffer + offset;
+      std::int32_t count = -7;
+      testing::emulated::run_warp([&] {
+        unsigned long long kept = 0;
+        for (int c = 0; c < 8; ++c) {
+          const int v = c * gpu::kKeyChunk + static_cast<int>(threadIdx.x);
+          if (v < nk && keep[static_cast<std::size_t>(v)]) kept |= 1ull << c;
+        }
+        gpu::write_mask_row<8>(kept, nk, indices, &count);
+      });
+      Blocks want;
+      for (int v = 0; v < nk; ++v)
+        if (keep[static_cast<std::size_t>(v)]) want.push_back(v);
+      ASSERT_EQ(count, static_cast<std::int32_t>(want.size()));
+      EXPECT_EQ(Blocks(indices, indices + count), want);
+      EXPECT_TRUE(std::all_of(indices + count, indices + nk, [](std::int32_t i) { return i == 0; }));
+      EXPECT_TRUE(std::all_of(indices + nk, std::end(buffer), [](std::int32_t i) { return i == -7; }))
+          << "written past the row";
+      EXPECT_TRUE(std::all_of(buffer, indices, [](std::int32_t i) { return i == -7; }))
+          << "written before the row";
     }
-    gpu::write_mask_row<8>(kept, nk, indices.data(), &count);
-  });
-  Blocks want;
-  for (int v = 0; v < nk; ++v)
-    if (keep[static_cast<std::size_t>(v)]) want.push_back(v);
-  ASSERT_EQ(count, static_cast<std::int32_t>(want.size()));
-  EXPECT_EQ(Blocks(indices.begin(), indices.begin() + count), want);
-  EXPECT_TRUE(std::all_of(indices.begin() + count, indices.end(), [](std::int32_t i) { return i == 0; }));
 }
 
 // The best-ranked block outside a set: the highest score, the lowest index among equals.

@@ -101,6 +101,7 @@ inline void __syncthreads() { sparsefill::testing::emulated::meet_block(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { sparsefill::testing::emulated::meet_warp(0, mask); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __ffsll(long long x) { return __builtin_ffsll(x); }
 inline long long __double_as_longlong(double x) {
   return sparsefill::testing::emulated::value_of<long long>(sparsefill::testing::emulated::bits_of(x));
 }

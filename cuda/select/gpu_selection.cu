@@ -101,18 +101,18 @@ void pool(const TensorView& t, const Geometry& g, const select::Lengths& lengths
       grid, select::pool_threads(p, vector), 0, s>>>(p);
 }
 
-// The proxy's three launches (pbs_importance.cuh) for head_dim 32 * kSteps.
-template <typename Element, int kSteps>
+// The proxy's three launches (pbs_importance.cuh) for head_dim kD.
+template <typename Element, int kD>
 void proxy_importance(const select::LastRowsParams& p, const Geometry& g, const PbsShape& pbs, cudaStream_t s) {
-  const std::size_t smem = select::importance_smem_bytes(g.d, sizeof(Element));
-  check_cuda(cudaFuncSetAttribute(select::pbs_importance_kernel<Element, kSteps>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+  constexpr std::size_t kSmem = select::importance_smem_bytes<Element, kD>();
+  check_cuda(cudaFuncSetAttribute(select::pbs_importance_kernel<Element, kD>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)),
              "PBS importance shared memory opt-in");
   const dim3 grid(static_cast<unsigned>(pbs.chunks), static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch));
-  select::pbs_importance_kernel<Element, kSteps><<<grid, select::kImportanceWarps * 32, smem, s>>>(p, 0);
+  select::pbs_importance_kernel<Element, kD><<<grid, select::kImportanceThreads, kSmem, s>>>(p, 0);
   select::pbs_row_offsets_kernel<<<dim3(1, static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch)),
                                    select::last_rows_threads(p.rows), 0, s>>>(p);
-  select::pbs_importance_kernel<Element, kSteps><<<grid, select::kImportanceWarps * 32, smem, s>>>(p, 1);
+  select::pbs_importance_kernel<Element, kD><<<grid, select::kImportanceThreads, kSmem, s>>>(p, 1);
 }
 
 // PBS's proxy importance and segmented ranking into args.key_order.
@@ -127,16 +127,16 @@ void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select:
   p.chunks = pbs.chunks;
   p.importance = w.importance;
   p.key_order = args.key_order;
-  static_assert(select::kImportanceMaxDim == 8 * 32, "one case per step count");
+  static_assert(select::kImportanceMaxDim == 8 * 32, "one case per multiple of 32");
   switch (g.d / 32) {  // check_pbs took d a multiple of 32 up to kImportanceMaxDim
-    case 1: proxy_importance<Element, 1>(p, g, pbs, s); break;
-    case 2: proxy_importance<Element, 2>(p, g, pbs, s); break;
-    case 3: proxy_importance<Element, 3>(p, g, pbs, s); break;
-    case 4: proxy_importance<Element, 4>(p, g, pbs, s); break;
-    case 5: proxy_importance<Element, 5>(p, g, pbs, s); break;
-    case 6: proxy_importance<Element, 6>(p, g, pbs, s); break;
-    case 7: proxy_importance<Element, 7>(p, g, pbs, s); break;
-    default: proxy_importance<Element, 8>(p, g, pbs, s); break;
+    case 1: proxy_importance<Element, 32>(p, g, pbs, s); break;
+    case 2: proxy_importance<Element, 64>(p, g, pbs, s); break;
+    case 3: proxy_importance<Element, 96>(p, g, pbs, s); break;
+    case 4: proxy_importance<Element, 128>(p, g, pbs, s); break;
+    case 5: proxy_importance<Element, 160>(p, g, pbs, s); break;
+    case 6: proxy_importance<Element, 192>(p, g, pbs, s); break;
+    case 7: proxy_importance<Element, 224>(p, g, pbs, s); break;
+    default: proxy_importance<Element, 256>(p, g, pbs, s); break;
   }
   select::segment_rank_kernel<<<dim3(static_cast<unsigned>((g.lk + pbs.segment - 1) / pbs.segment),
                                      static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch)),

@@ -1,4 +1,4 @@
-// PBS-Attn's global-importance proxy on tensor cores (algorithms.md §3.3 step 1; CPU: pbs_importance in
+// PBS-Attn's global-importance proxy on wgmma (algorithms.md §3.3 step 1; CPU: pbs_importance in
 // src/select/pbs_selector.cpp): s[j] = mean over the last B queries r of softmax_j(q_r . k_j / sqrt(d)) over the
 // keys of complete segments, no causal mask, per query head.
 //
@@ -6,54 +6,95 @@
 // and sums are fp32 (the CPU's are fp64), so two keys whose importances lie within ~1e-6 of each other may rank
 // in the other order than on the CPU; the mask is PBS's mask for the order the GPU ranked.
 //
-// Three launches over key chunks of kProxyChunk keys, a CTA per (chunk, head, sequence), 8 warps of 16 query rows
-// (the last block, up to 128 rows). A warp keeps its rows' mma operands in registers for the whole chunk; keys
-// are staged per CTA (cp.async, two stages of 128 keys, 64 for d > 128) and each warp multiplies them by its rows
-// 64 keys (8 mma column tiles) at a time, so every staged key costs one shared load per 2 mma.
+// Three launches over key chunks of kProxyChunk keys, a CTA per (chunk, head, sequence) of two warpgroups, 64 of
+// the (up to 128) last query rows each. The rows are staged once per CTA and the chunk's keys in a two-stage
+// cp.async ring of kKeys keys, both in the 128-byte (64-byte for head_dim not a multiple of 64) swizzled GMMA
+// layouts, and a warpgroup multiplies a stage by its rows with one wgmma batch (64 x kKeys x d, both operands
+// in shared memory). The accumulator holds, at register i = c + 2 e + 4 n, row 16 warp + lane / 4 + 8 e and
+// key 8 n + 2 (lane % 4) + c of the stage (the mma.sync m16n8 layout repeated over the columns).
 //  - pass 0 writes each chunk's row maximum and exp-sum (base 2);
 //  - pbs_row_offsets_kernel merges them per row (chunk order) into o_r = m_r + log2(z_r * rows);
 //  - pass 1 sums exp2(logit - o_r) over the rows, per key: within a warp by a reduce-scatter over the lanes of
-//    a column (each lane ends with two keys), then over the warps in warp order.
+//    a column, then over the warps in warp order.
 #pragma once
-#include <cstdint>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
-#include "common/dynamic_shared.cuh"
+#include <cstdint>
+#include <cute/atom/mma_traits_sm90_gmma.hpp>
+#include <cute/tensor.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/numeric_types.h>
+
+#include "common/warpgroup_gemm.cuh"
 #include "select/last_rows.cuh"
 #include "select/mma_tiles.cuh"
 #include "select/pbs_kernels.cuh"
 
 namespace sparsefill::cuda::select {
 
-inline constexpr int kImportanceWarps = 8;     // 16 query rows each
-inline constexpr int kImportanceUnit = 64;     // keys multiplied per step of a warp: 8 mma column tiles
-inline constexpr int kImportanceMaxDim = 256;  // 8 steps of 32 dims: 64 registers of query operands
+inline constexpr int kImportanceRows = 128;    // the last block's rows, 64 a warpgroup
+inline constexpr int kImportanceThreads = 256;  // two warpgroups
+inline constexpr int kImportanceMaxDim = 256;
+inline constexpr int kImportanceAlign = 1024;  // the swizzled tiles' alignment
 
-// Keys staged per pipeline stage for head_dim d, 2 d bytes each (32 KB a stage at d = 128 and at d = 256).
-constexpr int importance_stage_keys(int d) { return d <= 128 ? 128 : 64; }
+template <typename Element>
+struct CuteElementOf;
+template <>
+struct CuteElementOf<__nv_bfloat16> {
+  using Type = cutlass::bfloat16_t;
+};
+template <>
+struct CuteElementOf<__half> {
+  using Type = cutlass::half_t;
+};
 
-// Shared memory: two key stages and the warps' column sums of a stage.
-inline std::size_t importance_smem_bytes(int d, std::size_t element_bytes) {
-  const std::size_t keys = static_cast<std::size_t>(importance_stage_keys(d));
-  return element_bytes * 2 * keys * d + sizeof(float) * kImportanceWarps * keys;
+// Tiles and shared memory of the proxy for head_dim kD (a multiple of 32).
+template <typename Element, int kD>
+struct ImportanceTiles {
+  using E = typename CuteElementOf<Element>::Type;
+  static constexpr int kKeys = kD <= 128 ? 128 : 64;  // keys a stage: 32 KB at d = 128 and at d = 256
+  static constexpr int kStages = 2;
+  using Atom = std::conditional_t<kD % 64 == 0, cute::GMMA::Layout_K_SW128_Atom<E>, cute::GMMA::Layout_K_SW64_Atom<E>>;
+  using RowsLayout = decltype(cute::tile_to_shape(Atom{}, cute::Shape<cute::Int<kImportanceRows>, cute::Int<kD>>{}));
+  using KeysLayout = decltype(cute::tile_to_shape(
+      Atom{}, cute::Shape<cute::Int<kKeys>, cute::Int<kD>, cute::Int<kStages>>{}));
+  using Mma = decltype(cute::make_tiled_mma(
+      cute::GMMA::ss_op_selector<E, E, float, cute::Shape<cute::_64, cute::Int<kKeys>, cute::Int<kD>>>()));
+  struct Shared {
+    cute::array_aligned<E, cute::cosize_v<RowsLayout>, kImportanceAlign> rows;
+    cute::array_aligned<E, cute::cosize_v<KeysLayout>, kImportanceAlign> keys;
+    float column_sums[kImportanceThreads / 32][kKeys];  // [warp][key of the stage]
+  };
+};
+
+template <typename Element, int kD>
+constexpr std::size_t importance_smem_bytes() {
+  return kImportanceAlign + sizeof(typename ImportanceTiles<Element, kD>::Shared);
 }
 
 // Sums v over the 8 lanes of a column (lanes of equal lane % 4) and scatters the result: a lane keeps entries
-// 2g and 2g + 1 (g = lane / 4) of the summed v in v[0], v[1].
-__device__ inline void reduce_scatter_over_rows(float (&v)[16], int lane) {
-  exchange_halves<8, 16>(v, lane);
-  exchange_halves<4, 8>(v, lane);
-  exchange_halves<2, 4>(v, lane);
+// [kCount / 8 * g, kCount / 8 * (g + 1)) (g = lane / 4) of the summed v in v[0, kCount / 8).
+template <int kCount>
+__device__ inline void reduce_scatter_over_rows(float (&v)[kCount], int lane) {
+  exchange_halves<kCount / 2, 16>(v, lane);
+  exchange_halves<kCount / 4, 8>(v, lane);
+  exchange_halves<kCount / 8, 4>(v, lane);
 }
 
-// Pass `pass` (0 or 1) over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y), 256 threads, head_dim
-// 32 * kSteps; row r is query lq - rows + r. p.scale is the logit scale in log2 units (log2(e) / sqrt(d)).
-template <typename Element, int kSteps>
-__global__ void __launch_bounds__(kImportanceWarps * 32, kSteps <= 4 ? 2 : 1)
+// Pass `pass` (0 or 1) over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y), kImportanceThreads
+// threads; row r is query lq - rows + r. p.scale is the logit scale in log2 units (log2(e) / sqrt(d)).
+template <typename Element, int kD>
+__global__ void __launch_bounds__(kImportanceThreads, kD <= 128 ? 2 : 1)
     pbs_importance_kernel(const LastRowsParams p, int pass) {
-  constexpr int kD = 32 * kSteps, kGroups = kD / 8, kStageKeys = importance_stage_keys(kD);
-  constexpr int kCopies = kStageKeys * kGroups / (kImportanceWarps * 32);  // 16-byte copies per thread and stage
-  static_assert(kCopies * kImportanceWarps * 32 == kStageKeys * kGroups, "whole copies per thread");
-  unsigned char* smem = dynamic_shared<unsigned char>();
+  using namespace cute;
+  using Tiles = ImportanceTiles<Element, kD>;
+  using E = typename Tiles::E;
+  constexpr int kKeys = Tiles::kKeys, kGroups = kD / 8;  // 16-byte groups of a row
+  extern __shared__ __align__(16) unsigned char importance_smem[];
+  unsigned char* base = importance_smem;
+  base += (kImportanceAlign - static_cast<int>(__cvta_generic_to_shared(base) % kImportanceAlign)) % kImportanceAlign;
+  auto& shared = *reinterpret_cast<typename Tiles::Shared*>(base);
   const int h = blockIdx.y, b = blockIdx.z, chunk = static_cast<int>(blockIdx.x);
   const int lq = p.lengths.q(b), keys = attended_keys(p, b);
   if (keys == 0) return;  // PBS's dense fallback: no permutation
@@ -67,36 +108,45 @@ __global__ void __launch_bounds__(kImportanceWarps * 32, kSteps <= 4 ? 2 : 1)
     }
     return;
   }
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q4 = lane % 4;
-  const std::size_t stage_elements = static_cast<std::size_t>(kStageKeys) * kD;
-  Element* stages = reinterpret_cast<Element*>(smem);
-  float* column_sums = reinterpret_cast<float*>(stages + 2 * stage_elements);  // [warp][kStageKeys]
-  const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch + static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
-  const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token +
-                  (h / (p.heads_q / p.heads_kv)) * p.k_head;
-  const int tiles = (j_end - j0 + kStageKeys - 1) / kStageKeys;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warpgroup = warp / 4, g = lane / 4, q4 = lane % 4;
+  Tensor s_rows = make_tensor(make_smem_ptr(shared.rows.data()), typename Tiles::RowsLayout{});
+  Tensor s_keys = make_tensor(make_smem_ptr(shared.keys.data()), typename Tiles::KeysLayout{});
+  const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
+                  static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
+  const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch +
+                  static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + (h / (p.heads_q / p.heads_kv)) * p.k_head;
+  const int tiles = (j_end - j0 + kKeys - 1) / kKeys;
+  // Rows past `rows` and keys past the chunk are zero-filled (their logits are excluded below).
+  for (int i = threadIdx.x; i < kImportanceRows * kGroups; i += kImportanceThreads) {
+    const int n = i / kGroups, grp = i % kGroups;
+    async_copy16(&s_rows(n, grp * 8), q + static_cast<std::int64_t>(lq - rows + (n < rows ? n : 0)) * p.q_token + grp * 8,
+                 n < rows);
+  }
   auto issue = [&](int t) {
-    Element* stage = stages + (t % 2) * stage_elements;
 #pragma unroll
-    for (int c = 0; c < kCopies; ++c) {
-      const int i = threadIdx.x + c * kImportanceWarps * 32, n = i / kGroups, grp = i % kGroups;
-      const int j = j0 + t * kStageKeys + n;
-      async_copy16(stage + (n * kGroups + swizzled(n, grp, kGroups)) * 8, k + static_cast<std::int64_t>(j < j_end ? j : j0) * p.k_token + grp * 8,
+    for (int c = 0; c < kKeys * kGroups / kImportanceThreads; ++c) {
+      const int i = threadIdx.x + c * kImportanceThreads, n = i / kGroups, grp = i % kGroups;
+      const int j = j0 + t * kKeys + n;
+      async_copy16(&s_keys(n, grp * 8, t % Tiles::kStages), k + static_cast<std::int64_t>(j < j_end ? j : j0) * p.k_token + grp * 8,
                    j < j_end);
     }
     async_commit();
   };
-  issue(0);
+  issue(0);  // with the rows
 
-  // This lane's rows, warp * 16 + g and + 8, as mma operands for every 32-dim step (absent rows are zeros).
+  typename Tiles::Mma mma;
+  auto thread_mma = mma.get_thread_slice(threadIdx.x % 128);
+  Tensor rows_a = thread_mma.partition_fragment_A(
+      local_tile(s_rows, Shape<_64, Int<kD>>{}, make_coord(warpgroup, 0)));
+  Tensor keys_b = thread_mma.partition_fragment_B(s_keys);
+  Tensor acc = partition_fragment_C(mma, Shape<_64, Int<kKeys>>{});
+  static_assert(decltype(size(acc))::value == kKeys / 2, "16 x kKeys accumulators a warp");
+  const bool warpgroup_rows = warpgroup * 64 < rows;  // a warpgroup without rows (block 64) multiplies nothing
+
+  // This lane's rows warp * 16 + g and + 8. Pass 0: running base-2 maximum and exp-sum; pass 1: the rows'
+  // offsets o_r (absent rows: +inf, so they add nothing).
   const int r0 = warp * 16 + g;
   const bool row_here[2] = {r0 < rows, r0 + 8 < rows};
-  RowFragment a[kSteps];
-#pragma unroll
-  for (int step = 0; step < kSteps; ++step)
-    a[step] = {load8(q, static_cast<std::int64_t>(lq - rows + r0) * p.q_token + (step * 4 + q4) * 8, row_here[0]),
-               load8(q, static_cast<std::int64_t>(lq - rows + r0 + 8) * p.q_token + (step * 4 + q4) * 8, row_here[1])};
-  // Pass 0: running base-2 maximum and exp-sum of the two rows; pass 1: their offsets o_r (absent rows: +inf).
   float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.f, 0.f};
   if (pass == 1)
     for (int i = 0; i < 2; ++i)
@@ -105,56 +155,46 @@ __global__ void __launch_bounds__(kImportanceWarps * 32, kSteps <= 4 ? 2 : 1)
 
   for (int t = 0; t < tiles; ++t) {
     next_stage(t, tiles, issue);
-    const uint4* stage = reinterpret_cast<const uint4*>(stages + (t % 2) * stage_elements);
-#pragma unroll 1
-    for (int unit = 0; unit < kStageKeys / kImportanceUnit; ++unit) {
-      const int key0 = j0 + t * kStageKeys + unit * kImportanceUnit;
-      if (key0 >= j_end) break;
-      float acc[kImportanceUnit / 8][4] = {};
+    cutlass::arch::fence_view_async_shared();  // this thread's cp.async data, to the wgmma's reads
+    __syncthreads();
+    const int key0 = j0 + t * kKeys;
+    if (warpgroup_rows) {
+      warpgroup_gemm<true>(mma, rows_a, keys_b(_, _, _, t % Tiles::kStages), acc);
+      if (key0 + kKeys > j_end)  // the chunk's last keys: columns past its end count for nothing
 #pragma unroll
-      for (int step = 0; step < kSteps; ++step)
-#pragma unroll
-        for (int nt = 0; nt < kImportanceUnit / 8; ++nt) {
-          const int n = unit * kImportanceUnit + nt * 8 + g;
-          mma_step<Element>(acc[nt], a[step], stage[n * kGroups + swizzled(n, step * 4 + q4, kGroups)]);
-        }
-      if (key0 + kImportanceUnit > j_end)  // the chunk's last keys: columns past its end count for nothing
-#pragma unroll
-        for (int nt = 0; nt < kImportanceUnit / 8; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e)
-            if (key0 + nt * 8 + 2 * q4 + e % 2 >= j_end) acc[nt][e] = -INFINITY;
+        for (int i = 0; i < kKeys / 2; ++i)
+          if (key0 + 8 * (i / 4) + 2 * q4 + i % 2 >= j_end) acc(i) = -INFINITY;
       if (pass == 0) {
         float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int nt = 0; nt < kImportanceUnit / 8; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], acc[nt][e] * scale);
+        for (int i = 0; i < kKeys / 2; ++i) tile_max[(i / 2) % 2] = fmaxf(tile_max[(i / 2) % 2], acc(i) * scale);
         raise_row_maxima(m, z, tile_max);
         const float shift[2] = {m[0] == -INFINITY ? 0.f : m[0], m[1] == -INFINITY ? 0.f : m[1]};
 #pragma unroll
-        for (int nt = 0; nt < kImportanceUnit / 8; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) z[e / 2] += exp2_flushed(acc[nt][e] * scale - shift[e / 2]);
+        for (int i = 0; i < kKeys / 2; ++i) z[(i / 2) % 2] += exp2_flushed(acc(i) * scale - shift[(i / 2) % 2]);
       } else {
-        float column[kImportanceUnit / 4];  // [nt][e]: this lane's two rows' probabilities of key nt * 8 + 2 q4 + e
+        float column[kKeys / 4];  // [n][c]: this lane's two rows' probabilities of key 8 n + 2 q4 + c
 #pragma unroll
-        for (int nt = 0; nt < kImportanceUnit / 8; ++nt)
+        for (int n = 0; n < kKeys / 8; ++n)
 #pragma unroll
-          for (int e = 0; e < 2; ++e)
-            column[nt * 2 + e] = exp2_flushed(acc[nt][e] * scale - m[0]) + exp2_flushed(acc[nt][2 + e] * scale - m[1]);
+          for (int c = 0; c < 2; ++c)
+            column[n * 2 + c] = exp2_flushed(acc(4 * n + c) * scale - m[0]) + exp2_flushed(acc(4 * n + 2 + c) * scale - m[1]);
         reduce_scatter_over_rows(column, lane);
-        *reinterpret_cast<float2*>(column_sums + warp * kStageKeys + unit * kImportanceUnit + 2 * lane) =
-            make_float2(column[0], column[1]);
+        constexpr int kTiles = kKeys / 64;  // column tiles whose sums a lane keeps: 8 g kTiles + [0, kTiles)
+#pragma unroll
+        for (int u = 0; u < kTiles; ++u)
+          *reinterpret_cast<float2*>(&shared.column_sums[warp][8 * (kTiles * g + u) + 2 * q4]) =
+              make_float2(column[2 * u], column[2 * u + 1]);
       }
     }
     if (pass == 1) {
       __syncthreads();
-      for (int i = threadIdx.x; i < kStageKeys; i += blockDim.x) {
-        const int key = j0 + t * kStageKeys + i;
+      const int warps = (rows + 15) / 16;  // warps holding rows
+      for (int i = threadIdx.x; i < kKeys; i += kImportanceThreads) {
+        const int key = key0 + i;
         if (key >= j_end) break;
         float sum = 0.f;
-        for (int w = 0; w < kImportanceWarps; ++w) sum += column_sums[w * kStageKeys + i];
+        for (int w = 0; w < warps; ++w) sum += shared.column_sums[w][i];
         p.importance[head * p.width + key] = static_cast<double>(sum);
       }
     }

@@ -93,12 +93,13 @@ Inputs scene_inputs(std::int64_t len, std::uint64_t seed, RopeLayout layout) {
   return {std::move(s.q), std::move(s.k), std::move(s.v), layout, true, 128};
 }
 
-// Two causal sequences of 900 tokens (seqlen_q == seqlen_k: PBS's and FlexPrefill's condition), 4/2 heads, fp16.
-Inputs equal_length_inputs(std::mt19937_64& rng) {
+// Two causal sequences of 900 tokens (seqlen_q == seqlen_k: PBS's and FlexPrefill's condition), 4/2 heads of
+// d dims, fp16.
+Inputs equal_length_inputs(std::mt19937_64& rng, std::int64_t d = 64) {
   Inputs in;
-  in.q = testing::random_tensor(DType::kFP16, {2, 900, 4, 64}, rng, 3.0);
-  in.k = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
-  in.v = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
+  in.q = testing::random_tensor(DType::kFP16, {2, 900, 4, d}, rng, 3.0);
+  in.k = testing::random_tensor(DType::kFP16, {2, 900, 2, d}, rng);
+  in.v = testing::random_tensor(DType::kFP16, {2, 900, 2, d}, rng);
   in.block = 64;
   return in;
 }
@@ -448,6 +449,9 @@ TEST(GpuSelection, PbsOrderFollowsTheCpuImportanceAndMaskIsItsMaskForThatOrder) 
   }
   const Inputs long_rows = long_inputs(rng);
   expect_pbs_selection({}, long_rows, "random 70000 (1094 key blocks)");
+  // The proxy's other tilings: 64-byte swizzled rows (d 96) and stages of 64 keys (d 256).
+  expect_pbs_selection({}, equal_length_inputs(rng, 96), "random 2 x 900, d 96");
+  expect_pbs_selection({}, equal_length_inputs(rng, 256), "random 2 x 900, d 256");
 }
 
 // Host side: argument checks run before any device access, so they are tested without a GPU.

@@ -14,6 +14,7 @@
 #include <cute/tensor.hpp>
 
 #include "attention/attention_params.hpp"
+#include "common/warpgroup_gemm.cuh"
 #include "attention/wgmma/wgmma_softmax.cuh"
 #include "attention/wgmma/wgmma_traits.cuh"
 
@@ -75,23 +76,6 @@ struct TileWork {
   int last_row_, num_k_blocks_, block_k_;
   bool causal_;
 };
-
-// C (+)= A B over all k-blocks of the operands, as one wgmma batch of the warpgroup.
-template <bool kZeroInit, class Mma, class A, class B, class C>
-__device__ void warpgroup_gemm(Mma& mma, const A& a, const B& b, C& c) {
-  using namespace cute;
-  warpgroup_fence_operand(c);
-  warpgroup_arrive();
-  if constexpr (kZeroInit) mma.accumulate_ = GMMA::ScaleOut::Zero;
-#pragma unroll
-  for (int k = 0; k < size<2>(a); ++k) {
-    cute::gemm(mma, a(_, _, k), b(_, _, k), c);
-    mma.accumulate_ = GMMA::ScaleOut::One;
-  }
-  warpgroup_commit_batch();
-  warpgroup_wait<0>();
-  warpgroup_fence_operand(c);
-}
 
 template <class Traits>
 __device__ void write_padding_lse(const AttentionKernelParams& p, const TileWork& w, int first_row) {

@@ -1,11 +1,12 @@
-// One warpgroup's synchronous wgmma GEMM (cute), shared by the Hopper attention kernel and the selection kernels
-// that multiply staged tiles on wgmma (PBS's proxy).
+// One warpgroup's synchronous wgmma GEMM (cute), shared by the Hopper attention kernel and the selection
+// kernels that multiply staged tiles on wgmma (PBS's proxy).
 #pragma once
 #include <cute/tensor.hpp>
 
 namespace sparsefill::cuda {
 
-// C (+)= A B over all k-blocks of the operands, as one wgmma batch of the warpgroup; returns when C is written.
+// C (+)= A B over all k-blocks of the operands, as one wgmma batch of the warpgroup; returns when C is
+// written.
 template <bool kZeroInit, class Mma, class A, class B, class C>
 __device__ void warpgroup_gemm(Mma& mma, const A& a, const B& b, C& c) {
   using namespace cute;

@@ -103,7 +103,8 @@ void pool(const TensorView& t, const Geometry& g, const select::Lengths& lengths
 
 // The proxy's three launches (pbs_importance.cuh) for head_dim kD.
 template <typename Element, int kD>
-void proxy_importance(const select::LastRowsParams& p, const Geometry& g, const PbsShape& pbs, cudaStream_t s) {
+void proxy_importance(const select::LastRowsParams& p, const Geometry& g, const PbsShape& pbs,
+                      cudaStream_t s) {
   constexpr std::size_t kSmem = select::importance_smem_bytes<Element, kD>();
   check_cuda(cudaFuncSetAttribute(select::pbs_importance_kernel<Element, kD>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)),
@@ -129,14 +130,30 @@ void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select:
   p.key_order = args.key_order;
   static_assert(select::kImportanceMaxDim == 8 * 32, "one case per multiple of 32");
   switch (g.d / 32) {  // check_pbs took d a multiple of 32 up to kImportanceMaxDim
-    case 1: proxy_importance<Element, 32>(p, g, pbs, s); break;
-    case 2: proxy_importance<Element, 64>(p, g, pbs, s); break;
-    case 3: proxy_importance<Element, 96>(p, g, pbs, s); break;
-    case 4: proxy_importance<Element, 128>(p, g, pbs, s); break;
-    case 5: proxy_importance<Element, 160>(p, g, pbs, s); break;
-    case 6: proxy_importance<Element, 192>(p, g, pbs, s); break;
-    case 7: proxy_importance<Element, 224>(p, g, pbs, s); break;
-    default: proxy_importance<Element, 256>(p, g, pbs, s); break;
+    case 1:
+      proxy_importance<Element, 32>(p, g, pbs, s);
+      break;
+    case 2:
+      proxy_importance<Element, 64>(p, g, pbs, s);
+      break;
+    case 3:
+      proxy_importance<Element, 96>(p, g, pbs, s);
+      break;
+    case 4:
+      proxy_importance<Element, 128>(p, g, pbs, s);
+      break;
+    case 5:
+      proxy_importance<Element, 160>(p, g, pbs, s);
+      break;
+    case 6:
+      proxy_importance<Element, 192>(p, g, pbs, s);
+      break;
+    case 7:
+      proxy_importance<Element, 224>(p, g, pbs, s);
+      break;
+    default:
+      proxy_importance<Element, 256>(p, g, pbs, s);
+      break;
   }
   select::segment_rank_kernel<<<dim3(static_cast<unsigned>((g.lk + pbs.segment - 1) / pbs.segment),
                                      static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch)),

@@ -40,9 +40,12 @@ struct RowFragment {
 // lengths, 64 bytes modulo 128, already do).
 __device__ inline int swizzled(int row, int group, int groups) { return groups % 8 == 0 ? group ^ ((row & 1) << 2) : group; }
 
+__device__ inline void async_copy16_shared(unsigned smem_address, const void* global, bool present) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address), "l"(global),
+               "r"(present ? 16 : 0));
+}
 __device__ inline void async_copy16(void* smem, const void* global, bool present) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(global), "r"(present ? 16 : 0));
+  async_copy16_shared(static_cast<unsigned>(__cvta_generic_to_shared(smem)), global, present);
 }
 __device__ inline void async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int kPending>

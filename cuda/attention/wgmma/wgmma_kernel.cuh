@@ -14,9 +14,9 @@
 #include <cute/tensor.hpp>
 
 #include "attention/attention_params.hpp"
-#include "common/warpgroup_gemm.cuh"
 #include "attention/wgmma/wgmma_softmax.cuh"
 #include "attention/wgmma/wgmma_traits.cuh"
+#include "common/warpgroup_gemm.cuh"
 
 namespace sparsefill::cuda::wgmma {
 

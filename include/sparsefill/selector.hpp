@@ -63,6 +63,13 @@ std::vector<double> pbs_importance(const SelectorInputs& inputs, const PBSConfig
 Selection pbs_select_with_order(const SelectorInputs& inputs, const PBSConfig& config,
                                 std::vector<std::int32_t> key_order);
 
+// The block scores the stride selectors rank (RRAttention, algorithms.md §2; XAttention, §4.2), fp64, for
+// callers that compare masks selected from scores summed in another order (the GPU's fp32): each query-block
+// row's summed stride probabilities, [batch, heads_q, ceil(max_seqlen_q / block), ceil(max_seqlen_k / block)]
+// (zeros outside a sequence's blocks). Error(<parameter>) for an invalid configuration, as make_selector.
+std::vector<double> rr_block_scores(const SelectorInputs& inputs, const RRConfig& config);
+std::vector<double> xattention_block_scores(const SelectorInputs& inputs, const XAttentionConfig& config);
+
 // Known method names, in the order the CLI lists them.
 std::vector<std::string> selector_names();
 // Error("method") for an unknown name; Error(<parameter>) for an invalid configuration.

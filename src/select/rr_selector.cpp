@@ -14,57 +14,81 @@
 namespace sparsefill {
 namespace {
 
+AttentionProblem checked_problem(const SelectorInputs& in, const RRConfig& c) {
+  require(c.stride >= 1 && in.block_size % c.stride == 0, "rr.stride",
+          "must divide the block size " + std::to_string(in.block_size));
+  require(c.tau > 0 && c.tau <= 1, "rr.tau", "must be in (0, 1]");
+  return describe_attention(in.q, in.k, in.v, in.varlen);
+}
+
+// Stride sums of KV head g's keys in sequence b, [key strides, d]: fp64, or rounded to K's dtype.
+std::vector<double> stride_key_sums(const SelectorInputs& in, const AttentionProblem& p, const RRConfig& c,
+                                    std::int64_t b, std::int64_t g) {
+  const std::int64_t S = c.stride, d = p.head_dim;
+  const std::vector<float> keys = load_head_rows(in.k, p, false, b, g);
+  std::vector<double> sums(static_cast<std::size_t>(ceil_div(p.seqlen_k[b], S) * d), 0.0);
+  for (std::int64_t s = 0; s < p.seqlen_k[b]; ++s) {
+    for (std::int64_t c2 = 0; c2 < d; ++c2) sums[(s / S) * d + c2] += keys[s * d + c2];
+  }
+  if (c.key_sums == "rounded") {
+    for (double& sum : sums) sum = round_to_dtype(static_cast<double>(static_cast<float>(sum)), in.k.dtype);
+  }
+  return sums;
+}
+
+// (b, h)'s block scores, [nq, nk] of the sequence's block geometry: each sampled query's stride probabilities
+// summed into its block row and key blocks.
+std::vector<double> head_block_scores(const SelectorInputs& in, const AttentionProblem& p, const RRConfig& c,
+                                      std::int64_t b, std::int64_t h, const std::vector<double>& keys) {
+  const std::int64_t S = c.stride, B = in.block_size, d = p.head_dim, per_block = B / S;
+  const std::int64_t lq = p.seqlen_q[b], lk = p.seqlen_k[b];
+  const BlockGeometry geo(lq, lk, B, in.causal);
+  const std::vector<float> queries = load_head_rows(in.q, p, true, b, h);
+  const std::int64_t key_strides = ceil_div(lk, S);
+  const std::int64_t offset = c.offset == "mirrored" ? S - 1 - (h % S) : h % S;
+  const double scale = 1.0 / (static_cast<double>(S) * std::sqrt(static_cast<double>(d)));
+  std::vector<double> blocks(static_cast<std::size_t>(geo.nq * geo.nk), 0.0);
+  std::vector<double> logits(static_cast<std::size_t>(key_strides)),
+      probs(static_cast<std::size_t>(key_strides));
+  for (std::int64_t i = 0; i < ceil_div(lq, S); ++i) {
+    const std::int64_t t = i * S + offset;
+    if (t >= lq) continue;  // the sampled query is padding: its row contributes nothing
+    // Key stride j is allowed iff its first token is visible to the sampled query (v2's token form).
+    const std::int64_t limit = in.causal ? t + lk - lq : lk - 1;
+    std::vector<std::int32_t> allowed;
+    for (std::int64_t j = 0; j < key_strides && j * S <= limit; ++j) {
+      logits[j] = dot_product(queries.data() + t * d, keys.data() + j * d, d) * scale;
+      allowed.push_back(static_cast<std::int32_t>(j));
+    }
+    if (softmax_over(logits.data(), allowed, key_strides, probs.data())) {
+      add_stride_row(probs.data(), key_strides, per_block, blocks.data() + (i / per_block) * geo.nk);
+    }
+  }
+  return blocks;
+}
+
+std::vector<std::vector<std::vector<double>>> all_stride_key_sums(const SelectorInputs& in,
+                                                                  const AttentionProblem& p,
+                                                                  const RRConfig& c) {
+  std::vector<std::vector<std::vector<double>>> sums(static_cast<std::size_t>(p.batch));
+  for (std::int64_t b = 0; b < p.batch; ++b)
+    for (std::int64_t g = 0; g < p.heads_kv; ++g) sums[b].push_back(stride_key_sums(in, p, c, b, g));
+  return sums;
+}
+
 class RRSelector final : public Selector {
  public:
   explicit RRSelector(const RRConfig& c) : c_(c) {}
   std::string name() const override { return "rr"; }
 
   Selection select(const SelectorInputs& in) const override {
-    const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
-    const std::int64_t S = c_.stride, B = in.block_size, d = p.head_dim;
-    require(S >= 1 && B % S == 0, "rr.stride", "must divide the block size " + std::to_string(B));
-    require(c_.tau > 0 && c_.tau <= 1, "rr.tau", "must be in (0, 1]");
-    const std::int64_t per_block = B / S;
-    std::vector<std::vector<std::vector<double>>> stride_keys(static_cast<std::size_t>(p.batch));
-    for (std::int64_t b = 0; b < p.batch; ++b) {
-      for (std::int64_t g = 0; g < p.heads_kv; ++g) {
-        const std::vector<float> keys = load_head_rows(in.k, p, false, b, g);
-        std::vector<double> sums(static_cast<std::size_t>(ceil_div(p.seqlen_k[b], S) * d), 0.0);
-        for (std::int64_t s = 0; s < p.seqlen_k[b]; ++s) {
-          for (std::int64_t c = 0; c < d; ++c) sums[(s / S) * d + c] += keys[s * d + c];
-        }
-        if (c_.key_sums == "rounded") {
-          for (double& sum : sums) sum = round_to_dtype(static_cast<double>(static_cast<float>(sum)), in.k.dtype);
-        }
-        stride_keys[b].push_back(std::move(sums));
-      }
-    }
+    const AttentionProblem p = checked_problem(in, c_);
+    const std::int64_t B = in.block_size;
+    const auto stride_keys = all_stride_key_sums(in, p, c_);
     Selection out;
     out.mask = build_per_head_mask(p, B, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
-      const std::int64_t lq = p.seqlen_q[b], lk = p.seqlen_k[b];
-      const BlockGeometry geo(lq, lk, B, in.causal);
-      const std::vector<float> queries = load_head_rows(in.q, p, true, b, h);
-      const std::vector<double>& keys = stride_keys[b][p.kv_head_of(h)];
-      const std::int64_t key_strides = ceil_div(lk, S);
-      const std::int64_t offset = c_.offset == "mirrored" ? S - 1 - (h % S) : h % S;
-      const double scale = 1.0 / (static_cast<double>(S) * std::sqrt(static_cast<double>(d)));
-      std::vector<double> blocks(static_cast<std::size_t>(geo.nq * geo.nk), 0.0);
-      std::vector<double> logits(static_cast<std::size_t>(key_strides)),
-          probs(static_cast<std::size_t>(key_strides));
-      for (std::int64_t i = 0; i < ceil_div(lq, S); ++i) {
-        const std::int64_t t = i * S + offset;
-        if (t >= lq) continue;  // the sampled query is padding: its row contributes nothing
-        // Key stride j is allowed iff its first token is visible to the sampled query (v2's token form).
-        const std::int64_t limit = in.causal ? t + lk - lq : lk - 1;
-        std::vector<std::int32_t> allowed;
-        for (std::int64_t j = 0; j < key_strides && j * S <= limit; ++j) {
-          logits[j] = dot_product(queries.data() + t * d, keys.data() + j * d, d) * scale;
-          allowed.push_back(static_cast<std::int32_t>(j));
-        }
-        if (softmax_over(logits.data(), allowed, key_strides, probs.data())) {
-          add_stride_row(probs.data(), key_strides, per_block, blocks.data() + (i / per_block) * geo.nk);
-        }
-      }
+      const BlockGeometry geo(p.seqlen_q[b], p.seqlen_k[b], B, in.causal);
+      const std::vector<double> blocks = head_block_scores(in, p, c_, b, h, stride_keys[b][p.kv_head_of(h)]);
       for (std::int64_t u = 0; u < geo.nq; ++u) {
         const double* row = blocks.data() + u * geo.nk;
         std::vector<std::int32_t> kept;
@@ -94,6 +118,15 @@ std::unique_ptr<Selector> make_rr_selector(const RRConfig& config) {
   require(config.rule == "v1" || config.rule == "v2", "rr.rule", "must be v1 or v2");
   require(config.key_sums == "exact" || config.key_sums == "rounded", "rr.key-sums", "must be exact or rounded");
   return std::make_unique<RRSelector>(config);
+}
+
+std::vector<double> rr_block_scores(const SelectorInputs& in, const RRConfig& config) {
+  make_rr_selector(config);  // the rule and key-sum checks
+  const AttentionProblem p = checked_problem(in, config);
+  const auto stride_keys = all_stride_key_sums(in, p, config);
+  return gather_block_scores(p, in.block_size, [&](std::int64_t b, std::int64_t h) {
+    return head_block_scores(in, p, config, b, h, stride_keys[b][p.kv_head_of(h)]);
+  });
 }
 
 }  // namespace sparsefill

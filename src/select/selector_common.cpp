@@ -6,6 +6,7 @@
 
 #include "core/parallel.hpp"
 #include "select/top_p_rules.hpp"
+#include "sparsefill/error.hpp"
 
 namespace sparsefill {
 
@@ -136,6 +137,23 @@ BlockMask build_per_head_mask(const AttentionProblem& p, std::int64_t block,
   parallel_for(p.batch * p.heads_q,
                [&](std::int64_t item) { rows(item / p.heads_q, item % p.heads_q, mask); });
   return mask;
+}
+
+std::vector<double> gather_block_scores(
+    const AttentionProblem& p, std::int64_t block,
+    const std::function<std::vector<double>(std::int64_t, std::int64_t)>& head_scores) {
+  const std::int64_t nq = ceil_div(p.max_seqlen_q(), block), nk = ceil_div(p.max_seqlen_k(), block);
+  std::vector<double> scores(static_cast<std::size_t>(p.batch * p.heads_q * nq * nk), 0.0);
+  parallel_for(p.batch * p.heads_q, [&](std::int64_t item) {
+    const std::int64_t b = item / p.heads_q, h = item % p.heads_q;
+    const std::int64_t rows = ceil_div(p.seqlen_q[b], block), cols = ceil_div(p.seqlen_k[b], block);
+    const std::vector<double> head = head_scores(b, h);
+    require(static_cast<std::int64_t>(head.size()) == rows * cols, "head_scores", "must hold nq * nk scores");
+    for (std::int64_t u = 0; u < rows; ++u)
+      std::copy(head.begin() + u * cols, head.begin() + (u + 1) * cols,
+                scores.begin() + (item * nq + u) * nk);
+  });
+  return scores;
 }
 
 }  // namespace sparsefill

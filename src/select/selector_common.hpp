@@ -69,4 +69,10 @@ std::vector<std::int32_t> select_t3_row(const double* row, const BlockGeometry& 
 BlockMask build_per_head_mask(const AttentionProblem& p, std::int64_t block,
                               const std::function<void(std::int64_t, std::int64_t, BlockMask&)>& rows);
 
+// Lays each (sequence b, query head h)'s block scores, [nq, nk] of its own block geometry (head_scores(b, h),
+// computed in parallel), into [batch, heads_q, nq, nk] of the longest sequences' blocks, zeros elsewhere.
+std::vector<double> gather_block_scores(
+    const AttentionProblem& p, std::int64_t block,
+    const std::function<std::vector<double>(std::int64_t, std::int64_t)>& head_scores);
+
 }  // namespace sparsefill

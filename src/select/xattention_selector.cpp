@@ -21,46 +21,62 @@ std::int64_t next_pow2(std::int64_t x) {
   return p;
 }
 
+AttentionProblem checked_problem(const SelectorInputs& in, const XAttentionConfig& c) {
+  const std::int64_t B = in.block_size;
+  require(c.stride >= 1 && B % c.stride == 0, "xattn.stride",
+          "must divide the block size " + std::to_string(B));
+  require(c.tau > 0 && c.tau <= 1, "xattn.tau", "must be in (0, 1]");
+  require(c.chunk_size == 0 || (c.chunk_size > 0 && c.chunk_size % B == 0), "xattn.chunk-size",
+          "must be 0 or a positive multiple of the block");
+  return describe_attention(in.q, in.k, in.v, in.varlen);
+}
+
+// (b, h)'s block scores, [nq, nk] of the sequence's block geometry: each stride row's antidiagonal
+// probabilities summed into its block row and key blocks.
+std::vector<double> head_block_scores(const SelectorInputs& in, const AttentionProblem& p,
+                                      const XAttentionConfig& c, std::int64_t b, std::int64_t h) {
+  const std::int64_t S = c.stride, B = in.block_size, d = p.head_dim, per_block = B / S;
+  const std::int64_t lq = p.seqlen_q[b], lk = p.seqlen_k[b];
+  const BlockGeometry geo(lq, lk, B, in.causal);
+  const std::vector<float> q = load_head_rows(in.q, p, true, b, h);
+  const std::vector<float> k = load_head_rows(in.k, p, false, b, p.kv_head_of(h));
+  const std::int64_t key_strides = ceil_div(lk, S), stride_shift = (lk - lq) / S;
+  const double scale = 1.0 / (std::sqrt(static_cast<double>(d)) * static_cast<double>(S));
+  std::vector<double> blocks(static_cast<std::size_t>(geo.nq * geo.nk), 0.0);
+  std::vector<double> logits(static_cast<std::size_t>(key_strides)),
+      probs(static_cast<std::size_t>(key_strides));
+  for (std::int64_t i = 0; i * S < lq; ++i) {
+    std::vector<std::int32_t> allowed;
+    for (std::int64_t j = 0; j < key_strides && (!in.causal || j <= i + stride_shift); ++j) {
+      double s = 0;
+      for (std::int64_t t = 0; t < S; ++t) {
+        const std::int64_t qi = i * S + S - 1 - t, kj = j * S + t;
+        if (qi >= lq || kj >= lk) continue;  // zero padding
+        for (std::int64_t e = 0; e < d; ++e) s += static_cast<double>(q[qi * d + e]) * k[kj * d + e];
+      }
+      logits[j] = s * scale;
+      allowed.push_back(static_cast<std::int32_t>(j));
+    }
+    if (softmax_over(logits.data(), allowed, key_strides, probs.data())) {
+      add_stride_row(probs.data(), key_strides, per_block, blocks.data() + (i / per_block) * geo.nk);
+    }
+  }
+  return blocks;
+}
+
 class XAttentionSelector final : public Selector {
  public:
   explicit XAttentionSelector(const XAttentionConfig& c) : c_(c) {}
   std::string name() const override { return "xattn"; }
 
   Selection select(const SelectorInputs& in) const override {
-    const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
-    const std::int64_t S = c_.stride, B = in.block_size, d = p.head_dim;
-    require(S >= 1 && B % S == 0, "xattn.stride", "must divide the block size " + std::to_string(B));
-    require(c_.tau > 0 && c_.tau <= 1, "xattn.tau", "must be in (0, 1]");
-    require(c_.chunk_size == 0 || (c_.chunk_size > 0 && c_.chunk_size % B == 0), "xattn.chunk-size",
-            "must be 0 or a positive multiple of the block");
-    const std::int64_t per_block = B / S;
+    const AttentionProblem p = checked_problem(in, c_);
+    const std::int64_t B = in.block_size;
     Selection out;
     out.mask = build_per_head_mask(p, B, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
-      const std::int64_t lq = p.seqlen_q[b], lk = p.seqlen_k[b];
-      const BlockGeometry geo(lq, lk, B, in.causal);
-      const std::vector<float> q = load_head_rows(in.q, p, true, b, h);
-      const std::vector<float> k = load_head_rows(in.k, p, false, b, p.kv_head_of(h));
-      const std::int64_t key_strides = ceil_div(lk, S), stride_shift = (lk - lq) / S;
-      const double scale = 1.0 / (std::sqrt(static_cast<double>(d)) * static_cast<double>(S));
-      std::vector<double> blocks(static_cast<std::size_t>(geo.nq * geo.nk), 0.0);
-      std::vector<double> logits(static_cast<std::size_t>(key_strides)),
-          probs(static_cast<std::size_t>(key_strides));
-      for (std::int64_t i = 0; i * S < lq; ++i) {
-        std::vector<std::int32_t> allowed;
-        for (std::int64_t j = 0; j < key_strides && (!in.causal || j <= i + stride_shift); ++j) {
-          double s = 0;
-          for (std::int64_t t = 0; t < S; ++t) {
-            const std::int64_t qi = i * S + S - 1 - t, kj = j * S + t;
-            if (qi >= lq || kj >= lk) continue;  // zero padding
-            for (std::int64_t c = 0; c < d; ++c) s += static_cast<double>(q[qi * d + c]) * k[kj * d + c];
-          }
-          logits[j] = s * scale;
-          allowed.push_back(static_cast<std::int32_t>(j));
-        }
-        if (softmax_over(logits.data(), allowed, key_strides, probs.data())) {
-          add_stride_row(probs.data(), key_strides, per_block, blocks.data() + (i / per_block) * geo.nk);
-        }
-      }
+      const std::int64_t lk = p.seqlen_k[b];
+      const BlockGeometry geo(p.seqlen_q[b], lk, B, in.causal);
+      const std::vector<double> blocks = head_block_scores(in, p, c_, b, h);
       const std::int64_t chunk_blocks = (c_.chunk_size > 0 ? c_.chunk_size : reference_chunk_size(lk)) / B;
       for (std::int64_t u = 0; u < geo.nq; ++u) {
         const std::int64_t current_index = geo.shift + (u / chunk_blocks) * chunk_blocks;
@@ -88,6 +104,13 @@ class XAttentionSelector final : public Selector {
 
 std::unique_ptr<Selector> make_xattention_selector(const XAttentionConfig& config) {
   return std::make_unique<XAttentionSelector>(config);
+}
+
+std::vector<double> xattention_block_scores(const SelectorInputs& in, const XAttentionConfig& config) {
+  const AttentionProblem p = checked_problem(in, config);
+  return gather_block_scores(p, in.block_size, [&](std::int64_t b, std::int64_t h) {
+    return head_block_scores(in, p, config, b, h);
+  });
 }
 
 }  // namespace sparsefill

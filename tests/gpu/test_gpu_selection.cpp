@@ -222,8 +222,11 @@ void expect_pbs_selection(const SelectorSettings& settings, const Inputs& in, co
 // products) where the CPU sums in fp64, and FlexPrefill sums its divergence, cover mass and map mass in
 // another order, so a block may flip where a value sits at a threshold. A difference counts as such when the
 // CPU's own decision on that block changes between a threshold times (1 - kEps) and times (1 + kEps) (RR,
-// XAttention: tau; FlexPrefill: gamma or tau); any other difference fails. The test prints how many decisions
-// differ and that they are all at a threshold.
+// XAttention: tau; FlexPrefill: gamma or tau). For the stride selectors a difference may also be a swap at
+// the cut: two blocks of one row whose fp64 scores (rr_block_scores, xattention_block_scores) agree to kEps,
+// relative, rank the other way round, and the cut between them keeps the other one (seen once in ~10 runs:
+// RRAttention on 70000 random tokens, one swap among 2.4 M decisions). Any other difference fails. The test
+// prints how many decisions differ and how each was explained.
 constexpr double kThresholdEps = 1e-4;
 
 std::vector<std::pair<SelectorSettings, SelectorSettings>> threshold_brackets(const std::string& method,
@@ -243,6 +246,24 @@ std::vector<std::pair<SelectorSettings, SelectorSettings>> threshold_brackets(co
   return brackets;
 }
 
+// Whether differing decision `d` of a stride selector's row swaps a block for another of the same fp64 score
+// up to relative rounding (kThresholdEps): the GPU's fp32 sums may order two such blocks the other way round,
+// and a cut between them keeps the other one. The partner must differ too, with the opposite CPU decision.
+bool is_rank_tie_at_cut(const BlockMask& want, const std::vector<double>& scores,
+                        const std::vector<std::array<std::int64_t, 4>>& differing,
+                        const std::array<std::int64_t, 4>& d) {
+  const std::int64_t b = d[0], h = d[1], u = d[2], v = d[3];
+  const std::size_t row =
+      static_cast<std::size_t>(((b * want.heads() + h) * want.num_q_blocks() + u) * want.num_k_blocks());
+  for (const auto& [b2, h2, u2, v2] : differing) {
+    if (b2 != b || h2 != h || u2 != u || want.contains(b, h, u, v2) == want.contains(b, h, u, v)) continue;
+    const double x = scores[row + static_cast<std::size_t>(v)],
+                 y = scores[row + static_cast<std::size_t>(v2)];
+    if (std::fabs(x - y) <= kThresholdEps * std::max(x, y)) return true;
+  }
+  return false;
+}
+
 void expect_mask_up_to_threshold_rounding(const std::string& method, const SelectorSettings& settings,
                                           const Inputs& in, const std::string& label) {
   const SelectorInputs s = selector_inputs(in);
@@ -256,26 +277,42 @@ void expect_mask_up_to_threshold_rounding(const std::string& method, const Selec
       for (std::int64_t u = 0; u < want.num_q_blocks(); ++u)
         for (std::int64_t v = 0; v < want.num_k_blocks(); ++v, ++total)
           if (want.contains(b, h, u, v) != got.contains(b, h, u, v)) differing.push_back({b, h, u, v});
-  std::int64_t at_threshold = 0;
+  std::int64_t at_threshold = 0, swapped = 0;
   if (!differing.empty()) {
     std::vector<std::pair<BlockMask, BlockMask>> bracketed;
     for (const auto& [lower, upper] : threshold_brackets(method, settings))
       bracketed.emplace_back(make_selector(method, lower)->select(s).mask, make_selector(method, upper)->select(s).mask);
+    std::vector<std::array<std::int64_t, 4>> unexplained;
     for (const auto& [b, h, u, v] : differing) {
       bool flips = false;
       for (const auto& [low, high] : bracketed) flips = flips || low.contains(b, h, u, v) != high.contains(b, h, u, v);
       if (flips) {
         ++at_threshold;
       } else {
-        ADD_FAILURE() << method << " on " << label << " differs at batch " << b << " head " << h << " row " << u
-                      << " block " << v << " (CPU " << want.contains(b, h, u, v)
-                      << "), and not within a threshold (1 +- " << kThresholdEps << ")";
+        unexplained.push_back({b, h, u, v});
+      }
+    }
+    const std::vector<double> scores = unexplained.empty() || method == "flexprefill" ? std::vector<double>{}
+                                       : method == "rr" ? rr_block_scores(s, settings.rr)
+                                                        : xattention_block_scores(s, settings.xattn);
+    for (const auto& [b, h, u, v] : unexplained) {
+      const bool swap = !scores.empty() && is_rank_tie_at_cut(want, scores, unexplained, {b, h, u, v});
+      if (swap) {
+        ++swapped;
+      } else {
+        ADD_FAILURE() << method << " on " << label << " differs at batch " << b << " head " << h << " row "
+                      << u << " block " << v << " (CPU " << want.contains(b, h, u, v)
+                      << "), neither within a threshold (1 +- " << kThresholdEps
+                      << ") nor swapped with a block of the same score up to that relative rounding";
       }
     }
   }
-  std::printf("  %s on %s: %.6f of %lld block decisions equal; %zu differ, %lld of them at the threshold\n",
-              method.c_str(), label.c_str(), 1.0 - static_cast<double>(differing.size()) / static_cast<double>(total),
-              static_cast<long long>(total), differing.size(), static_cast<long long>(at_threshold));
+  std::printf(
+      "  %s on %s: %.6f of %lld block decisions equal; %zu differ, %lld of them at the threshold, %lld "
+      "swapped with an equal score at the cut\n",
+      method.c_str(), label.c_str(), 1.0 - static_cast<double>(differing.size()) / static_cast<double>(total),
+      static_cast<long long>(total), differing.size(), static_cast<long long>(at_threshold),
+      static_cast<long long>(swapped));
 }
 
 TEST(GpuSelection, MasksEqualTheCpuSelectors) {

@@ -7,6 +7,7 @@
 #include "sparsefill/error.hpp"
 #include "sparsefill/scene.hpp"
 #include "sparsefill/selector.hpp"
+#include "support/error_argument.hpp"
 #include "support/random_tensors.hpp"
 
 namespace sparsefill {
@@ -169,6 +170,49 @@ TEST(SelectorProperties, PrismMaskIsTheSameInBothRopeLayouts) {
   // Reading the interleaved scene as rotate-half puts other dims into the bands: the mask changes.
   b.rope_layout = RopeLayout::kRotateHalf;
   EXPECT_NE(make_selector("prism")->select(b).mask.kv_indices(), sa.mask.kv_indices());
+}
+
+// The stride selectors' published block scores: each block row holds the probability mass of its stride rows
+// (one per sampled query in RRAttention, one per stride row with an allowed key in XAttention; each row's
+// softmax sums to 1), nothing above the causal diagonal, and bad settings name the parameter.
+TEST(SelectorProperties, StrideBlockScoresHoldEachRowsProbabilityMass) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const Scene scene = small_scene(seed);
+  const AttentionProblem p = describe_attention(scene.q.view(), scene.k.view(), scene.v.view());
+  const std::int64_t block = 64, S = 8, per_block = block / S, lq = p.seqlen_q[0];
+  const std::int64_t nq = (lq + block - 1) / block, nk = nq;
+  const SelectorInputs in = inputs_of(scene.q.view(), scene.k.view(), scene.v.view(), block);
+  for (const std::string method : {"rr", "xattn"}) {
+    SCOPED_TRACE(method);
+    const std::vector<double> scores =
+        method == "rr" ? rr_block_scores(in, RRConfig{}) : xattention_block_scores(in, XAttentionConfig{});
+    ASSERT_EQ(static_cast<std::int64_t>(scores.size()), p.heads_q * nq * nk);
+    for (std::int64_t h = 0; h < p.heads_q; ++h) {
+      const std::int64_t offset = method == "rr" ? h % S : 0;  // RR's sampled query of stride i: i S + offset
+      for (std::int64_t u = 0; u < nq; ++u) {
+        std::int64_t rows = 0;
+        for (std::int64_t i = u * per_block; i < (u + 1) * per_block; ++i) rows += i * S + offset < lq;
+        double mass = 0;
+        for (std::int64_t v = 0; v < nk; ++v) {
+          const double x = scores[(h * nq + u) * nk + v];
+          ASSERT_GE(x, 0.0);
+          if (v > u) ASSERT_EQ(x, 0.0) << "row " << u << " block " << v << " lies above the diagonal";
+          mass += x;
+        }
+        EXPECT_NEAR(mass, static_cast<double>(rows), 1e-9) << "head " << h << " row " << u;
+      }
+    }
+  }
+  RRConfig bad_rr;
+  bad_rr.tau = 0;
+  EXPECT_EQ(testing::error_argument([&] { rr_block_scores(in, bad_rr); }), "rr.tau");
+  RRConfig bad_rule;
+  bad_rule.rule = "v3";
+  EXPECT_EQ(testing::error_argument([&] { rr_block_scores(in, bad_rule); }), "rr.rule");
+  XAttentionConfig bad_x;
+  bad_x.stride = 7;
+  EXPECT_EQ(testing::error_argument([&] { xattention_block_scores(in, bad_x); }), "xattn.stride");
 }
 
 TEST(SelectorProperties, InvalidSettingsNameTheParameter) {

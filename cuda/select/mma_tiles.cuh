@@ -10,18 +10,22 @@
 
 #include <cstdint>
 #include <cute/arch/mma_sm80.hpp>
+#include <cutlass/numeric_types.h>
 
 namespace sparsefill::cuda::select {
 
+// The tensor-core forms of an input element type: the mma.sync operation and CUTLASS's type (wgmma kernels).
 template <typename Element>
 struct MmaOf;
 template <>
 struct MmaOf<__nv_bfloat16> {
   using Op = cute::SM80_16x8x16_F32BF16BF16F32_TN;
+  using CuteElement = cutlass::bfloat16_t;
 };
 template <>
 struct MmaOf<__half> {
   using Op = cute::SM80_16x8x16_F32F16F16F32_TN;
+  using CuteElement = cutlass::half_t;
 };
 
 // One 16-byte load of 8 consecutive elements, or zeros.

@@ -21,7 +21,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cutlass/arch/barrier.h>
-#include <cutlass/numeric_types.h>
 
 #include <cstdint>
 #include <cute/atom/mma_traits_sm90_gmma.hpp>
@@ -39,21 +38,10 @@ inline constexpr int kImportanceThreads = 256;  // two warpgroups
 inline constexpr int kImportanceMaxDim = 256;
 inline constexpr int kImportanceAlign = 1024;  // the swizzled tiles' alignment
 
-template <typename Element>
-struct CuteElementOf;
-template <>
-struct CuteElementOf<__nv_bfloat16> {
-  using Type = cutlass::bfloat16_t;
-};
-template <>
-struct CuteElementOf<__half> {
-  using Type = cutlass::half_t;
-};
-
 // Tiles and shared memory of the proxy for head_dim kD (a multiple of 32).
 template <typename Element, int kD>
 struct ImportanceTiles {
-  using E = typename CuteElementOf<Element>::Type;
+  using E = typename MmaOf<Element>::CuteElement;
   static constexpr int kKeys = kD <= 128 ? 128 : 64;  // keys a stage: 32 KB at d = 128 and at d = 256
   static constexpr int kStages = 2;
   using Atom =

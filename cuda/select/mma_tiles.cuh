@@ -1,9 +1,10 @@
-// Tensor-core tiles of the selection kernels that multiply bf16/fp16 rows (the stride selectors, PBS's proxy):
-// the mma.sync operands, 16-byte loads, and cp.async staging of rows into shared memory.
+// Tensor-core helpers of the selection kernels that multiply bf16/fp16 rows: the element types' tensor-core
+// forms, 16-byte loads and cp.async staging, the running softmax statistics and lane reductions shared by the
+// stride selectors (mma.sync) and PBS's proxy (wgmma).
 //
-// Operands use a permuted reduction order that both sides share: lane t of a k-step pair takes 8 consecutive
-// dims (one 16-byte load) and feeds them to the mma's k slots {2t, 2t+1, 2t+8, 2t+9} of two k-steps. Rows
-// staged in shared memory are swizzled by 16-byte groups so that those loads are free of bank conflicts.
+// The stride selectors' operands use a permuted reduction order that both sides share: lane t of a k-step
+// pair takes 8 consecutive dims (one 16-byte load, a RowFragment's half) and feeds them to the mma's k slots
+// {2t, 2t+1, 2t+8, 2t+9} of two k-steps.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -39,11 +40,6 @@ struct RowFragment {
   uint4 lo, hi;
 };
 
-// The 16-byte chunk of a staged row's 8-dim group: the 8 lanes of a load phase (2 rows x 4 groups) must hit
-// distinct banks, so rows whose length is a multiple of 128 bytes alternate halves of a 128-byte line (other
-// lengths, 64 bytes modulo 128, already do).
-__device__ inline int swizzled(int row, int group, int groups) { return groups % 8 == 0 ? group ^ ((row & 1) << 2) : group; }
-
 __device__ inline void async_copy16_shared(unsigned smem_address, const void* global, bool present) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address), "l"(global),
                "r"(present ? 16 : 0));
@@ -55,15 +51,6 @@ __device__ inline void async_commit() { asm volatile("cp.async.commit_group;\n" 
 template <int kPending>
 __device__ inline void async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
-// D (16 x 8, fp32) += A (16 rows x 32 dims of a step, this lane's 8 dims of rows g and g + 8) * B (the 8 dims
-// of column g): two mma.sync m16n8k16.
-template <typename Element>
-__device__ inline void mma_step(float (&d)[4], const RowFragment& a, const uint4& b) {
-  using Op = typename MmaOf<Element>::Op;
-  Op::fma(d[0], d[1], d[2], d[3], a.lo.x, a.hi.x, a.lo.y, a.hi.y, b.x, b.y, d[0], d[1], d[2], d[3]);
-  Op::fma(d[0], d[1], d[2], d[3], a.lo.z, a.hi.z, a.lo.w, a.hi.w, b.z, b.w, d[0], d[1], d[2], d[3]);
 }
 
 // 2^x on the special-function unit with results below fp32's normal range flushed to zero: exp2f spends three

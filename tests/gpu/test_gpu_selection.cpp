@@ -782,6 +782,36 @@ TEST(PbsOrderCheck, AcceptsTheCpusOrderAndFindsAnInversion) {
   EXPECT_FALSE(bad.violations.empty());
 }
 
+// The stride test's swap rule (is_rank_tie_at_cut) on a row of 2 heads x 6 blocks: a swap of two blocks whose
+// scores agree to rounding passes, one of scores 5% apart or a lone extra block does not.
+TEST(StrideMaskCheck, AcceptsOnlyASwapOfTiedScoresAtTheCut) {
+  std::mt19937_64 rng(testing::fresh_seed());
+  const double base = std::uniform_real_distribution<double>(1e-4, 0.2)(rng);
+  BlockMask want(1, 2, 2, 6, 64, 64);
+  want.set_row(0, 1, 1, {0, 2, 5});
+  want.set_row(0, 1, 0, {2});
+  std::vector<double> scores(2 * 2 * 6, 0.0);
+  double* row = scores.data() + (1 * 2 + 1) * 6;  // head 1, row 1
+  row[0] = 0.6;
+  row[5] = 0.3;
+  row[2] = base;
+  row[3] = base * (1 + 1e-6);
+  // The GPU kept block 3 instead of block 2.
+  const std::vector<std::array<std::int64_t, 4>> swap = {{0, 1, 1, 2}, {0, 1, 1, 3}};
+  EXPECT_TRUE(is_rank_tie_at_cut(want, scores, swap, swap[0]));
+  EXPECT_TRUE(is_rank_tie_at_cut(want, scores, swap, swap[1]));
+  row[3] = base * 0.95;
+  EXPECT_FALSE(is_rank_tie_at_cut(want, scores, swap, swap[0]));
+  EXPECT_FALSE(is_rank_tie_at_cut(want, scores, swap, swap[1]));
+  row[3] = base;
+  const std::vector<std::array<std::int64_t, 4>> extra = {{0, 1, 1, 3}};  // the GPU kept block 3 as well
+  EXPECT_FALSE(is_rank_tie_at_cut(want, scores, extra, extra[0]));
+  // A partner in another row does not count, even with the same score.
+  scores[(1 * 2 + 0) * 6 + 2] = base;
+  const std::vector<std::array<std::int64_t, 4>> other_row = {{0, 1, 1, 3}, {0, 1, 0, 2}};
+  EXPECT_FALSE(is_rank_tie_at_cut(want, scores, other_row, other_row[0]));
+}
+
 TEST(SelectionWorkspace, FitsIn64MegabytesAt128K) {
   // Llama-3.1-8B shape at 128K; geometry only (placeholder pointers, never dereferenced).
   alignas(16) static std::int32_t placeholder[4];

@@ -19,7 +19,7 @@ cmake --build build-gpu --parallel "$(nproc)" > "$out/build.log" 2>&1 || { grep 
 if [ "${TESTS:-1}" = 1 ]; then  # TESTS=0: benchmarks and profiles only, for code a previous run tested
   timeout 420 build-gpu/tests/test_gpu_selection > "$out/gpu_selection.log" 2>&1
   echo "gpu selection: $(grep -cE '^\[       OK \]' "$out/gpu_selection.log") ok, $(grep -cE '^\[  FAILED  \] .*\(' "$out/gpu_selection.log") failed"
-  grep -E "differ,? [1-9]|\([1-9][0-9]* differ|Failure|FAILED|workspace at" "$out/gpu_selection.log" | head -20
+  grep -E "[(;] ?[1-9][0-9]* differ|Failure|FAILED|workspace at" "$out/gpu_selection.log" | head -20
   timeout 240 compute-sanitizer --tool memcheck build-gpu/tests/test_gpu_selection --gtest_filter='*Varlen*:*Graph*:*PbsPrefill*' > "$out/memcheck_selection.log" 2>&1
   echo "memcheck (selection + pipeline): $(grep -E 'ERROR SUMMARY' "$out/memcheck_selection.log" | tail -1)"
 fi

@@ -28,7 +28,7 @@ std::vector<double> stride_key_sums(const SelectorInputs& in, const AttentionPro
   const std::vector<float> keys = load_head_rows(in.k, p, false, b, g);
   std::vector<double> sums(static_cast<std::size_t>(ceil_div(p.seqlen_k[b], S) * d), 0.0);
   for (std::int64_t s = 0; s < p.seqlen_k[b]; ++s) {
-    for (std::int64_t c2 = 0; c2 < d; ++c2) sums[(s / S) * d + c2] += keys[s * d + c2];
+    for (std::int64_t e = 0; e < d; ++e) sums[(s / S) * d + e] += keys[s * d + e];
   }
   if (c.key_sums == "rounded") {
     for (double& sum : sums) sum = round_to_dtype(static_cast<double>(static_cast<float>(sum)), in.k.dtype);

@@ -116,6 +116,16 @@ void proxy_importance(const select::LastRowsParams& p, const Geometry& g, const 
   select::pbs_importance_kernel<Element, kD><<<grid, select::kImportanceThreads, kSmem, s>>>(p, 1);
 }
 
+// proxy_importance for the instance kD of head_dim d (a multiple of 32 up to kImportanceMaxDim).
+template <typename Element, int kD = 32>
+void proxy_importance_for_dim(int d, const select::LastRowsParams& p, const Geometry& g, const PbsShape& pbs,
+                              cudaStream_t s) {
+  if constexpr (kD < select::kImportanceMaxDim) {
+    if (d > kD) return proxy_importance_for_dim<Element, kD + 32>(d, p, g, pbs, s);
+  }
+  proxy_importance<Element, kD>(p, g, pbs, s);
+}
+
 // PBS's proxy importance and segmented ranking into args.key_order.
 template <typename Element>
 void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select::Lengths& lengths, const PbsShape& pbs,
@@ -128,33 +138,7 @@ void permute_keys(const GpuSelectionArgs& args, const Geometry& g, const select:
   p.chunks = pbs.chunks;
   p.importance = w.importance;
   p.key_order = args.key_order;
-  static_assert(select::kImportanceMaxDim == 8 * 32, "one case per multiple of 32");
-  switch (g.d / 32) {  // check_pbs took d a multiple of 32 up to kImportanceMaxDim
-    case 1:
-      proxy_importance<Element, 32>(p, g, pbs, s);
-      break;
-    case 2:
-      proxy_importance<Element, 64>(p, g, pbs, s);
-      break;
-    case 3:
-      proxy_importance<Element, 96>(p, g, pbs, s);
-      break;
-    case 4:
-      proxy_importance<Element, 128>(p, g, pbs, s);
-      break;
-    case 5:
-      proxy_importance<Element, 160>(p, g, pbs, s);
-      break;
-    case 6:
-      proxy_importance<Element, 192>(p, g, pbs, s);
-      break;
-    case 7:
-      proxy_importance<Element, 224>(p, g, pbs, s);
-      break;
-    default:
-      proxy_importance<Element, 256>(p, g, pbs, s);
-      break;
-  }
+  proxy_importance_for_dim<Element>(g.d, p, g, pbs, s);  // check_pbs: d a multiple of 32, at most kImportanceMaxDim
   select::segment_rank_kernel<<<dim3(static_cast<unsigned>((g.lk + pbs.segment - 1) / pbs.segment),
                                      static_cast<unsigned>(g.heads_q), static_cast<unsigned>(g.batch)),
                                 pbs.segment, 0, s>>>(p);

@@ -14,7 +14,14 @@
 namespace sparsefill {
 namespace {
 
+// The settings' own conditions (make_rr_selector's).
+void check_settings(const RRConfig& c) {
+  require(c.rule == "v1" || c.rule == "v2", "rr.rule", "must be v1 or v2");
+  require(c.key_sums == "exact" || c.key_sums == "rounded", "rr.key-sums", "must be exact or rounded");
+}
+
 AttentionProblem checked_problem(const SelectorInputs& in, const RRConfig& c) {
+  check_settings(c);
   require(c.stride >= 1 && in.block_size % c.stride == 0, "rr.stride",
           "must divide the block size " + std::to_string(in.block_size));
   require(c.tau > 0 && c.tau <= 1, "rr.tau", "must be in (0, 1]");
@@ -115,13 +122,11 @@ class RRSelector final : public Selector {
 }  // namespace
 
 std::unique_ptr<Selector> make_rr_selector(const RRConfig& config) {
-  require(config.rule == "v1" || config.rule == "v2", "rr.rule", "must be v1 or v2");
-  require(config.key_sums == "exact" || config.key_sums == "rounded", "rr.key-sums", "must be exact or rounded");
+  check_settings(config);
   return std::make_unique<RRSelector>(config);
 }
 
 std::vector<double> rr_block_scores(const SelectorInputs& in, const RRConfig& config) {
-  make_rr_selector(config);  // the rule and key-sum checks
   const AttentionProblem p = checked_problem(in, config);
   const auto stride_keys = all_stride_key_sums(in, p, config);
   return gather_block_scores(p, in.block_size, [&](std::int64_t b, std::int64_t h) {

@@ -62,7 +62,7 @@ void launch_scoring(const select::StrideParams& p, const Geometry& g, int slots,
                "stride selection shared memory opt-in");
     const dim3 grid(static_cast<unsigned>((g.nq + blocks_here - 1) / blocks_here), static_cast<unsigned>(slots),
                     static_cast<unsigned>((group + heads_here - 1) / heads_here));
-    kernel<<<grid, select::kTileWarps * 32, smem, s>>>(p);
+    kernel<<<grid, select::kTileThreads, smem, s>>>(p);
     return;
   }
   const auto kernel = p.rr ? select::stride_select_kernel<Element, kItems, true>

@@ -55,7 +55,7 @@ EOF
   done
 fi
 for spec in ${NCU_SASS:-}; do  # per-instruction executed counts of one launch (SASS, csv) for instruction hunting
-  IFS=: read -r kernel method len <<<"$spec"
+  kernel=${spec%%:*} rest=${spec#*:}; len=${rest##*:} method=${rest%:*}  # the method may hold colons
   timeout 300 ncu --section SourceCounters --section InstructionStats -k "regex:$kernel" --launch-count 1 -f -o "$out/sass_$kernel" \
     build-gpu/bench/bench_prefill --len "$len" --reps 1 --methods "dense,$method" > "$out/ncu_sass_$kernel.log" 2>&1
   ncu -i "$out/sass_$kernel.ncu-rep" --page source --print-source sass --csv > "$out/sass_$kernel.csv" 2>&1
@@ -63,7 +63,7 @@ for spec in ${NCU_SASS:-}; do  # per-instruction executed counts of one launch (
   rm -f "$out/sass_$kernel.ncu-rep"
 done
 for spec in ${NCU_FULL:-}; do
-  IFS=: read -r kernel method len <<<"$spec"
+  kernel=${spec%%:*} rest=${spec#*:}; len=${rest##*:} method=${rest%:*}
   timeout 300 ncu --clock-control none --set full -k "regex:$kernel" --launch-count 1 \
     build-gpu/bench/bench_prefill --len "$len" --reps 1 --methods "dense,$method" > "$out/ncu_full_$kernel.txt" 2>&1
   echo "ncu full: $kernel ($method, $len)"

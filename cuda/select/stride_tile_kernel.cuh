@@ -13,20 +13,21 @@
 //     chunk c covers dims of token part t = 128 c / d of both, so both operands are staged per chunk.
 // A CTA takes 128 rows, 8 row groups of 16 rows, each the stride rows of one (query head, query block) of one
 // KV head (the GQA group's heads share the key tiles), and walks 128-column tiles up to the last column its
-// rows may see, the reduction in chunks of 128 dims staged by cp.async in a ring of 3 stages (RRAttention) or
-// 2 (XAttention, two operands a stage), in the 128-byte swizzled GMMA layout. Two warpgroups each multiply 64
-// of the rows by a stage's 128 columns with one wgmma batch (m64n128, fp32 accumulation, both operands in
-// shared memory); warp w's accumulators are then row group w's 16 rows x 128 columns. Each warp keeps two
-// accumulator sets: the wgmma of a tile's last chunk runs while the warp turns the previous tile's products
-// into statistics or block sums. Two passes over the tiles: the first takes each row's maximum and exp-sum
-// (over the 4 lanes of a row), the second the probabilities, summed per key block (16 columns) over the row
-// group's rows by a reduce-scatter over the lanes, into the row groups' block rows (fp32 in shared memory:
-// each entry is one fp32 sum, written once); then each warp widens its row group's row to fp64 in the stage
-// ring, free by then, applies the rule and writes its mask row. Columns past a row's causal limit are masked
-// only on the tiles that cross a limit; a warp whose rows see none of a tile's columns skips its epilogue
-// (the warpgroup multiplies every tile up to the CTA's last visible column: wgmma under a branch would be
-// serialized). Chunk bookkeeping is incremental (no divisions in the loop). The loop's lambdas are forced
-// inline: ptxas serializes every wgmma of a kernel whose wgmma pipeline crosses a call.
+// rows may see, the reduction in chunks of 128 dims staged by cp.async in a ring (see kTileStages:
+// RRAttention's exact sums stage the hi and lo chunks of the same dims together where they fit), in the
+// 128-byte swizzled GMMA layout. Two warpgroups each multiply 64 of the rows by a stage's 128 columns with
+// one wgmma batch (m64n128, fp32 accumulation, both operands in shared memory); warp w's accumulators are
+// then row group w's 16 rows x 128 columns. Each warp keeps two accumulator sets: the wgmma of a tile's last
+// chunk runs while the warp turns the previous tile's products into statistics or block sums. Two passes over
+// the tiles: the first takes each row's maximum and exp-sum (over the 4 lanes of a row), the second the
+// probabilities, summed per key block (16 columns) over the row group's rows by a reduce-scatter over the
+// lanes, into the row groups' block rows (fp32 in shared memory: each entry is one fp32 sum, written once);
+// then each warp widens its row group's row to fp64 in the stage ring, free by then, applies the rule and
+// writes its mask row. Columns past a row's causal limit are masked only on the tiles that cross a limit; a
+// warp whose rows see none of a tile's columns skips its epilogue (the warpgroup multiplies every tile up to
+// the CTA's last visible column: wgmma under a branch would be serialized). Chunk bookkeeping is incremental
+// (no divisions in the loop). The loop's lambdas are forced inline: ptxas serializes every wgmma of a kernel
+// whose wgmma pipeline crosses a call.
 #pragma once
 #include <cutlass/arch/barrier.h>
 
@@ -46,8 +47,11 @@ namespace sparsefill::cuda::select {
 inline constexpr int kTileRows = 128;   // 8 row groups of 16 stride rows, 64 a warpgroup
 inline constexpr int kTileCols = 128;   // key strides per column tile: 8 key blocks
 inline constexpr int kChunkDims = 128;  // reduction dims per staged chunk
-template <bool kRR>
-inline constexpr int kTileStages = kRR ? 3 : 2;  // XAttention stages both operands
+// A stage holds kParts column chunks (RRAttention: the hi and lo key sums of the same dims, multiplied by the
+// same query chunk in one wgmma batch) and, for XAttention, the row chunk: 2 stages of 64 KB, else 3 of 32
+// KB.
+template <bool kRR, int kParts>
+inline constexpr int kTileStages = kRR&& kParts == 1 ? 3 : 2;
 inline constexpr int kTileThreads = 256;         // two warpgroups; warp w holds row group w
 inline constexpr int kRowGroups = kTileRows / 16;
 inline constexpr std::size_t kChunkBytes = static_cast<std::size_t>(kTileRows) * kChunkDims * 2;
@@ -74,17 +78,19 @@ struct StrideTileGemm {
 // Shared memory of stride_tile_kernel: RRAttention's resident query rows (d / 128 chunks), the stage ring
 // (XAttention stages both operands), the row groups' block rows and the cut's scratch. The query rows and the
 // ring (stride_tile_operand_bytes) later hold the block rows widened to fp64.
-inline std::size_t stride_tile_operand_bytes(bool rr, int d) {
+inline std::size_t stride_tile_operand_bytes(bool rr, int parts, int d) {
   const std::size_t rows = rr ? static_cast<std::size_t>(kTileRows) * d * 2 : 0;
-  return rows + (rr ? kTileStages<true> * kChunkBytes : kTileStages<false> * 2 * kChunkBytes);
+  const int stages = rr ? (parts == 1 ? kTileStages<true, 1> : kTileStages<true, 2>) : kTileStages<false, 1>;
+  return rows + static_cast<std::size_t>(stages) * (rr ? parts : 2) * kChunkBytes;
 }
-inline std::size_t stride_tile_smem_bytes(bool rr, int d, int nk) {
-  return kSmemAlign + stride_tile_operand_bytes(rr, d) +
+inline std::size_t stride_tile_smem_bytes(bool rr, int parts, int d, int nk) {
+  return kSmemAlign + stride_tile_operand_bytes(rr, parts, d) +
          (sizeof(float) * static_cast<std::size_t>(nk) + sizeof(CutScratch)) * kRowGroups;
 }
 // Whether the operand area holds the block rows widened to fp64 for the rule.
-inline bool stride_tile_rule_rows_fit(bool rr, int d, int nk) {
-  return sizeof(double) * static_cast<std::size_t>(nk) * kRowGroups <= stride_tile_operand_bytes(rr, d);
+inline bool stride_tile_rule_rows_fit(bool rr, int parts, int d, int nk) {
+  return sizeof(double) * static_cast<std::size_t>(nk) * kRowGroups <=
+         stride_tile_operand_bytes(rr, parts, d);
 }
 
 // Row group r of the CTA whose column of the grid is x: its (query head, query block) tile. `written`: the
@@ -117,25 +123,27 @@ __device__ inline RowGroup row_group(const StrideParams& p, int slot, int x, int
 }
 
 // Grid (ceil(nq / query blocks per CTA), the launch's KV slots, head chunks); the CTAs of the longest rows
-// start first.
-template <typename Element, int kItems, bool kRR>
+// start first. kParts: column chunks a stage (1, or RRAttention's key_parts = 2).
+template <typename Element, int kItems, bool kRR, int kParts>
 __global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const StrideParams p) {
   using namespace cute;
   using Gemm = StrideTileGemm<Element>;
   using E = typename Gemm::E;
-  constexpr int kStages = kTileStages<kRR>;
+  constexpr int kStages = kTileStages<kRR, kParts>;
+  static_assert(kParts == 1 || (kRR && kParts == 2), "two column chunks a stage are RRAttention's hi and lo");
   unsigned char* smem = dynamic_shared<unsigned char>();
   smem += (kSmemAlign - static_cast<int>(__cvta_generic_to_shared(smem) % kSmemAlign)) % kSmemAlign;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warpgroup = warp / 4, g = lane / 4,
             q4 = lane % 4;
   const int slot = p.slot_begin + static_cast<int>(blockIdx.y), x = static_cast<int>(gridDim.x - 1 - blockIdx.x);
   const int d = p.d, S = p.stride;
-  const int parts = kRR ? p.key_parts : S;  // reduction parts: key-sum hi (+ lo), or token parts
+  // Reduction parts not within a stage: RRAttention's key-sum halves, XAttention's token parts.
+  const int parts = (kRR ? p.key_parts : S) / kParts;
   const int chunks_per_tile = parts * d / kChunkDims;
 
   unsigned char* rows_smem = smem;  // RRAttention: [d / 128 chunks][128 rows][128 dims]
   unsigned char* stages = smem + (kRR ? static_cast<std::size_t>(kTileRows) * d * 2 : 0);
-  constexpr std::size_t kStageBytes = kChunkBytes * (kRR ? 1 : 2);  // [A chunk (XAttention)][B chunk]
+  constexpr std::size_t kStageBytes = kChunkBytes * (kRR ? kParts : 2);  // [A chunk (XAttention)][B chunks]
   float* block_rows = reinterpret_cast<float*>(stages + kStages * kStageBytes);  // [row group][nk]
   CutScratch* scratch = reinterpret_cast<CutScratch*>(block_rows + static_cast<std::size_t>(kRowGroups) * p.nk);
   __shared__ int cta_limit;                          // the last column the CTA's rows may see
@@ -227,7 +235,10 @@ __global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const Stri
                             a_present);
       }
       const bool b_present = k * 16 * (kRR ? 1 : S) < b_left;
-      async_copy16_shared(b_stage + row_step, b_present ? b_src + (b_at + k * b_row_step) : keys, b_present);
+#pragma unroll
+      for (int part = 0; part < kParts; ++part)
+        async_copy16_shared(b_stage + part * static_cast<unsigned>(kChunkBytes) + row_step,
+                            b_present ? b_src + (b_at + part * part_step + k * b_row_step) : keys, b_present);
     }
     async_commit();
     issue_slot = issue_slot == kStages - 1 ? 0 : issue_slot + 1;
@@ -335,8 +346,13 @@ __global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const Stri
     unsigned char* a = kRR ? rows_smem + c0 / kChunkDims * kChunkBytes : stage;
     Tensor rows_a = thread_mma.partition_fragment_A(
         local_tile(chunk_tensor(a), Shape<_64, Int<kChunkDims>>{}, make_coord(warpgroup, 0)));
-    Tensor keys_b = thread_mma.partition_fragment_B(chunk_tensor(stage + (kRR ? 0 : kChunkBytes)));
-    warpgroup_gemm_issue(mma, rows_a, keys_b, now, zero_init);
+    warpgroup_gemm_begin(now);
+#pragma unroll
+    for (int part = 0; part < kParts; ++part) {
+      Tensor keys_b = thread_mma.partition_fragment_B(chunk_tensor(stage + (kRR ? part : 1) * kChunkBytes));
+      warpgroup_gemm_add(mma, rows_a, keys_b, now, zero_init && part == 0);
+    }
+    warpgroup_gemm_commit();
     slot_now = slot_now == kStages - 1 ? 0 : slot_now + 1;
     c0 = c0 + kChunkDims == d ? 0 : c0 + kChunkDims;
   };

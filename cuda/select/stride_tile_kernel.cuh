@@ -1,33 +1,32 @@
-// The stride selectors' tiled kernel (RRAttention, XAttention) for B / S = 16 stride rows per query block and
-// head_dim a multiple of 128, the default geometry, for rows of up to 2048 key blocks (256K tokens at B =
-// 128); see stride_scoring.cuh for the scores, stride_rules.cuh for the rules. Other geometries run the
+// The stride selectors' tiled kernel (RRAttention, XAttention) for B / S = 16 stride rows per query block
+// and head_dim a multiple of 128, the default geometry, for rows of up to 2048 key blocks (256K tokens at
+// B = 128); see stride_scoring.cuh for the scores, stride_rules.cuh for the rules. Other geometries run the
 // per-warp kernel (stride_kernel.cuh), which computes the same scores.
 //
 // The logits are a GEMM, rows (stride rows) x columns (key strides) over a reduction of `dims`:
-//   RRAttention: row = the sampled query (d dims), column = the key sum as hi + lo parts of the input dtype,
-//   so
-//     the reduction is [q, q] . [hi, lo] over 2 d dims (hi alone for rounded key sums); the CTA's sampled
-//     queries stay in shared memory.
+//   RRAttention: row = the sampled query (d dims), column = the key sum as hi + lo parts of the input
+//     dtype, so the reduction is [q, q] . [hi, lo] over 2 d dims (hi alone for rounded key sums); the CTA's
+//     sampled queries stay in shared memory.
 //   XAttention: row i = [q(iS + S-1), ..., q(iS)], column j = [k(jS), ..., k(jS + S-1)] over S d dims;
-//   reduction
-//     chunk c covers dims of token part t = 128 c / d of both, so both operands are staged per chunk.
-// A CTA takes 128 rows, 8 row groups of 16 rows, each the stride rows of one (query head, query block) of one
-// KV head (the GQA group's heads share the key tiles), and walks 128-column tiles up to the last column its
-// rows may see, the reduction in chunks of 128 dims staged by cp.async in a ring (see kTileStages:
+//     reduction chunk c covers dims of token part t = 128 c / d of both, so both operands are staged per
+//     chunk.
+// A CTA takes 128 rows, 8 row groups of 16 rows, each the stride rows of one (query head, query block) of
+// one KV head (the GQA group's heads share the key tiles), and walks 128-column tiles up to the last column
+// its rows may see, the reduction in chunks of 128 dims staged by cp.async in a ring (see kTileStages:
 // RRAttention's exact sums stage the hi and lo chunks of the same dims together where they fit), in the
 // 128-byte swizzled GMMA layout. Two warpgroups each multiply 64 of the rows by a stage's 128 columns with
 // one wgmma batch (m64n128, fp32 accumulation, both operands in shared memory); warp w's accumulators are
-// then row group w's 16 rows x 128 columns. Each warp keeps two accumulator sets: the wgmma of a tile's last
-// chunk runs while the warp turns the previous tile's products into statistics or block sums. Two passes over
-// the tiles: the first takes each row's maximum and exp-sum (over the 4 lanes of a row), the second the
-// probabilities, summed per key block (16 columns) over the row group's rows by a reduce-scatter over the
-// lanes, into the row groups' block rows (fp32 in shared memory: each entry is one fp32 sum, written once);
-// then each warp widens its row group's row to fp64 in the stage ring, free by then, applies the rule and
-// writes its mask row. Columns past a row's causal limit are masked only on the tiles that cross a limit; a
-// warp whose rows see none of a tile's columns skips its epilogue (the warpgroup multiplies every tile up to
-// the CTA's last visible column: wgmma under a branch would be serialized). Chunk bookkeeping is incremental
-// (no divisions in the loop). The loop's lambdas are forced inline: ptxas serializes every wgmma of a kernel
-// whose wgmma pipeline crosses a call.
+// then row group w's 16 rows x 128 columns. Each warp keeps two accumulator sets: the wgmma of a tile's
+// last chunk runs while the warp turns the previous tile's products into statistics or block sums. Two
+// passes over the tiles: the first takes each row's maximum and exp-sum (over the 4 lanes of a row), the
+// second the probabilities, summed per key block (16 columns) over the row group's rows by a reduce-scatter
+// over the lanes, into the row groups' block rows (fp32 in shared memory: each entry is one fp32 sum,
+// written once); then each warp widens its row group's row to fp64 in the stage ring, free by then, applies
+// the rule and writes its mask row. Columns past a row's causal limit are masked only on the tiles that
+// cross a limit; a warp whose rows see none of a tile's columns skips its epilogue (the warpgroups multiply
+// every tile up to the CTA's last visible column: wgmma under a branch would be serialized). Chunk
+// bookkeeping is incremental (no divisions in the loop). The loop's lambdas are forced inline: ptxas
+// serializes every wgmma of a kernel whose wgmma pipeline crosses a call.
 #pragma once
 #include <cutlass/arch/barrier.h>
 
@@ -47,17 +46,17 @@ namespace sparsefill::cuda::select {
 inline constexpr int kTileRows = 128;   // 8 row groups of 16 stride rows, 64 a warpgroup
 inline constexpr int kTileCols = 128;   // key strides per column tile: 8 key blocks
 inline constexpr int kChunkDims = 128;  // reduction dims per staged chunk
-// A stage holds kParts column chunks (RRAttention: the hi and lo key sums of the same dims, multiplied by the
-// same query chunk in one wgmma batch) and, for XAttention, the row chunk: 2 stages of 64 KB, else 3 of 32
-// KB.
+// A stage holds kParts column chunks (RRAttention: the hi and lo key sums of the same dims, multiplied by
+// the same query chunk in one wgmma batch) and, for XAttention, the row chunk: 2 stages of 64 KB, else 3 of
+// 32 KB.
 template <bool kRR, int kParts>
-inline constexpr int kTileStages = kRR&& kParts == 1 ? 3 : 2;
+inline constexpr int kTileStages = (kRR && kParts == 1) ? 3 : 2;
 inline constexpr int kTileThreads = 256;         // two warpgroups; warp w holds row group w
 inline constexpr int kRowGroups = kTileRows / 16;
 inline constexpr std::size_t kChunkBytes = static_cast<std::size_t>(kTileRows) * kChunkDims * 2;
-inline constexpr int kCopies =
-    kTileRows * kChunkDims / 8 / kTileThreads;  // 16-byte copies a thread per operand
-inline constexpr int kSmemAlign = 1024;         // the swizzled chunks' alignment
+// 16-byte copies a thread per operand chunk.
+inline constexpr int kCopies = kTileRows * kChunkDims / 8 / kTileThreads;
+inline constexpr int kSmemAlign = 1024;  // the swizzled chunks' alignment
 
 // A staged chunk (128 rows or key strides x 128 dims, 32 KB) in the 128-byte swizzled K-major GMMA layout,
 // and the warpgroup's wgmma (64 rows x 128 columns x 128 dims).
@@ -368,7 +367,7 @@ __global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const Stri
     warpgroup_gemm_wait(now);
   };
   if (tiles > 0) tile(acc0, acc1, 0, std::false_type{});
-  for (int T = 1; T < 2 * tiles; T += 2) {  // 2 tiles is even: the last is T = 2 tiles - 1, in acc1
+  for (int T = 1; T < 2 * tiles; T += 2) {  // 2 tiles (both passes) is even: the last tile is in acc1
     tile(acc1, acc0, T, std::true_type{});
     if (T + 1 < 2 * tiles) tile(acc0, acc1, T + 1, std::true_type{});
   }

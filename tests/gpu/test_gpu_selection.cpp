@@ -67,10 +67,11 @@ Inputs equal_length_varlen_inputs(std::mt19937_64& rng, std::vector<std::int32_t
   return in;
 }
 
-// One causal bf16 sequence of `len` tokens at block 64, 2/1 heads of `d` dims. long_inputs: 70000 tokens, d 64,
-// 1094 key blocks, more than the 32-item row kernels hold. long_tile_inputs: 89600 tokens, d 128, 1400 key
-// blocks, more than the stride tile kernel held before its block rows became fp32 (1328); at stride 4 (B / S =
-// 16) the tile kernel takes it.
+// One causal bf16 sequence of `len` tokens at block 64, 2/1 heads of `d` dims. long_inputs: 70000 tokens, d
+// 64, 1094 key blocks, more than the 32-item row kernels hold. long_tile_inputs: d 128 at stride 4 (B / S =
+// 16), which the stride tile kernel takes: 89600 tokens, 1400 key blocks, more than it held before its block
+// rows became fp32 (1328), with RRAttention's hi and lo key sums in paired stages; 115200 tokens, 1800 key
+// blocks, past the ~1700 where paired stages fit, so it stages one part at a time.
 Inputs long_causal_inputs(std::mt19937_64& rng, std::int64_t len, std::int64_t d) {
   Inputs in;
   in.q = testing::random_tensor(DType::kBF16, {1, len, 2, d}, rng, 3.0);
@@ -80,7 +81,9 @@ Inputs long_causal_inputs(std::mt19937_64& rng, std::int64_t len, std::int64_t d
   return in;
 }
 Inputs long_inputs(std::mt19937_64& rng) { return long_causal_inputs(rng, 70000, 64); }
-Inputs long_tile_inputs(std::mt19937_64& rng) { return long_causal_inputs(rng, 89600, 128); }
+Inputs long_tile_inputs(std::mt19937_64& rng, std::int64_t len) {
+  return long_causal_inputs(rng, len, 128);
+}
 
 Inputs scene_inputs(std::int64_t len, std::uint64_t seed, RopeLayout layout) {
   SceneConfig config;
@@ -426,8 +429,12 @@ TEST(GpuSelection, StrideSelectorMasksEqualTheCpuUpToThresholdRounding) {
   expect_mask_up_to_threshold_rounding("rr", {}, long_rows, "random causal 70000 (1094 key blocks)");
   SelectorSettings tiled_rows;
   tiled_rows.rr.stride = 4;
-  expect_mask_up_to_threshold_rounding("rr", tiled_rows, long_tile_inputs(rng),
+  expect_mask_up_to_threshold_rounding("rr", tiled_rows, long_tile_inputs(rng, 89600),
                                        "random causal 89600 (1400 key blocks, tile kernel), rr stride 4");
+  expect_mask_up_to_threshold_rounding(
+      "rr", tiled_rows, long_tile_inputs(rng, 115200),
+      "random causal 115200 (1800 key blocks, tile kernel, one key-sum part a "
+      "stage), rr stride 4");
 }
 
 // FlexPrefill: vertical-slash heads and query-aware heads (every head with tau 10, whose sqrt-JS bound is

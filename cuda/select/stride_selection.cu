@@ -38,36 +38,17 @@ int slots_per_chunk(const Geometry& g, std::int64_t stride, int parts) {
   return static_cast<int>(std::min<std::size_t>(fit, static_cast<std::size_t>(g.batch) * g.heads_kv));
 }
 
-constexpr std::size_t kMaxSharedBytes = 227 * 1024;  // the sm_90 opt-in limit per CTA
-
-// The tiled kernel (stride_tile_kernel.cuh) takes 16 stride rows per query block (B / S = 16) and head_dim a
-// multiple of 128 (the default geometry) when its shared memory fits and its operand area holds the rule's fp64
-// block rows (at d 128: every row GPU selection takes, up to 2048 key blocks); other geometries run the
-// per-warp kernel (stride_kernel.cuh), which computes the same scores.
-bool tile_fits(const select::StrideParams& p, int parts) {
-  return select::stride_tile_smem_bytes(p.rr, parts, p.d, p.nk) <= kMaxSharedBytes &&
-         select::stride_tile_rule_rows_fit(p.rr, parts, p.d, p.nk);
-}
-bool tiled(const select::StrideParams& p) {
-  return p.lengths.block / p.stride == 16 && p.d % select::kChunkDims == 0 && tile_fits(p, 1);
-}
-// Column chunks a stage of the tiled kernel: RRAttention's exact key sums stage hi and lo together (one wgmma
-// batch and one barrier a chunk of dims) where the 64 KB stages fit (at head_dim 128: up to ~1700 key
-// blocks).
-int stage_parts(const select::StrideParams& p) {
-  return p.rr && p.key_parts == 2 && tile_fits(p, 2) ? 2 : 1;
-}
-
 template <typename Element, int kItems>
 void launch_scoring(const select::StrideParams& p, const Geometry& g, int slots, cudaStream_t s) {
   const int group = g.heads_q / g.heads_kv;
-  if (tiled(p)) {
-    const int parts = stage_parts(p);
-    const auto kernel = !p.rr        ? select::stride_tile_kernel<Element, kItems, false, 1>
-                        : parts == 2 ? select::stride_tile_kernel<Element, kItems, true, 2>
-                                     : select::stride_tile_kernel<Element, kItems, true, 1>;
+  const select::StrideTilePlan plan =
+      select::stride_tile_plan(p.rr != 0, p.key_parts, p.lengths.block, p.stride, p.d, p.nk);
+  if (plan.tiled) {
+    const auto kernel = !p.rr             ? select::stride_tile_kernel<Element, kItems, false, 1>
+                        : plan.parts == 2 ? select::stride_tile_kernel<Element, kItems, true, 2>
+                                          : select::stride_tile_kernel<Element, kItems, true, 1>;
     const int heads_here = std::min(group, select::kRowGroups), blocks_here = select::kRowGroups / heads_here;
-    const std::size_t smem = select::stride_tile_smem_bytes(p.rr, parts, p.d, p.nk);
+    const std::size_t smem = plan.smem_bytes;
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
                "stride selection shared memory opt-in");
     const dim3 grid(static_cast<unsigned>((g.nq + blocks_here - 1) / blocks_here), static_cast<unsigned>(slots),

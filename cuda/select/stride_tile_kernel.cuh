@@ -40,23 +40,14 @@
 #include "common/warpgroup_gemm.cuh"
 #include "select/stride_rules.cuh"
 #include "select/stride_scoring.cuh"
+#include "select/stride_tile_plan.hpp"
 
 namespace sparsefill::cuda::select {
 
-inline constexpr int kTileRows = 128;   // 8 row groups of 16 stride rows, 64 a warpgroup
-inline constexpr int kTileCols = 128;   // key strides per column tile: 8 key blocks
-inline constexpr int kChunkDims = 128;  // reduction dims per staged chunk
-// A stage holds kParts column chunks (RRAttention: the hi and lo key sums of the same dims, multiplied by
-// the same query chunk in one wgmma batch) and, for XAttention, the row chunk: 2 stages of 64 KB, else 3 of
-// 32 KB.
-template <bool kRR, int kParts>
-inline constexpr int kTileStages = (kRR && kParts == 1) ? 3 : 2;
-inline constexpr int kTileThreads = 256;         // two warpgroups; warp w holds row group w
-inline constexpr int kRowGroups = kTileRows / 16;
-inline constexpr std::size_t kChunkBytes = static_cast<std::size_t>(kTileRows) * kChunkDims * 2;
+inline constexpr int kTileThreads = 256;  // two warpgroups; warp w holds row group w
 // 16-byte copies a thread per operand chunk.
 inline constexpr int kCopies = kTileRows * kChunkDims / 8 / kTileThreads;
-inline constexpr int kSmemAlign = 1024;  // the swizzled chunks' alignment
+static_assert(sizeof(CutScratch) == kCutScratchBytes, "stride_tile_plan.hpp counts the cut's scratch");
 
 // A staged chunk (128 rows or key strides x 128 dims, 32 KB) in the 128-byte swizzled K-major GMMA layout,
 // and the warpgroup's wgmma (64 rows x 128 columns x 128 dims).
@@ -73,24 +64,6 @@ struct StrideTileGemm {
   // rows r + 16 k are one address plus k strides.
   static constexpr int kRowStep16 = 16 * 64;  // elements
 };
-
-// Shared memory of stride_tile_kernel: RRAttention's resident query rows (d / 128 chunks), the stage ring
-// (XAttention stages both operands), the row groups' block rows and the cut's scratch. The query rows and the
-// ring (stride_tile_operand_bytes) later hold the block rows widened to fp64.
-inline std::size_t stride_tile_operand_bytes(bool rr, int parts, int d) {
-  const std::size_t rows = rr ? static_cast<std::size_t>(kTileRows) * d * 2 : 0;
-  const int stages = rr ? (parts == 1 ? kTileStages<true, 1> : kTileStages<true, 2>) : kTileStages<false, 1>;
-  return rows + static_cast<std::size_t>(stages) * (rr ? parts : 2) * kChunkBytes;
-}
-inline std::size_t stride_tile_smem_bytes(bool rr, int parts, int d, int nk) {
-  return kSmemAlign + stride_tile_operand_bytes(rr, parts, d) +
-         (sizeof(float) * static_cast<std::size_t>(nk) + sizeof(CutScratch)) * kRowGroups;
-}
-// Whether the operand area holds the block rows widened to fp64 for the rule.
-inline bool stride_tile_rule_rows_fit(bool rr, int parts, int d, int nk) {
-  return sizeof(double) * static_cast<std::size_t>(nk) * kRowGroups <=
-         stride_tile_operand_bytes(rr, parts, d);
-}
 
 // Row group r of the CTA whose column of the grid is x: its (query head, query block) tile. `written`: the
 // group stands for a mask row (a head of the group, a block of the mask layout); `valid`: also a block of its

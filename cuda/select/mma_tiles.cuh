@@ -1,6 +1,6 @@
 // Tensor-core helpers of the selection kernels that multiply bf16/fp16 rows: the element types' tensor-core
 // forms, 16-byte loads and cp.async staging, the running softmax statistics and lane reductions shared by the
-// stride selectors (mma.sync) and PBS's proxy (wgmma).
+// stride selectors (mma.sync in the per-warp kernel, wgmma in the tiled one) and PBS's proxy (wgmma).
 //
 // The stride selectors' operands use a permuted reduction order that both sides share: lane t of a k-step
 // pair takes 8 consecutive dims (one 16-byte load, a RowFragment's half) and feeds them to the mma's k slots
@@ -110,6 +110,15 @@ __device__ inline void exchange_halves(float (&v)[kCount], int lane) {
     const float keep = upper ? v[i + kHalf] : v[i];
     v[i] = keep + __shfl_xor_sync(0xffffffffu, send, kOffset);
   }
+}
+
+// Sums v over the 8 lanes of a column (lanes of equal lane % 4) and scatters the result: a lane keeps entries
+// [kCount / 8 * g, kCount / 8 * (g + 1)) (g = lane / 4) of the summed v in v[0, kCount / 8).
+template <int kCount>
+__device__ inline void reduce_scatter_over_rows(float (&v)[kCount], int lane) {
+  exchange_halves<kCount / 2, 16>(v, lane);
+  exchange_halves<kCount / 4, 8>(v, lane);
+  exchange_halves<kCount / 8, 4>(v, lane);
 }
 
 // The top of step c of `count` in a two-stage cp.async pipeline: issue step c + 1 (if any), wait for step c's

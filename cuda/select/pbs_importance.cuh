@@ -64,15 +64,6 @@ constexpr std::size_t importance_smem_bytes() {
   return kImportanceAlign + sizeof(typename ImportanceTiles<Element, kD>::Shared);
 }
 
-// Sums v over the 8 lanes of a column (lanes of equal lane % 4) and scatters the result: a lane keeps entries
-// [kCount / 8 * g, kCount / 8 * (g + 1)) (g = lane / 4) of the summed v in v[0, kCount / 8).
-template <int kCount>
-__device__ inline void reduce_scatter_over_rows(float (&v)[kCount], int lane) {
-  exchange_halves<kCount / 2, 16>(v, lane);
-  exchange_halves<kCount / 4, 8>(v, lane);
-  exchange_halves<kCount / 8, 4>(v, lane);
-}
-
 // Pass `pass` (0 or 1) over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y), kImportanceThreads
 // threads; row r is query lq - rows + r. p.scale is the logit scale in log2 units (log2(e) / sqrt(d)).
 template <typename Element, int kD>

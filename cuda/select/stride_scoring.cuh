@@ -6,15 +6,15 @@
 //                (d dims);
 //   XAttention:  row i is [q[iS + S-1], ..., q[iS]] and column j [k[jS], ..., k[jS + S-1]] (S d dims), whose
 //                dot product is the antidiagonal sum of the S x S sub-block.
-// Scale 1 / (S sqrt(d)) in both. One warp scores the R = B/S rows of one (sequence, query head, query block u)
-// against every key stride its rows may see, keeps the block row in shared memory, applies the method's rule
-// (stride_rules.cuh) and writes the mask row. A CTA's 4 warps take 4 rows of one KV head (the GQA group's
-// heads at one u, or consecutive u), so they read the same keys close in time and share them through L1.
-// Logits are tensor-core products (mma.sync m16n8k16, fp32 accumulation): the inputs' bf16/fp16 values are
-// exact operands; RRAttention's key sums (exact in fp64 on the CPU) enter as a hi + lo pair of the input dtype,
-// so a logit is the CPU's up to fp32 rounding (~1e-6 relative). Softmax statistics take a first pass over the
-// row (max and sum), the probabilities a second.
-// The dot products' reduction order and operand loads: mma_tiles.cuh.
+// Scale 1 / (S sqrt(d)) in both. One warp scores the R = B/S rows of one (sequence, query head, query block
+// u) against every key stride its rows may see, keeps the block row in shared memory, applies the method's
+// rule (stride_rules.cuh) and writes the mask row. A CTA's 4 warps take 4 rows of one KV head (the GQA
+// group's heads at one u, or consecutive u), so they read the same keys close in time and share them through
+// L1. Logits are tensor-core products (mma.sync m16n8k16 here, wgmma in the tiled kernel,
+// stride_tile_kernel.cuh; fp32 accumulation): the inputs' bf16/fp16 values are exact operands; RRAttention's
+// key sums (exact in fp64 on the CPU) enter as a hi + lo pair of the input dtype, so a logit is the CPU's up
+// to fp32 rounding (~1e-6 relative). Softmax statistics take a first pass over the row (max and sum), the
+// probabilities a second. The dot products' reduction order and operand loads: mma_tiles.cuh.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

@@ -279,9 +279,7 @@ __global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const Stri
             row_sum[(i / 2) % 2] += exp2_flushed(fmaf(acc(i), scale, -shift[(i / 2) % 2]));
           v[kb] = row_sum[0] * inv_z[0] + row_sum[1] * inv_z[1];
         }
-        exchange_halves<4, 16>(v, lane);
-        exchange_halves<2, 8>(v, lane);
-        exchange_halves<1, 4>(v, lane);
+        reduce_scatter_over_rows(v, lane);
         v[0] += __shfl_xor_sync(0xffffffffu, v[0], 1);
         v[0] += __shfl_xor_sync(0xffffffffu, v[0], 2);
         const int block = col0 / 16 + g;

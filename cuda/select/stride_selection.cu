@@ -38,6 +38,28 @@ int slots_per_chunk(const Geometry& g, std::int64_t stride, int parts) {
   return static_cast<int>(std::min<std::size_t>(fit, static_cast<std::size_t>(g.batch) * g.heads_kv));
 }
 
+// The tiled kernel's parameters; for RRAttention with the TMA descriptor of its key sums, viewed as [key
+// strides, d, slots of the launch, parts] (the lo part at its offset from hi; one part for rounded sums).
+template <typename Element>
+select::StrideTileParams<Element> tile_params(const select::StrideParams& p) {
+  using namespace cute;
+  using Gemm = select::StrideTileGemm<Element>;
+  using E = typename Gemm::E;
+  select::StrideTileParams<Element> out{p, {}};
+  if (!p.rr) return out;
+  const int slots = p.slot_end - p.slot_begin;
+  const std::int64_t slot_elements = static_cast<std::int64_t>(p.strides_max) * p.d;
+  const auto* hi = static_cast<const E*>(p.key_hi);
+  const std::int64_t part_stride =
+      p.key_parts == 2 ? static_cast<const E*>(p.key_lo) - hi : slot_elements * slots;
+  const auto keys =
+      make_tensor(make_gmem_ptr(hi),
+                  make_layout(make_shape(p.strides_max, p.d, slots, p.key_parts),
+                              make_stride(static_cast<std::int64_t>(p.d), _1{}, slot_elements, part_stride)));
+  out.key_sums = make_tma_copy(SM90_TMA_LOAD{}, keys, typename Gemm::ChunkLayout{});
+  return out;
+}
+
 template <typename Element, int kItems>
 void launch_scoring(const select::StrideParams& p, const Geometry& g, int slots, cudaStream_t s) {
   const int group = g.heads_q / g.heads_kv;
@@ -53,7 +75,8 @@ void launch_scoring(const select::StrideParams& p, const Geometry& g, int slots,
                "stride selection shared memory opt-in");
     const dim3 grid(static_cast<unsigned>((g.nq + blocks_here - 1) / blocks_here), static_cast<unsigned>(slots),
                     static_cast<unsigned>((group + heads_here - 1) / heads_here));
-    kernel<<<grid, select::kTileThreads, smem, s>>>(p);
+    const int threads = select::kTileThreads + (p.rr ? select::kProducerThreads : 0);
+    kernel<<<grid, threads, smem, s>>>(tile_params<Element>(p));
     return;
   }
   const auto kernel = p.rr ? select::stride_select_kernel<Element, kItems, true>

@@ -27,14 +27,25 @@
 // every tile up to the CTA's last visible column: wgmma under a branch would be serialized). Chunk
 // bookkeeping is incremental (no divisions in the loop). The loop's lambdas are forced inline: ptxas
 // serializes every wgmma of a kernel whose wgmma pipeline crosses a call.
+// RRAttention adds a producer warpgroup in front of the two consumers: one of its threads stages every key-sum
+// chunk of both passes by TMA into the ring (PipelineTmaAsync; the consumers wait on a stage and release it
+// after its wgmma), so the consumers neither copy nor meet at a CTA barrier per chunk. XAttention's operands
+// stay on cp.async: its key and query strides within a varlen batch are not a TMA box that zero-fills at the
+// sequence's end.
 #pragma once
-#include <cutlass/arch/barrier.h>
-
 #include <climits>
 #include <cstdint>
-#include <cute/atom/mma_traits_sm90_gmma.hpp>
-#include <cute/tensor.hpp>
 #include <type_traits>
+// cute/tensor.hpp must come first: the TMA and pipeline headers use its algorithms.
+// clang-format off
+#include <cute/tensor.hpp>
+#include <cute/arch/copy_sm90_tma.hpp>
+#include <cute/atom/copy_traits_sm90_tma.hpp>
+#include <cute/atom/mma_traits_sm90_gmma.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/arch/reg_reconfig.h>
+#include <cutlass/pipeline/sm90_pipeline.hpp>
+// clang-format on
 
 #include "common/dynamic_shared.cuh"
 #include "common/warpgroup_gemm.cuh"
@@ -44,7 +55,9 @@
 
 namespace sparsefill::cuda::select {
 
-inline constexpr int kTileThreads = 256;  // two warpgroups; warp w holds row group w
+inline constexpr int kTileThreads = 256;      // two consumer warpgroups; warp w of them holds row group w
+inline constexpr int kProducerThreads = 128;  // RRAttention: a producer warpgroup stages the key sums by TMA
+inline constexpr int kProducerRegisters = 24, kConsumerRegisters = 240;
 // 16-byte copies a thread per operand chunk.
 inline constexpr int kCopies = kTileRows * kChunkDims / 8 / kTileThreads;
 static_assert(sizeof(CutScratch) == kCutScratchBytes, "stride_tile_plan.hpp counts the cut's scratch");
@@ -63,6 +76,22 @@ struct StrideTileGemm {
   // Rows 16 apart lie 16 128-byte lines apart (the swizzle repeats every 8 rows), so a thread's copies of
   // rows r + 16 k are one address plus k strides.
   static constexpr int kRowStep16 = 16 * 64;  // elements
+  // RRAttention's key sums as a TMA source: [key strides, d, slots of the launch, parts] (d contiguous; the
+  // parts are hi and lo), one box a 128 x 128 chunk.
+  using KeySums = decltype(cute::make_tensor(
+      cute::make_gmem_ptr(static_cast<const E*>(nullptr)),
+      cute::make_layout(cute::Shape<int, int, int, int>{},
+                        cute::Stride<std::int64_t, cute::_1, std::int64_t, std::int64_t>{})));
+  using KeySumsTma =
+      decltype(cute::make_tma_copy(cute::SM90_TMA_LOAD{}, std::declval<KeySums>(), ChunkLayout{}));
+};
+
+// The tiled kernel's parameters: the stride parameters and, for RRAttention, the key sums' TMA descriptor
+// (kernel parameters, so a captured graph replays them).
+template <typename Element>
+struct StrideTileParams {
+  StrideParams base;
+  typename StrideTileGemm<Element>::KeySumsTma key_sums;
 };
 
 // Row group r of the CTA whose column of the grid is x: its (query head, query block) tile. `written`: the
@@ -97,15 +126,22 @@ __device__ inline RowGroup row_group(const StrideParams& p, int slot, int x, int
 // Grid (ceil(nq / query blocks per CTA), the launch's KV slots, head chunks); the CTAs of the longest rows
 // start first. kParts: column chunks a stage (1, or RRAttention's key_parts = 2).
 template <typename Element, int kItems, bool kRR, int kParts>
-__global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const StrideParams p) {
+__global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileThreads, 1)
+    stride_tile_kernel(const __grid_constant__ StrideTileParams<Element> params) {
   using namespace cute;
   using Gemm = StrideTileGemm<Element>;
   using E = typename Gemm::E;
+  using Pipeline = cutlass::PipelineTmaAsync<kTileStages<kRR, kParts>>;
+  const StrideParams& p = params.base;
   constexpr int kStages = kTileStages<kRR, kParts>;
   static_assert(kParts == 1 || (kRR && kParts == 2), "two column chunks a stage are RRAttention's hi and lo");
   unsigned char* smem = dynamic_shared<unsigned char>();
   smem += (kSmemAlign - static_cast<int>(__cvta_generic_to_shared(smem) % kSmemAlign)) % kSmemAlign;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warpgroup = warp / 4, g = lane / 4,
+  // RRAttention's first warpgroup produces (TMA); the consumers' thread index starts at 0 after it.
+  constexpr int kProducers = kRR ? kProducerThreads : 0;
+  const bool producer = static_cast<int>(threadIdx.x) < kProducers;
+  const int consumer_thread = producer ? 0 : static_cast<int>(threadIdx.x) - kProducers;
+  const int lane = threadIdx.x % 32, warp = consumer_thread / 32, warpgroup = warp / 4, g = lane / 4,
             q4 = lane % 4;
   const int slot = p.slot_begin + static_cast<int>(blockIdx.y), x = static_cast<int>(gridDim.x - 1 - blockIdx.x);
   const int d = p.d, S = p.stride;
@@ -146,7 +182,7 @@ __global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const Stri
   for (int i = threadIdx.x; i < kRowGroups * nk_b; i += blockDim.x)
     block_rows[static_cast<std::size_t>(i / nk_b) * p.nk + i % nk_b] = 0.f;
   __syncthreads();
-  if (lane == 0) atomicMax(&cta_limit, warp_max);
+  if (lane == 0 && !producer) atomicMax(&cta_limit, warp_max);
 
   // Copies: thread i stages 16-byte group i % 16 of rows i / 16 + 16 k (k < kCopies; for XAttention's queries
   // row group k) of every chunk, from sources precomputed for column tile 0, token part / key-sum half 0, dim 0.
@@ -177,10 +213,58 @@ __global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const Stri
                    present);
     }
     async_commit();
+    async_wait<0>();
+    cutlass::arch::fence_view_async_shared();  // the rows, to the wgmma's reads
   }
+  __shared__ alignas(
+      16) unsigned char pipeline_bytes[sizeof(typename Pipeline::SharedStorage)];  // its mbarriers
+  auto& pipeline_storage = *reinterpret_cast<typename Pipeline::SharedStorage*>(pipeline_bytes);
+  auto pipeline = [&] {  // RRAttention's stages: TMA transactions of kParts chunks, released by the consumers
+    if constexpr (kRR) {
+      typename Pipeline::Params pp{};
+      pp.transaction_bytes = static_cast<std::uint32_t>(kParts * kChunkBytes);
+      pp.role = producer ? Pipeline::ThreadCategory::Producer : Pipeline::ThreadCategory::Consumer;
+      pp.is_leader = threadIdx.x == 0;
+      pp.num_consumers = kTileThreads;
+      return Pipeline(pipeline_storage, pp, Shape<_1, _1, _1>{});
+    } else {
+      return 0;
+    }
+  }();
   __syncthreads();
   const int tiles = (cta_limit + kTileCols) / kTileCols;  // column tiles holding a visible column
   const int chunks = 2 * tiles * chunks_per_tile;         // two passes
+  if constexpr (kRR) {
+    if (producer) {  // one thread stages every chunk of both passes, in the consumers' order
+      cutlass::arch::warpgroup_reg_dealloc<kProducerRegisters>();
+      if (threadIdx.x != 0) return;
+      using StageLayout = decltype(tile_to_shape(
+          GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kTileCols>, Int<kChunkDims>, Int<kStages * kParts>>{}));
+      Tensor s_keys = make_tensor(make_smem_ptr(reinterpret_cast<E*>(stages)), StageLayout{});
+      Tensor m_keys = params.key_sums.get_tma_tensor(
+          make_shape(p.strides_max, d, p.slot_end - p.slot_begin, p.key_parts));
+      const int slot_here = slot - p.slot_begin;
+      auto state = cutlass::make_producer_start_state<Pipeline>();
+      for (int pass = 0; pass < 2; ++pass)
+        for (int jt = 0; jt < tiles; ++jt)
+          for (int part0 = 0; part0 < p.key_parts; part0 += kParts)
+            for (int c = 0; c < d / kChunkDims; ++c) {
+              pipeline.producer_acquire(state);
+#pragma unroll
+              for (int k = 0; k < kParts; ++k) {
+                Tensor g_keys = local_tile(m_keys(_, _, slot_here, part0 + k),
+                                           Shape<Int<kTileCols>, Int<kChunkDims>>{}, make_coord(jt, c));
+                auto [from, to] = tma_partition(params.key_sums, Int<0>{}, Layout<_1>{},
+                                                group_modes<0, 2>(s_keys), group_modes<0, 2>(g_keys));
+                copy(params.key_sums.with(*pipeline.producer_get_barrier(state)), from,
+                     to(_, state.index() * kParts + k));
+              }
+              ++state;
+            }
+      return;
+    }
+    cutlass::arch::warpgroup_reg_alloc<kConsumerRegisters>();
+  }
 
   // The issue cursor: the next chunk to stage (column tile, part = XAttention's token part or RRAttention's
   // key-sum half, first dim c0), its slot, and the element offsets it adds to the sources (a_at: XAttention's
@@ -296,23 +380,32 @@ __global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const Stri
     }
   };
 
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (issued < chunks)
-      issue();
-    else
-      async_commit();
+  if constexpr (!kRR) {
+    for (int s = 0; s < kStages - 1; ++s) {
+      if (issued < chunks)
+        issue();
+      else
+        async_commit();
+    }
   }
   int slot_now = 0, c0 = 0;  // the compute cursor (c0: the chunk's first dim)
+  typename Pipeline::PipelineState consumer_state;
   // The next chunk's wgmma into `now`, issued once the chunk is staged.
   auto chunk = [&](auto& now, bool zero_init) __attribute__((always_inline)) {
-    async_wait<kStages - 2>();
-    cutlass::arch::fence_view_async_shared();  // this thread's cp.async data, to the wgmma's reads
-    __syncthreads();  // chunk c is staged; every wgmma of chunk c - 1 is done, so its slot is refilled next
-    if (issued < chunks)
-      issue();
-    else
-      async_commit();
-    unsigned char* stage = stages + slot_now * kStageBytes;
+    unsigned char* stage;
+    if constexpr (kRR) {
+      pipeline.consumer_wait(consumer_state);
+      stage = stages + consumer_state.index() * kStageBytes;
+    } else {
+      async_wait<kStages - 2>();
+      cutlass::arch::fence_view_async_shared();  // this thread's cp.async data, to the wgmma's reads
+      __syncthreads();  // chunk c is staged; every wgmma of chunk c - 1 is done, so its slot is refilled next
+      if (issued < chunks)
+        issue();
+      else
+        async_commit();
+      stage = stages + slot_now * kStageBytes;
+    }
     unsigned char* a = kRR ? rows_smem + c0 / kChunkDims * kChunkBytes : stage;
     Tensor rows_a = thread_mma.partition_fragment_A(
         local_tile(chunk_tensor(a), Shape<_64, Int<kChunkDims>>{}, make_coord(warpgroup, 0)));
@@ -328,14 +421,22 @@ __global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const Stri
   };
   // Tile T into `now`: its chunks' wgmma, the last one issued before `previous`'s epilogue (tile T - 1, when
   // with_previous) and waited for after it.
+  auto release = [&]() __attribute__((always_inline)) {  // RRAttention: the chunk's stage goes back to TMA
+    if constexpr (kRR) {
+      pipeline.consumer_release(consumer_state);
+      ++consumer_state;
+    }
+  };
   auto tile = [&](auto& now, auto& previous, int T, auto with_previous) __attribute__((always_inline)) {
     for (int kc = 0; kc + 1 < chunks_per_tile; ++kc) {
       chunk(now, kc == 0);
       warpgroup_gemm_wait(now);
+      release();
     }
     chunk(now, chunks_per_tile == 1);
     if constexpr (decltype(with_previous)::value) epilogue(previous, T - 1);
     warpgroup_gemm_wait(now);
+    release();
   };
   if (tiles > 0) tile(acc0, acc1, 0, std::false_type{});
   for (int T = 1; T < 2 * tiles; T += 2) {  // 2 tiles (both passes) is even: the last tile is in acc1
@@ -343,8 +444,12 @@ __global__ void __launch_bounds__(kTileThreads, 1) stride_tile_kernel(const Stri
     if (T + 1 < 2 * tiles) tile(acc0, acc1, T + 1, std::true_type{});
   }
   if (tiles > 0) epilogue(acc1, 2 * tiles - 1);
-  async_wait<0>();  // the copies of a CTA without visible columns (RRAttention's rows, empty groups)
-  __syncthreads();  // every block row is complete
+  if constexpr (kRR) {
+    cutlass::arch::NamedBarrier::sync(kTileThreads, 1);  // every block row is complete (the consumers)
+  } else {
+    async_wait<0>();  // the copies of a CTA without visible columns (empty groups)
+    __syncthreads();  // every block row is complete
+  }
   if (!mine.written) return;
   const StrideTile& t = mine.t;
   const std::int64_t mask_row = (static_cast<std::int64_t>(t.b) * p.heads_q + t.h) * p.nq + t.u;

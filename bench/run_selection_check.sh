@@ -15,7 +15,8 @@ scripts/fetch_cutlass.sh  # unpacks the carried wheel (.deps/wheels)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
   > "$out/configure.log" 2>&1 && rm "$out/configure.log" || { tail -30 "$out/configure.log"; exit 1; }
-cmake --build build-gpu --parallel "$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -40; exit 1; }
+targets=bench_prefill; [ "${TESTS:-1}" = 1 ] && targets="$targets test_gpu_selection"  # TESTS=0 builds only the benchmark
+cmake --build build-gpu --parallel "$(nproc)" --target $targets > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -40; exit 1; }
 if [ "${TESTS:-1}" = 1 ]; then  # TESTS=0: benchmarks and profiles only, for code a previous run tested
   timeout 420 build-gpu/tests/test_gpu_selection > "$out/gpu_selection.log" 2>&1
   echo "gpu selection: $(grep -cE '^\[       OK \]' "$out/gpu_selection.log") ok, $(grep -cE '^\[  FAILED  \] .*\(' "$out/gpu_selection.log") failed"

@@ -76,9 +76,15 @@ TEST(Scenes, PureSlashHeadsPeakAtTheirOffset) {
 TEST(Scenes, SinkHeadsPutTheirTargetMassOnTokenZero) {
   // The calibration matches the mean sink share of sampled queries; queries differ (their content differs),
   // so the test checks each head's mean over other queries loosely and the average over heads tightly.
+  // Measured over fresh seeds: the average of 8 heads had a standard deviation of 0.0225 (150 seeds; 5 past
+  // the former 0.05), that of 32 heads 0.0122 (60 seeds, none of their 1920 heads off by 0.2), so 0.06 is ~5
+  // of them.
   const std::uint64_t seed = testing::fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
-  const Scene s = generate_scene(small("sink", seed, 2048));
+  SceneConfig config = small("sink", seed, 2048);
+  config.heads_q = 32;
+  config.heads_kv = 8;
+  const Scene s = generate_scene(config);
   double total_error = 0;
   for (std::int64_t h = 0; h < s.config.heads_q; ++h) {
     double mass = 0;
@@ -89,7 +95,7 @@ TEST(Scenes, SinkHeadsPutTheirTargetMassOnTokenZero) {
     EXPECT_GT(s.heads[h].sink_mass_target, 0.29);
     total_error += mass - s.heads[h].sink_mass_target;
   }
-  EXPECT_NEAR(total_error / static_cast<double>(s.config.heads_q), 0.0, 0.05);
+  EXPECT_NEAR(total_error / static_cast<double>(s.config.heads_q), 0.0, 0.06);
 }
 
 TEST(Scenes, RealisticPresetsReproduceTheirPriorMixture) {

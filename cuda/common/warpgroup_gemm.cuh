@@ -3,6 +3,7 @@
 // a batch built from warpgroup_gemm_begin / _add / _commit returns at once, so the warpgroup can work on
 // other registers (an earlier tile's accumulators) until warpgroup_gemm_wait.
 #pragma once
+#include <cstdint>
 #include <cute/tensor.hpp>
 
 namespace sparsefill::cuda {
@@ -26,6 +27,15 @@ __device__ void warpgroup_gemm_add(Mma& mma, const A& a, const B& b, C& c, bool 
 }
 __device__ inline void warpgroup_gemm_commit() {
   cute::warpgroup_commit_batch();
+}
+
+// A wgmma operand fragment from shared memory (a tensor of GMMA descriptors) for the same layout `bytes`
+// further on, e.g. another stage of a ring: the descriptors' start addresses move (in 16-byte units) instead
+// of being rebuilt from a pointer. bytes: a multiple of the layout's swizzle atom (1024 for 128-byte
+// swizzles).
+template <class Fragment>
+__device__ auto shifted_operand(const Fragment& fragment, std::uint32_t bytes) {
+  return cute::make_tensor(fragment.data() + bytes / 16, fragment.layout());
 }
 
 // Waits for every wgmma batch the warpgroup issued; C, the last batch's accumulators, is then written.

@@ -341,11 +341,19 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
           if (col0 + 8 * (i / 4) + 2 * q4 + i % 2 > limit[(i / 2) % 2]) acc(i) = -INFINITY;
       }
       if (pass == 0) {  // each row's running maximum and exp-sum over this lane's columns
-        float tile_max[2] = {-INFINITY, -INFINITY};
+        // Four independent maxima a row (a maximum does not depend on the order), then theirs.
+        float chains[8];
 #pragma unroll
-        for (int i = 0; i < kTileCols / 2; ++i) tile_max[(i / 2) % 2] = fmaxf(tile_max[(i / 2) % 2], acc(i));
-        tile_max[0] *= scale;  // scale > 0: the maximum of the scaled logits
-        tile_max[1] *= scale;
+        for (int k = 0; k < 8; ++k) chains[k] = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < kTileCols / 2; ++i) {  // chain (i / 4) % 4 of row (i / 2) % 2
+          float& chain = chains[2 * ((i / 4) % 4) + (i / 2) % 2];
+          chain = fmaxf(chain, acc(i));
+        }
+        float tile_max[2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e)  // scale > 0: the maximum of the scaled logits
+          tile_max[e] = fmaxf(fmaxf(chains[e], chains[2 + e]), fmaxf(chains[4 + e], chains[6 + e])) * scale;
         raise_row_maxima(m, z, tile_max);
         const float base[2] = {m[0] == -INFINITY ? 0.f : m[0], m[1] == -INFINITY ? 0.f : m[1]};
 #pragma unroll
@@ -390,12 +398,17 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
   }
   int slot_now = 0, c0 = 0;  // the compute cursor (c0: the chunk's first dim)
   typename Pipeline::PipelineState consumer_state;
+  // The operands' descriptors, built once for the first chunk of the rows (RRAttention) or of the ring; a
+  // chunk shifts them to its stage.
+  const Tensor rows_a0 = thread_mma.partition_fragment_A(local_tile(
+      chunk_tensor(kRR ? rows_smem : stages), Shape<_64, Int<kChunkDims>>{}, make_coord(warpgroup, 0)));
+  const Tensor keys_b0 = thread_mma.partition_fragment_B(chunk_tensor(stages));
   // The next chunk's wgmma into `now`, issued once the chunk is staged.
   auto chunk = [&](auto& now, bool zero_init) __attribute__((always_inline)) {
-    unsigned char* stage;
+    std::uint32_t stage;  // its bytes from the ring's start
     if constexpr (kRR) {
       pipeline.consumer_wait(consumer_state);
-      stage = stages + consumer_state.index() * kStageBytes;
+      stage = consumer_state.index() * static_cast<std::uint32_t>(kStageBytes);
     } else {
       async_wait<kStages - 2>();
       cutlass::arch::fence_view_async_shared();  // this thread's cp.async data, to the wgmma's reads
@@ -404,15 +417,15 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
         issue();
       else
         async_commit();
-      stage = stages + slot_now * kStageBytes;
+      stage = slot_now * static_cast<std::uint32_t>(kStageBytes);
     }
-    unsigned char* a = kRR ? rows_smem + c0 / kChunkDims * kChunkBytes : stage;
-    Tensor rows_a = thread_mma.partition_fragment_A(
-        local_tile(chunk_tensor(a), Shape<_64, Int<kChunkDims>>{}, make_coord(warpgroup, 0)));
+    const Tensor rows_a =
+        shifted_operand(rows_a0, kRR ? c0 / kChunkDims * static_cast<std::uint32_t>(kChunkBytes) : stage);
     warpgroup_gemm_begin(now);
 #pragma unroll
     for (int part = 0; part < kParts; ++part) {
-      Tensor keys_b = thread_mma.partition_fragment_B(chunk_tensor(stage + (kRR ? part : 1) * kChunkBytes));
+      const Tensor keys_b =
+          shifted_operand(keys_b0, stage + (kRR ? part : 1) * static_cast<std::uint32_t>(kChunkBytes));
       warpgroup_gemm_add(mma, rows_a, keys_b, now, zero_init && part == 0);
     }
     warpgroup_gemm_commit();

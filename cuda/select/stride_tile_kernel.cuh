@@ -160,7 +160,7 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
 
   // This lane's rows g and g + 8 of row group `warp`, and their causal limits.
   const RowGroup mine = row_group(p, slot, x, warp);
-  const int lk = mine.t.lk, key_strides = mine.t.key_strides, nk_b = mine.t.nk_b;  // sequence-wide values
+  const int lk = mine.t.lk, nk_b = mine.t.nk_b;  // sequence-wide values
   int limit[2];
 #pragma unroll
   for (int e = 0; e < 2; ++e) limit[e] = mine.valid ? mine.t.row_limit(p, g + 8 * e) : -1;
@@ -184,8 +184,8 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
   __syncthreads();
   if (lane == 0 && !producer) atomicMax(&cta_limit, warp_max);
 
-  // Copies: thread i stages 16-byte group i % 16 of rows i / 16 + 16 k (k < kCopies; for XAttention's queries
-  // row group k) of every chunk, from sources precomputed for column tile 0, token part / key-sum half 0, dim 0.
+  // XAttention's copies: thread i stages 16-byte group i % 16 of rows i / 16 + 16 k (k < kCopies; for the
+  // queries row group k) of every chunk, from sources precomputed for column tile 0, token part 0, dim 0.
   const int copy_group = threadIdx.x % 16, copy_row = static_cast<int>(threadIdx.x) / 16;
   auto chunk_tensor = [](unsigned char* at) {
     return make_tensor(make_smem_ptr(reinterpret_cast<E*>(at)), typename Gemm::ChunkLayout{});
@@ -195,11 +195,10 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
       static_cast<unsigned>(__cvta_generic_to_shared(&chunk_tensor(stages)(copy_row, copy_group * 8))) -
       stages_at;
   const E* q = static_cast<const E*>(p.q);
-  const E* keys = kRR ? static_cast<const E*>(p.key_hi) : static_cast<const E*>(p.k);
-  const std::int64_t b_row_step = kRR ? 16LL * d : 16LL * S * p.k_token;  // between a thread's copies
-  const E* b_src = keys + copy_group * 8 +
-                   (kRR ? (static_cast<std::int64_t>(slot - p.slot_begin) * p.strides_max + copy_row) * d
-                        : mine.t.k_base + static_cast<std::int64_t>(copy_row) * S * p.k_token);
+  const E* keys = static_cast<const E*>(p.k);
+  const std::int64_t b_row_step = 16LL * S * p.k_token;  // between a thread's copies
+  const E* b_src =
+      keys + copy_group * 8 + (mine.t.k_base + static_cast<std::int64_t>(copy_row) * S * p.k_token);
   const std::int64_t a_row_offset = static_cast<std::int64_t>(copy_row) * S * p.q_token + copy_group * 8;
   if constexpr (kRR) {  // the sampled queries, one copy group ahead of the stages
     const int groups = d / 8;
@@ -266,35 +265,26 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
     cutlass::arch::warpgroup_reg_alloc<kConsumerRegisters>();
   }
 
-  // The issue cursor: the next chunk to stage (column tile, part = XAttention's token part or RRAttention's
-  // key-sum half, first dim c0), its slot, and the element offsets it adds to the sources (a_at: XAttention's
-  // queries; b_at: keys or key sums); pass 1 restages pass 0's sequence.
-  const std::int64_t part_step = !kRR               ? p.k_token
-                                 : p.key_parts == 2 ? static_cast<const E*>(p.key_lo) - keys
-                                                    : 0;
-  const std::int64_t tile_step = kRR ? static_cast<std::int64_t>(kTileCols) * d : static_cast<std::int64_t>(kTileCols) * S * p.k_token;
-  const int tile_left_step = kRR ? kTileCols : kTileCols * S;
+  // XAttention's issue cursor: the next chunk to stage (column tile, token part, first dim c0), its slot, and
+  // the element offsets it adds to the sources (a_at: queries; b_at: keys); pass 1 restages pass 0's
+  // sequence.
+  const std::int64_t part_step = p.k_token, tile_step = static_cast<std::int64_t>(kTileCols) * S * p.k_token;
   int issue_jt = 0, issue_part = 0, issue_c0 = 0, issue_slot = 0, issued = 0;
   std::int64_t a_part_at = 0, b_tile_at = 0, b_part_at = 0, a_at = 0, b_at = 0;
-  int issue_left = kRR ? key_strides : lk;  // key strides (RR) / key tokens (XAttention) from the tile's first
+  int issue_left = lk;  // key tokens from the tile's first
   auto issue = [&]() __attribute__((always_inline)) {
     const unsigned stage = stages_at + issue_slot * static_cast<unsigned>(kStageBytes) + copy_at;
-    const unsigned b_stage = stage + (kRR ? 0u : static_cast<unsigned>(kChunkBytes));
-    const int b_left = kRR ? issue_left - copy_row : issue_left - issue_part - copy_row * S;  // in rows (RR) / tokens
+    const unsigned b_stage = stage + static_cast<unsigned>(kChunkBytes);
+    const int b_left = issue_left - issue_part - copy_row * S;  // tokens
 #pragma unroll
     for (int k = 0; k < kCopies; ++k) {
       const unsigned row_step = static_cast<unsigned>(k * Gemm::kRowStep16 * sizeof(E));
-      if constexpr (!kRR) {
-        const int first_part = query_first_part[k];
-        const bool a_present = first_part != INT_MAX && issue_part >= first_part + copy_row * S;
-        async_copy16_shared(stage + row_step, a_present ? q + query_row_at[k] + a_row_offset + a_at : q,
-                            a_present);
-      }
-      const bool b_present = k * 16 * (kRR ? 1 : S) < b_left;
-#pragma unroll
-      for (int part = 0; part < kParts; ++part)
-        async_copy16_shared(b_stage + part * static_cast<unsigned>(kChunkBytes) + row_step,
-                            b_present ? b_src + (b_at + part * part_step + k * b_row_step) : keys, b_present);
+      const int first_part = query_first_part[k];
+      const bool a_present = first_part != INT_MAX && issue_part >= first_part + copy_row * S;
+      async_copy16_shared(stage + row_step, a_present ? q + query_row_at[k] + a_row_offset + a_at : q,
+                          a_present);
+      const bool b_present = k * 16 * S < b_left;
+      async_copy16_shared(b_stage + row_step, b_present ? b_src + (b_at + k * b_row_step) : keys, b_present);
     }
     async_commit();
     issue_slot = issue_slot == kStages - 1 ? 0 : issue_slot + 1;
@@ -312,9 +302,9 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
     issue_part = 0;
     if (++issue_jt < tiles) {
       b_tile_at += tile_step;
-      issue_left -= tile_left_step;
+      issue_left -= kTileCols * S;
     } else {
-      issue_jt = 0, b_tile_at = 0, issue_left = kRR ? key_strides : lk;
+      issue_jt = 0, b_tile_at = 0, issue_left = lk;
     }
     a_at = a_part_at = 0;
     b_at = b_part_at = b_tile_at;

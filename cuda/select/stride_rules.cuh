@@ -9,6 +9,8 @@
 // for whether some candidate failed. A total of 0 keeps only the forced blocks and column 0.
 // tests/select/test_top_p_rules.cpp checks this form against select_t3_reference on random rows.
 #pragma once
+#include <type_traits>
+
 #include "select/ranked_cut.cuh"
 #include "select/stride_scoring.cuh"
 
@@ -85,6 +87,19 @@ __device__ unsigned long long stride_rule(const StrideParams& p, const double* r
     if (p.keep_recent) kept |= diagonal_bit;
   }
   return kept;
+}
+
+// Calls f(std::integral_constant<int, kItems>{}) with the rule's block items a lane for rows of nk key blocks:
+// 8, 32 or 64 (up to 256, 1024 or 2048 blocks).
+template <typename F>
+void with_rule_items(int nk, F&& f) {
+  if (nk <= 8 * 32) {
+    f(std::integral_constant<int, 8>{});
+  } else if (nk <= 32 * 32) {
+    f(std::integral_constant<int, 32>{});
+  } else {
+    f(std::integral_constant<int, 64>{});
+  }
 }
 
 }  // namespace sparsefill::cuda::select

@@ -27,6 +27,12 @@
 // every tile up to the CTA's last visible column: wgmma under a branch would be serialized). Chunk
 // bookkeeping is incremental (no divisions in the loop). The loop's lambdas are forced inline: ptxas
 // serializes every wgmma of a kernel whose wgmma pipeline crosses a call.
+// One pass (kOnePass; rr.passes / xattn.passes = one): each tile raises a row's running maximum (over its 4
+// lanes, so they share it), adds the tile's exponentials to the row's exp-sum and stores the row's exp-sum of
+// each of the tile's 8 key blocks against that maximum, with the maximum, in the CTA's scratch slot
+// (scratch_slots.cuh; stride_tile_plan.hpp sizes it); after the last tile each warp rescales its rows' stored
+// sums to their final maxima and exp-sums and adds them into its block row. Half the products and
+// exponentials of two passes, at the price of the scratch's global traffic.
 // RRAttention adds a producer warpgroup in front of the two consumers: one of its threads stages every key-sum
 // chunk of both passes by TMA into the ring (PipelineTmaAsync; the consumers wait on a stage and release it
 // after its wgmma), so the consumers neither copy nor meet at a CTA barrier per chunk. XAttention's operands
@@ -49,6 +55,7 @@
 
 #include "common/dynamic_shared.cuh"
 #include "common/warpgroup_gemm.cuh"
+#include "select/scratch_slots.cuh"
 #include "select/stride_rules.cuh"
 #include "select/stride_scoring.cuh"
 #include "select/stride_tile_plan.hpp"
@@ -86,12 +93,21 @@ struct StrideTileGemm {
       decltype(cute::make_tma_copy(cute::SM90_TMA_LOAD{}, std::declval<KeySums>(), ChunkLayout{}));
 };
 
-// The tiled kernel's parameters: the stride parameters and, for RRAttention, the key sums' TMA descriptor
-// (kernel parameters, so a captured graph replays them).
+// One pass's scratch: `slots` slots of one_pass_slot_floats(nk) floats, taken through the bits of `words`.
+struct OnePassScratch {
+  unsigned* words;
+  float* slots_at;
+  int slots, tiles;          // tiles: one_pass_tiles(nk)
+  std::int64_t slot_floats;  // one_pass_slot_floats(nk)
+};
+
+// The tiled kernel's parameters: the stride parameters, for RRAttention the key sums' TMA descriptor
+// (kernel parameters, so a captured graph replays them), and one pass's scratch.
 template <typename Element>
 struct StrideTileParams {
   StrideParams base;
   typename StrideTileGemm<Element>::KeySumsTma key_sums;
+  OnePassScratch one_pass;
 };
 
 // Row group r of the CTA whose column of the grid is x: its (query head, query block) tile. `written`: the
@@ -124,8 +140,9 @@ __device__ inline RowGroup row_group(const StrideParams& p, int slot, int x, int
 }
 
 // Grid (ceil(nq / query blocks per CTA), the launch's KV slots, head chunks); the CTAs of the longest rows
-// start first. kParts: column chunks a stage (1, or RRAttention's key_parts = 2).
-template <typename Element, int kItems, bool kRR, int kParts>
+// start first. kParts: column chunks a stage (1, or RRAttention's key_parts = 2); kOnePass: one pass over the
+// tiles with the scratch slots of params.one_pass.
+template <typename Element, int kItems, bool kRR, int kParts, bool kOnePass>
 __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileThreads, 1)
     stride_tile_kernel(const __grid_constant__ StrideTileParams<Element> params) {
   using namespace cute;
@@ -134,6 +151,7 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
   using Pipeline = cutlass::PipelineTmaAsync<kTileStages<kRR, kParts>>;
   const StrideParams& p = params.base;
   constexpr int kStages = kTileStages<kRR, kParts>;
+  constexpr int kPasses = kOnePass ? 1 : 2;
   static_assert(kParts == 1 || (kRR && kParts == 2), "two column chunks a stage are RRAttention's hi and lo");
   unsigned char* smem = dynamic_shared<unsigned char>();
   smem += (kSmemAlign - static_cast<int>(__cvta_generic_to_shared(smem) % kSmemAlign)) % kSmemAlign;
@@ -157,6 +175,7 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
   __shared__ int cta_limit;                          // the last column the CTA's rows may see
   __shared__ std::int64_t query_row_at[kRowGroups];  // XAttention: a row group's row 0, token part 0
   __shared__ int query_first_part[kRowGroups];  // XAttention: its first part in the sequence (INT_MAX: none)
+  __shared__ int scratch_slot;                  // one pass: the CTA's slot
 
   // This lane's rows g and g + 8 of row group `warp`, and their causal limits.
   const RowGroup mine = row_group(p, slot, x, warp);
@@ -169,7 +188,10 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
     warp_max = max(warp_max, __shfl_xor_sync(0xffffffffu, warp_max, offset));
     warp_min = min(warp_min, __shfl_xor_sync(0xffffffffu, warp_min, offset));
   }
-  if (threadIdx.x == 0) cta_limit = -1;
+  if (threadIdx.x == 0) {
+    cta_limit = -1;
+    if constexpr (kOnePass) scratch_slot = acquire_scratch_slot(params.one_pass.words, params.one_pass.slots);
+  }
   if constexpr (!kRR) {
     if (threadIdx.x < kRowGroups) {
       const RowGroup rg = row_group(p, slot, x, static_cast<int>(threadIdx.x));
@@ -232,7 +254,7 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
   }();
   __syncthreads();
   const int tiles = (cta_limit + kTileCols) / kTileCols;  // column tiles holding a visible column
-  const int chunks = 2 * tiles * chunks_per_tile;         // two passes
+  const int chunks = kPasses * tiles * chunks_per_tile;
   if constexpr (kRR) {
     if (producer) {  // one thread stages every chunk of both passes, in the consumers' order
       cutlass::arch::warpgroup_reg_dealloc<kProducerRegisters>();
@@ -244,7 +266,7 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
           make_shape(p.strides_max, d, p.slot_end - p.slot_begin, p.key_parts));
       const int slot_here = slot - p.slot_begin;
       auto state = cutlass::make_producer_start_state<Pipeline>();
-      for (int pass = 0; pass < 2; ++pass)
+      for (int pass = 0; pass < kPasses; ++pass)
         for (int jt = 0; jt < tiles; ++jt)
           for (int part0 = 0; part0 < p.key_parts; part0 += kParts)
             for (int c = 0; c < d / kChunkDims; ++c) {
@@ -322,6 +344,10 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
   float m[2] = {-INFINITY, -INFINITY}, z[2] = {0.f, 0.f};
   // Pass 1: each row's maximum (0 for a row that sees nothing) and 1 / exp-sum.
   float shift[2] = {0.f, 0.f}, inv_z[2] = {0.f, 0.f};
+  // One pass: the CTA's slot, [kTileRows][one_pass_row] block sums, then [kTileRows][tiles] maxima.
+  const int one_pass_row = kTileBlocks * params.one_pass.tiles;
+  float* const one_pass_sums = kOnePass ? params.one_pass.slots_at + scratch_slot * params.one_pass.slot_floats : nullptr;
+  float* const one_pass_maxima = kOnePass ? one_pass_sums + kTileRows * one_pass_row : nullptr;
   auto epilogue = [&](auto& acc, int T) __attribute__((always_inline)) {
     const int pass = T >= tiles ? 1 : 0, col0 = (T - pass * tiles) * kTileCols;
     if (col0 <= warp_max) {                   // else the warp's rows see none of the tile's columns
@@ -330,8 +356,9 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
         for (int i = 0; i < kTileCols / 2; ++i)
           if (col0 + 8 * (i / 4) + 2 * q4 + i % 2 > limit[(i / 2) % 2]) acc(i) = -INFINITY;
       }
-      if (pass == 0) {  // each row's running maximum and exp-sum over this lane's columns
-        // Four independent maxima a row (a maximum does not depend on the order), then theirs.
+      // The tile maximum of each of the lane's rows over its columns: four independent chains a row (a
+      // maximum does not depend on the order), then theirs; scale > 0, so the maximum of the scaled logits.
+      auto lane_tile_maxima = [&](float (&tile_max)[2]) __attribute__((always_inline)) {
         float chains[8];
 #pragma unroll
         for (int k = 0; k < 8; ++k) chains[k] = -INFINITY;
@@ -340,10 +367,38 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
           float& chain = chains[2 * ((i / 4) % 4) + (i / 2) % 2];
           chain = fmaxf(chain, acc(i));
         }
-        float tile_max[2];
 #pragma unroll
-        for (int e = 0; e < 2; ++e)  // scale > 0: the maximum of the scaled logits
+        for (int e = 0; e < 2; ++e)
           tile_max[e] = fmaxf(fmaxf(chains[e], chains[2 + e]), fmaxf(chains[4 + e], chains[6 + e])) * scale;
+      };
+      if constexpr (kOnePass) {  // the rows' maxima over their quads, then the tile's block sums stored
+        float tile_max[2];
+        lane_tile_maxima(tile_max);
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+          for (int offset = 1; offset < 4; offset *= 2)
+            tile_max[e] = fmaxf(tile_max[e], __shfl_xor_sync(0xffffffffu, tile_max[e], offset));
+        raise_row_maxima(m, z, tile_max);
+        const float base[2] = {m[0] == -INFINITY ? 0.f : m[0], m[1] == -INFINITY ? 0.f : m[1]};
+        float v[2 * kTileBlocks];  // v[2 kb + e]: row g + 8 e's exp-sum over block kb's columns
+#pragma unroll
+        for (int k = 0; k < 2 * kTileBlocks; ++k) v[k] = 0.f;
+#pragma unroll
+        for (int i = 0; i < kTileCols / 2; ++i)
+          v[2 * (i / 8) + (i / 2) % 2] += exp2_flushed(fmaf(acc(i), scale, -base[(i / 2) % 2]));
+        // Summed over the quad: lane q4 keeps blocks 2 q4 (v[0], v[1]) and 2 q4 + 1 (v[2], v[3]).
+        exchange_halves<kTileBlocks, 2>(v, lane);
+        exchange_halves<kTileBlocks / 2, 1>(v, lane);
+        z[0] += v[0] + v[2];
+        z[1] += v[1] + v[3];
+        const int row = warp * 16 + g, tile_index = col0 / kTileCols;
+        float* sums = one_pass_sums + row * one_pass_row + tile_index * kTileBlocks + 2 * q4;
+        *reinterpret_cast<float2*>(sums) = make_float2(v[0], v[2]);
+        *reinterpret_cast<float2*>(sums + 8 * one_pass_row) = make_float2(v[1], v[3]);
+        if (q4 < 2) one_pass_maxima[(row + 8 * q4) * params.one_pass.tiles + tile_index] = q4 == 0 ? m[0] : m[1];
+      } else if (pass == 0) {  // each row's running maximum and exp-sum over this lane's columns
+        float tile_max[2];
+        lane_tile_maxima(tile_max);
         raise_row_maxima(m, z, tile_max);
         const float base[2] = {m[0] == -INFINITY ? 0.f : m[0], m[1] == -INFINITY ? 0.f : m[1]};
 #pragma unroll
@@ -368,13 +423,47 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
         if (q4 == 0 && block < nk_b) block_rows[static_cast<std::size_t>(warp) * p.nk + block] = v[0];
       }
     }
-    if (T == tiles - 1) {  // pass 0 is complete: the rows' statistics over their quads
+    if (!kOnePass && T == tiles - 1) {  // pass 0 is complete: the rows' statistics over their quads
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         merge_row_over_quad(m[e], z[e]);
         shift[e] = m[e] == -INFINITY ? 0.f : m[e];  // a row that sees nothing: every probability 0
         inv_z[e] = z[e] > 0.f ? 1.f / z[e] : 0.f;
       }
+    }
+  };
+
+  // One pass, after the last tile: the rows' exp-sums over their quads, then the warp's block row, each row's
+  // stored block sums rescaled from their tile's maximum to the row's final one and divided by its exp-sum.
+  auto one_pass_block_row = [&](const float (&row_max)[2], float (&row_z)[2]) __attribute__((always_inline)) {
+    // The rows' final maxima and 1 / exp-sums in the warp's cut scratch, free until the rule.
+    float* const final_max = reinterpret_cast<float*>(&scratch[warp]);
+    float* const final_inv_z = final_max + 16;
+    static_assert(sizeof(CutScratch) >= 32 * sizeof(float), "the cut scratch holds the rows' statistics");
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      for (int offset = 1; offset < 4; offset *= 2) row_z[e] += __shfl_xor_sync(0xffffffffu, row_z[e], offset);
+      if (q4 == e) {  // a row that sees nothing: maximum 0 over sums of 0
+        final_max[g + 8 * e] = row_max[e] == -INFINITY ? 0.f : row_max[e];
+        final_inv_z[g + 8 * e] = row_z[e] > 0.f ? 1.f / row_z[e] : 0.f;
+      }
+    }
+    __syncwarp();
+    // The blocks of the tiles the warp's epilogues stored (none past warp_max's tile).
+    const int stored = min(nk_b, (warp_max + kTileCols) / kTileCols * kTileBlocks);
+    for (int b = lane; b < nk_b; b += 32) {
+      float mass = 0.f;
+      if (b < stored) {
+#pragma unroll 4
+        for (int r = 0; r < 16; ++r) {
+          const int row = warp * 16 + r;
+          const float weight =
+              exp2_flushed(__ldcg(one_pass_maxima + row * params.one_pass.tiles + b / kTileBlocks) - final_max[r]) *
+              final_inv_z[r];
+          mass = fmaf(__ldcg(one_pass_sums + row * one_pass_row + b), weight, mass);
+        }
+      }
+      block_rows[static_cast<std::size_t>(warp) * p.nk + b] = mass;
     }
   };
 
@@ -442,16 +531,28 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
     release();
   };
   if (tiles > 0) tile(acc0, acc1, 0, std::false_type{});
-  for (int T = 1; T < 2 * tiles; T += 2) {  // 2 tiles (both passes) is even: the last tile is in acc1
+  for (int T = 1; T < kPasses * tiles; T += 2) {
     tile(acc1, acc0, T, std::true_type{});
-    if (T + 1 < 2 * tiles) tile(acc0, acc1, T + 1, std::true_type{});
+    if (T + 1 < kPasses * tiles) tile(acc0, acc1, T + 1, std::true_type{});
   }
-  if (tiles > 0) epilogue(acc1, 2 * tiles - 1);
+  if constexpr (kOnePass) {  // the last tile is in acc0 after an odd count
+    if (tiles % 2 == 1) {
+      epilogue(acc0, tiles - 1);
+    } else if (tiles > 0) {
+      epilogue(acc1, tiles - 1);
+    }
+    one_pass_block_row(m, z);
+  } else if (tiles > 0) {  // 2 tiles (both passes) is even: the last tile is in acc1
+    epilogue(acc1, 2 * tiles - 1);
+  }
   if constexpr (kRR) {
     cutlass::arch::NamedBarrier::sync(kTileThreads, 1);  // every block row is complete (the consumers)
   } else {
     async_wait<0>();  // the copies of a CTA without visible columns (empty groups)
     __syncthreads();  // every block row is complete
+  }
+  if constexpr (kOnePass) {
+    if (!producer && consumer_thread == 0) release_scratch_slot(params.one_pass.words, scratch_slot);
   }
   if (!mine.written) return;
   const StrideTile& t = mine.t;

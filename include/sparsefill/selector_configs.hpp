@@ -35,6 +35,11 @@ struct RRConfig {
   // Stride key sums: exact (fp64); rounded: the v2 kernel's choice, the sum cast to K's dtype (via fp32)
   // before the dot product. On the GPU, exact sums cost two products per logit (hi + lo parts).
   std::string key_sums = "exact";
+  // GPU tiled kernel only (the CPU reference's softmax is the same either way): two passes over the key
+  // strides (maxima and exp-sums, then probabilities), or one that keeps each row's per-block exp-sums in a
+  // workspace scratch and rescales them at the end (half the tensor and exponential work, ~76 MB more
+  // workspace at 128K on a 132-SM GPU).
+  std::string passes = "two";
   bool keep_sink = true, keep_last_row = true;
   std::vector<ParamSpec> params();
 };
@@ -59,6 +64,7 @@ struct XAttentionConfig {
   std::string t3 = "reference";                 // reference | clean
   std::int64_t chunk_size = 0;                  // query tokens per chunk; 0 = the reference formula
   bool keep_sink = false, keep_recent = false;  // reference defaults (keep_sink sets row 0: the code's quirk)
+  std::string passes = "two";                   // GPU tiled kernel: two | one (as RRConfig::passes)
   std::vector<ParamSpec> params();
 };
 

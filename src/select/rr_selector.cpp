@@ -18,6 +18,7 @@ namespace {
 void check_settings(const RRConfig& c) {
   require(c.rule == "v1" || c.rule == "v2", "rr.rule", "must be v1 or v2");
   require(c.key_sums == "exact" || c.key_sums == "rounded", "rr.key-sums", "must be exact or rounded");
+  require(c.passes == "two" || c.passes == "one", "rr.passes", "must be two or one");
 }
 
 AttentionProblem checked_problem(const SelectorInputs& in, const RRConfig& c) {

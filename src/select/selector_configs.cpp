@@ -50,6 +50,11 @@ std::vector<ParamSpec> RRConfig::params() {
            K::kChoice,
            &key_sums,
            {"exact", "rounded"}},
+          {"passes",
+           "GPU tiled kernel: two passes, or one with per-block sums in the workspace",
+           K::kChoice,
+           &passes,
+           {"two", "one"}},
           {"keep-sink", "force key block 0", K::kBool, &keep_sink, {}},
           {"keep-last-row", "make the last query-block row dense", K::kBool, &keep_last_row, {}}};
 }
@@ -74,7 +79,12 @@ std::vector<ParamSpec> XAttentionConfig::params() {
           {"t3", "T3 flavour", K::kChoice, &t3, {"reference", "clean"}},
           {"chunk-size", "query tokens per chunk (0: the reference formula)", K::kInt, &chunk_size, {}},
           {"keep-sink", "set query-block row 0 (the reference's quirk)", K::kBool, &keep_sink, {}},
-          {"keep-recent", "re-force the diagonal", K::kBool, &keep_recent, {}}};
+          {"keep-recent", "re-force the diagonal", K::kBool, &keep_recent, {}},
+          {"passes",
+           "GPU tiled kernel: two passes, or one with per-block sums in the workspace",
+           K::kChoice,
+           &passes,
+           {"two", "one"}}};
 }
 
 std::vector<ParamSpec> FlexPrefillConfig::params() {

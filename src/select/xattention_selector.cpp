@@ -103,6 +103,7 @@ class XAttentionSelector final : public Selector {
 }  // namespace
 
 std::unique_ptr<Selector> make_xattention_selector(const XAttentionConfig& config) {
+  require(config.passes == "two" || config.passes == "one", "xattn.passes", "must be two or one");
   return std::make_unique<XAttentionSelector>(config);
 }
 

@@ -13,7 +13,9 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
+#include <tuple>
 
 #include "gpu/gpu_test_support.hpp"
 #include "sparsefill/cuda/gpu_selection.hpp"
@@ -83,6 +85,19 @@ Inputs long_causal_inputs(std::mt19937_64& rng, std::int64_t len, std::int64_t d
 Inputs long_inputs(std::mt19937_64& rng) { return long_causal_inputs(rng, 70000, 64); }
 Inputs long_tile_inputs(std::mt19937_64& rng, std::int64_t len) {
   return long_causal_inputs(rng, len, 128);
+}
+
+// A varlen fp16 batch in the stride tile kernel's geometry (block 128, d 128): sequences of 1000, 1 and 1900
+// queries against 1000, 100 and 2200 keys, 8/2 heads.
+Inputs varlen_tile_inputs(std::mt19937_64& rng) {
+  Inputs in;
+  in.cu_q = {0, 1000, 1001, 2901};
+  in.cu_k = {0, 1000, 1100, 3300};
+  in.q = testing::random_tensor(DType::kFP16, {2901, 8, 128}, rng, 3.0);
+  in.k = testing::random_tensor(DType::kFP16, {3300, 2, 128}, rng);
+  in.v = testing::random_tensor(DType::kFP16, {3300, 2, 128}, rng);
+  in.block = 128;
+  return in;
 }
 
 Inputs scene_inputs(std::int64_t len, std::uint64_t seed, RopeLayout layout) {
@@ -437,6 +452,46 @@ TEST(GpuSelection, StrideSelectorMasksEqualTheCpuUpToThresholdRounding) {
       "stage), rr stride 4");
 }
 
+// One pass (rr.passes / xattn.passes = one) keeps per-tile block sums in the workspace and rescales them at
+// the end: the same probabilities with another fp32 rounding, so the same masks up to threshold rounding, on
+// the tiled kernel's geometry (a scene, a varlen batch, rows of 1400 key blocks).
+TEST(GpuSelection, OnePassStrideMasksEqualTheCpuUpToThresholdRounding) {
+  SKIP_WITHOUT_GPU();
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  auto one_pass = [](const std::function<void(SelectorSettings&)>& set) {
+    SelectorSettings s;
+    s.rr.passes = s.xattn.passes = "one";
+    set(s);
+    return s;
+  };
+  const std::vector<std::tuple<std::string, std::string, SelectorSettings>> variants = {
+      {"rr", "one pass", one_pass([](SelectorSettings&) {})},
+      {"rr", "one pass, rounded key sums", one_pass([](SelectorSettings& s) { s.rr.key_sums = "rounded"; })},
+      {"rr", "one pass, v2", one_pass([](SelectorSettings& s) { s.rr.rule = "v2"; })},
+      {"rr", "one pass, clean, mirrored, no forced extras", one_pass([](SelectorSettings& s) {
+         s.rr.t3 = "clean";
+         s.rr.offset = "mirrored";
+         s.rr.keep_sink = s.rr.keep_last_row = false;
+       })},
+      {"xattn", "one pass", one_pass([](SelectorSettings&) {})},
+      {"xattn", "one pass, clean, sink row, recent, chunk 256", one_pass([](SelectorSettings& s) {
+         s.xattn.t3 = "clean";
+         s.xattn.keep_sink = s.xattn.keep_recent = true;
+         s.xattn.chunk_size = 256;
+       })}};
+  const Inputs scene = scene_inputs(2048, seed % 1000, RopeLayout::kRotateHalf);
+  const Inputs varlen = varlen_tile_inputs(rng);
+  for (const auto& [in, label] : {std::pair<const Inputs*, std::string>{&scene, "llama31-like 2048"},
+                                  {&varlen, "varlen fp16 1000/1/1900 x 1000/100/2200"}})
+    for (const auto& [method, name, settings] : variants)
+      expect_mask_up_to_threshold_rounding(method, settings, *in, label + ", " + method + " " + name);
+  const SelectorSettings tiled_rows = one_pass([](SelectorSettings& s) { s.rr.stride = 4; });
+  expect_mask_up_to_threshold_rounding("rr", tiled_rows, long_tile_inputs(rng, 89600),
+                                       "random causal 89600 (1400 key blocks), rr stride 4, one pass");
+}
+
 // FlexPrefill: vertical-slash heads and query-aware heads (every head with tau 10, whose sqrt-JS bound is
 // sqrt(ln 2)), small budgets, a varlen batch with a dense-fallback sequence, and 1094 key blocks.
 TEST(GpuSelection, FlexPrefillMasksEqualTheCpuUpToThresholdRounding) {
@@ -571,6 +626,21 @@ TEST(SelectionArguments, UnsupportedMethodsAndSettingsAreClearErrors) {
   EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("xattn", odd_chunk).workspace_size(a); }),
             "xattn.chunk-size");
   EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("rr", {}).workspace_size(a); }), "<no error>");
+  SelectorSettings three_passes;
+  three_passes.rr.passes = three_passes.xattn.passes = "three";
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("rr", three_passes); }), "rr.passes");
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("xattn", three_passes); }), "xattn.passes");
+  SelectorSettings one_pass;
+  one_pass.rr.passes = one_pass.xattn.passes = "one";
+  const std::string one_pass_here = cuda_device_count() > 0 ? "<no error>" : "rr.passes";  // sized by the SMs
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("rr", one_pass).workspace_size(a); }), one_pass_here);
+  cuda::GpuSelectionArgs untiled = a;  // head_dim 64: the per-warp kernel, which takes two passes only
+  untiled.q = make_view(placeholder, DType::kBF16, {1, 4096, 8, 64});
+  untiled.k = make_view(placeholder, DType::kBF16, {1, 4096, 2, 64});
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("rr", one_pass).workspace_size(untiled); }),
+            "rr.passes");
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("xattn", one_pass).workspace_size(untiled); }),
+            "xattn.passes");
   cuda::GpuSelectionArgs narrow = a;
   narrow.q = make_view(placeholder, DType::kBF16, {1, 4096, 8, 48});
   narrow.k = make_view(placeholder, DType::kBF16, {1, 4096, 2, 48});
@@ -719,6 +789,30 @@ TEST(GpuSelection, PrefillAttentionMatchesTheReferenceAndReplaysInAGraph) {
   }
 }
 
+// One pass's scratch slots are taken and given back inside the launch: a captured graph replays it bit for
+// bit, whatever slots its CTAs draw, and its output equals the reference on the mask it selected.
+TEST(GpuSelection, OnePassPrefillReplaysInAGraph) {
+  SKIP_WITHOUT_GPU();
+  const Inputs in = scene_inputs(1536, testing::fresh_seed() % 1000, RopeLayout::kRotateHalf);
+  SelectorSettings settings;
+  settings.rr.passes = settings.xattn.passes = "one";
+  for (const std::string method : {"rr", "xattn"}) {
+    SCOPED_TRACE(method);
+    DevicePrefill d(in);
+    DeviceBuffer workspace(cuda::prefill_attention_workspace_size(d.args, method, settings));
+    testing::replay_in_graph(
+        [&](cudaStream_t stream) { cuda::prefill_attention(d.args, method, settings, workspace.get(), stream); },
+        [&] { d.out.poison(); });
+    const HostTensor first = d.output(in);
+    testing::replay_in_graph(
+        [&](cudaStream_t stream) { cuda::prefill_attention(d.args, method, settings, workspace.get(), stream); },
+        [&] { d.out.poison(); });
+    const HostTensor again = d.output(in);
+    EXPECT_EQ(std::memcmp(again.data(), first.data(), first.size_bytes()), 0) << "graph replay differs";
+    expect_matches(first, reference_output(in, d.mask(in, method, workspace.get())));
+  }
+}
+
 // prefill_attention on a varlen batch equals the fp64 reference on the CPU selector's mask.
 TEST(GpuSelection, PrefillAttentionTakesVarlenBatches) {
   SKIP_WITHOUT_GPU();
@@ -831,6 +925,30 @@ TEST(SelectionWorkspace, FitsIn64MegabytesAt128K) {
     const std::size_t bytes = cuda::GpuSelection(method, {}).workspace_size(args);
     std::printf("  %s selection workspace at 128K: %.1f MiB (%.1f MB)\n", method.c_str(), bytes / 1048576.0, bytes / 1e6);
     EXPECT_LE(bytes, 64'000'000u) << method;  // 64 MB, decimal
+  }
+}
+
+// One pass adds a scratch slot of 128 rows x (8 block sums + 1 maximum) a column tile for each CTA the device
+// holds at once (at least one an SM): above the 64 MB bound at 128K, which is why it is an option.
+TEST(SelectionWorkspace, OnePassAddsAScratchSlotAnSm) {
+  SKIP_WITHOUT_GPU();
+  alignas(16) static std::int32_t placeholder[4];
+  cuda::GpuSelectionArgs args;
+  args.q = make_view(placeholder, DType::kBF16, {1, 131072, 32, 128});
+  args.k = make_view(placeholder, DType::kBF16, {1, 131072, 8, 128});
+  args.kv_num_blocks = args.kv_indices = placeholder;
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  const std::size_t slot_bytes = std::size_t{128} * (1024 / 8) * 9 * sizeof(float);
+  for (const std::string method : {"rr", "xattn"}) {
+    SelectorSettings one;
+    one.rr.passes = one.xattn.passes = "one";
+    const std::size_t two_bytes = cuda::GpuSelection(method, {}).workspace_size(args);
+    const std::size_t one_bytes = cuda::GpuSelection(method, one).workspace_size(args);
+    std::printf("  %s one-pass selection workspace at 128K: %.1f MB (two passes: %.1f MB; %d SMs)\n", method.c_str(),
+                one_bytes / 1e6, two_bytes / 1e6, sms);
+    EXPECT_GE(one_bytes - two_bytes, slot_bytes * static_cast<std::size_t>(sms)) << method;
+    EXPECT_LE(one_bytes - two_bytes, slot_bytes * static_cast<std::size_t>(sms) + 4096) << method;
   }
 }
 

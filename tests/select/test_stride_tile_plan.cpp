@@ -63,5 +63,15 @@ TEST(StrideTilePlan, EveryTiledPlanFitsTheSharedMemoryLimitAndTheRuleRows) {
         }
 }
 
+// One pass's scratch slot: per row, 8 block sums and one maximum a column tile of 8 key blocks, the last
+// tile padded to 8 blocks.
+TEST(StrideTilePlan, OnePassSlotHoldsEightSumsAndAMaximumATile) {
+  EXPECT_EQ(one_pass_tiles(1024), 128);
+  EXPECT_EQ(one_pass_tiles(1094), 137);
+  EXPECT_EQ(one_pass_tiles(1), 1);
+  EXPECT_EQ(one_pass_slot_floats(1024), std::size_t{128} * 128 * 9);
+  EXPECT_EQ(one_pass_slot_floats(1094), std::size_t{128} * 137 * 9);
+}
+
 }  // namespace
 }  // namespace sparsefill::cuda::select

@@ -86,7 +86,9 @@ TEST(Llama, DecodeTokensAttendDenselyOverEverythingBefore) {
   prefill_only.logits_from = prefill - 1;
   const HostTensor alone =
       m.model.forward(std::vector<std::int32_t>(tokens.begin(), tokens.begin() + prefill), prefill_only);
-  EXPECT_LE(max_rel_diff(with_decode.ptr<float>(), alone.ptr<float>(), vocab), 1e-6);
+  // Equal up to fp32 rounding: the BLAS may block a 290-row GEMM differently from a 280-row one (2.1e-6 on an
+  // AMD EPYC host); a decode token leaking into the prefill rows would move the logits by far more.
+  EXPECT_LE(max_rel_diff(with_decode.ptr<float>(), alone.ptr<float>(), vocab), 1e-5);
   LlamaModel::ForwardOptions all_sparse = prefill_only;
   const HostTensor sparse_everywhere = m.model.forward(tokens, all_sparse);
   EXPECT_GT(max_rel_diff(with_decode.ptr<float>() + vocab, sparse_everywhere.ptr<float>() + vocab,

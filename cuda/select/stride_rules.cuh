@@ -89,8 +89,8 @@ __device__ unsigned long long stride_rule(const StrideParams& p, const double* r
   return kept;
 }
 
-// Calls f(std::integral_constant<int, kItems>{}) with the rule's block items a lane for rows of nk key blocks:
-// 8, 32 or 64 (up to 256, 1024 or 2048 blocks).
+// Calls f(std::integral_constant<int, kItems>{}) with the rule's block items a lane for rows of nk key
+// blocks: 8, 32 or 64 (up to 256, 1024 or 2048 blocks).
 template <typename F>
 void with_rule_items(int nk, F&& f) {
   if (nk <= 8 * 32) {

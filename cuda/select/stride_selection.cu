@@ -44,12 +44,12 @@ int slots_per_chunk(const Geometry& g, std::int64_t stride, int parts) {
 }
 
 // The kernel plan of a call.
-select::StrideTilePlan tile_plan(const std::string& method, const SelectorSettings& settings, const GpuSelectionArgs& args,
-                                 const Geometry& g) {
+select::StrideTilePlan tile_plan(const std::string& method, const SelectorSettings& settings,
+                                 const GpuSelectionArgs& args, const Geometry& g) {
   const bool rr = method == "rr";
   return select::stride_tile_plan(rr, rr ? key_parts(settings.rr) : 1, static_cast<int>(args.block_size),
-                                  static_cast<int>(stride_settings(method, settings).stride), static_cast<int>(g.d),
-                                  static_cast<int>(g.nk));
+                                  static_cast<int>(stride_settings(method, settings).stride),
+                                  static_cast<int>(g.d), static_cast<int>(g.nk));
 }
 
 // One pass's scratch: a slot for every CTA of the tiled kernel that the current device can hold at once (its
@@ -58,9 +58,11 @@ struct OnePassLayout {
   int slots;
   std::size_t words_bytes, slots_bytes;
 };
-OnePassLayout one_pass_layout(const std::string& method, const select::StrideTilePlan& plan, const Geometry& g) {
+OnePassLayout one_pass_layout(const std::string& method, const select::StrideTilePlan& plan,
+                              const Geometry& g) {
   const std::string argument = (method == "rr" ? "rr." : "xattn.") + std::string("passes");
-  require(cuda_device_count() > 0, argument, "one pass sizes its scratch by the CUDA device's SMs; no device found");
+  require(cuda_device_count() > 0, argument,
+          "one pass sizes its scratch by the CUDA device's SMs; no device found");
   int device = 0, sms = 0, smem_per_sm = 0, reserved = 0;
   check_cuda(cudaGetDevice(&device), "current device");
   check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "SM count");
@@ -116,8 +118,9 @@ void launch_scoring(const select::StrideParams& p, const select::StrideTilePlan&
     const auto kernel = p.rr ? select::stride_select_kernel<Element, kItems, true>
                              : select::stride_select_kernel<Element, kItems, false>;
     const std::size_t smem = select::stride_smem_bytes(g.nk);
-    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
-               "stride selection shared memory opt-in");
+    check_cuda(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+        "stride selection shared memory opt-in");
     const int items_q = g.nq * group;
     const dim3 grid(static_cast<unsigned>((items_q + select::kStrideWarps - 1) / select::kStrideWarps),
                     static_cast<unsigned>(slots));
@@ -141,7 +144,8 @@ void run_typed(const select::StrideParams& base, const select::StrideTilePlan& p
   select::OnePassScratch scratch{};
   if (one_pass) {
     const OnePassLayout layout = one_pass_layout(method, plan, g);
-    unsigned char* at = static_cast<unsigned char*>(workspace) + key_sums_bytes(rr, g, base.stride, base.key_parts);
+    unsigned char* at =
+        static_cast<unsigned char*>(workspace) + key_sums_bytes(rr, g, base.stride, base.key_parts);
     scratch.words = reinterpret_cast<unsigned*>(at);
     scratch.slots_at = reinterpret_cast<float*>(at + layout.words_bytes);
     scratch.slots = layout.slots;
@@ -181,9 +185,10 @@ void validate_stride_selection(const std::string& method, const SelectorSettings
             "xattn.chunk-size", "must be 0 or a positive multiple of the block");
   require(g.d % 32 == 0, "q", "the GPU " + method + " selector takes head_dim a multiple of 32, got " + std::to_string(g.d));
   require_16_byte_rows(args, method);
-  require(!s.one_pass || tile_plan(method, settings, args, g).tiled, prefix + "passes",
-          "one pass takes the tiled kernel's geometry (block / stride = 16, head_dim a multiple of 128, the key "
-          "blocks' rows in shared memory); use two");
+  require(
+      !s.one_pass || tile_plan(method, settings, args, g).tiled, prefix + "passes",
+      "one pass takes the tiled kernel's geometry (block / stride = 16, head_dim a multiple of 128, the key "
+      "blocks' rows in shared memory); use two");
 }
 
 std::size_t stride_workspace_size(const std::string& method, const SelectorSettings& settings,
@@ -228,9 +233,10 @@ void run_stride_selection(const std::string& method, const SelectorSettings& set
   }
   p.kv_num_blocks = args.kv_num_blocks;
   p.kv_indices = args.kv_indices;
-  (args.q.dtype == DType::kBF16 ? run_typed<__nv_bfloat16> : run_typed<__half>)(
-      p, tile_plan(method, settings, args, g), stride_settings(method, settings).one_pass, method, g, rr, workspace,
-      stream);
+  (args.q.dtype == DType::kBF16 ? run_typed<__nv_bfloat16>
+                                : run_typed<__half>)(p, tile_plan(method, settings, args, g),
+                                                     stride_settings(method, settings).one_pass, method, g,
+                                                     rr, workspace, stream);
   check_cuda(cudaGetLastError(), "stride selection launch");
 }
 

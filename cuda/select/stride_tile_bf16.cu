@@ -3,6 +3,7 @@
 
 namespace sparsefill::cuda::select {
 
-template void launch_stride_tile<__nv_bfloat16, false>(const StrideTileParams<__nv_bfloat16>&, const StrideTilePlan&, dim3, cudaStream_t);
+template void launch_stride_tile<__nv_bfloat16, false>(const StrideTileParams<__nv_bfloat16>&,
+                                                       const StrideTilePlan&, dim3, cudaStream_t);
 
 }  // namespace sparsefill::cuda::select

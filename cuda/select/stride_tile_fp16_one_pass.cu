@@ -3,6 +3,7 @@
 
 namespace sparsefill::cuda::select {
 
-template void launch_stride_tile<__half, true>(const StrideTileParams<__half>&, const StrideTilePlan&, dim3, cudaStream_t);
+template void launch_stride_tile<__half, true>(const StrideTileParams<__half>&, const StrideTilePlan&, dim3,
+                                               cudaStream_t);
 
 }  // namespace sparsefill::cuda::select

@@ -33,11 +33,11 @@
 // (scratch_slots.cuh; stride_tile_plan.hpp sizes it); after the last tile each warp rescales its rows' stored
 // sums to their final maxima and exp-sums and adds them into its block row. Half the products and
 // exponentials of two passes, at the price of the scratch's global traffic.
-// RRAttention adds a producer warpgroup in front of the two consumers: one of its threads stages every key-sum
-// chunk of both passes by TMA into the ring (PipelineTmaAsync; the consumers wait on a stage and release it
-// after its wgmma), so the consumers neither copy nor meet at a CTA barrier per chunk. XAttention's operands
-// stay on cp.async: its key and query strides within a varlen batch are not a TMA box that zero-fills at the
-// sequence's end.
+// RRAttention adds a producer warpgroup in front of the two consumers: one of its threads stages every
+// key-sum chunk of both passes by TMA into the ring (PipelineTmaAsync; the consumers wait on a stage and
+// release it after its wgmma), so the consumers neither copy nor meet at a CTA barrier per chunk.
+// XAttention's operands stay on cp.async: its key and query strides within a varlen batch are not a TMA box
+// that zero-fills at the sequence's end.
 #pragma once
 #include <climits>
 #include <cstdint>
@@ -346,7 +346,8 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
   float shift[2] = {0.f, 0.f}, inv_z[2] = {0.f, 0.f};
   // One pass: the CTA's slot, [kTileRows][one_pass_row] block sums, then [kTileRows][tiles] maxima.
   const int one_pass_row = kTileBlocks * params.one_pass.tiles;
-  float* const one_pass_sums = kOnePass ? params.one_pass.slots_at + scratch_slot * params.one_pass.slot_floats : nullptr;
+  float* const one_pass_sums =
+      kOnePass ? params.one_pass.slots_at + scratch_slot * params.one_pass.slot_floats : nullptr;
   float* const one_pass_maxima = kOnePass ? one_pass_sums + kTileRows * one_pass_row : nullptr;
   auto epilogue = [&](auto& acc, int T) __attribute__((always_inline)) {
     const int pass = T >= tiles ? 1 : 0, col0 = (T - pass * tiles) * kTileCols;
@@ -358,7 +359,7 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
       }
       // The tile maximum of each of the lane's rows over its columns: four independent chains a row (a
       // maximum does not depend on the order), then theirs; scale > 0, so the maximum of the scaled logits.
-      auto lane_tile_maxima = [&](float (&tile_max)[2]) __attribute__((always_inline)) {
+      auto lane_tile_maxima = [&](float(&tile_max)[2]) __attribute__((always_inline)) {
         float chains[8];
 #pragma unroll
         for (int k = 0; k < 8; ++k) chains[k] = -INFINITY;
@@ -395,7 +396,8 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
         float* sums = one_pass_sums + row * one_pass_row + tile_index * kTileBlocks + 2 * q4;
         *reinterpret_cast<float2*>(sums) = make_float2(v[0], v[2]);
         *reinterpret_cast<float2*>(sums + 8 * one_pass_row) = make_float2(v[1], v[3]);
-        if (q4 < 2) one_pass_maxima[(row + 8 * q4) * params.one_pass.tiles + tile_index] = q4 == 0 ? m[0] : m[1];
+        if (q4 < 2)
+          one_pass_maxima[(row + 8 * q4) * params.one_pass.tiles + tile_index] = q4 == 0 ? m[0] : m[1];
       } else if (pass == 0) {  // each row's running maximum and exp-sum over this lane's columns
         float tile_max[2];
         lane_tile_maxima(tile_max);
@@ -435,14 +437,15 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
 
   // One pass, after the last tile: the rows' exp-sums over their quads, then the warp's block row, each row's
   // stored block sums rescaled from their tile's maximum to the row's final one and divided by its exp-sum.
-  auto one_pass_block_row = [&](const float (&row_max)[2], float (&row_z)[2]) __attribute__((always_inline)) {
+  auto one_pass_block_row = [&](const float(&row_max)[2], float(&row_z)[2]) __attribute__((always_inline)) {
     // The rows' final maxima and 1 / exp-sums in the warp's cut scratch, free until the rule.
     float* const final_max = reinterpret_cast<float*>(&scratch[warp]);
     float* const final_inv_z = final_max + 16;
     static_assert(sizeof(CutScratch) >= 32 * sizeof(float), "the cut scratch holds the rows' statistics");
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
-      for (int offset = 1; offset < 4; offset *= 2) row_z[e] += __shfl_xor_sync(0xffffffffu, row_z[e], offset);
+      for (int offset = 1; offset < 4; offset *= 2)
+        row_z[e] += __shfl_xor_sync(0xffffffffu, row_z[e], offset);
       if (q4 == e) {  // a row that sees nothing: maximum 0 over sums of 0
         final_max[g + 8 * e] = row_max[e] == -INFINITY ? 0.f : row_max[e];
         final_inv_z[g + 8 * e] = row_z[e] > 0.f ? 1.f / row_z[e] : 0.f;
@@ -458,7 +461,8 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
         for (int r = 0; r < 16; ++r) {
           const int row = warp * 16 + r;
           const float weight =
-              exp2_flushed(__ldcg(one_pass_maxima + row * params.one_pass.tiles + b / kTileBlocks) - final_max[r]) *
+              exp2_flushed(__ldcg(one_pass_maxima + row * params.one_pass.tiles + b / kTileBlocks) -
+                           final_max[r]) *
               final_inv_z[r];
           mass = fmaf(__ldcg(one_pass_sums + row * one_pass_row + b), weight, mass);
         }

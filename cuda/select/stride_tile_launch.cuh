@@ -32,9 +32,9 @@ void launch_stride_tile(const StrideTileParams<Element>& params, const StrideTil
 }
 
 extern template void launch_stride_tile<__nv_bfloat16, false>(const StrideTileParams<__nv_bfloat16>&,
-                                                               const StrideTilePlan&, dim3, cudaStream_t);
-extern template void launch_stride_tile<__nv_bfloat16, true>(const StrideTileParams<__nv_bfloat16>&,
                                                               const StrideTilePlan&, dim3, cudaStream_t);
+extern template void launch_stride_tile<__nv_bfloat16, true>(const StrideTileParams<__nv_bfloat16>&,
+                                                             const StrideTilePlan&, dim3, cudaStream_t);
 extern template void launch_stride_tile<__half, false>(const StrideTileParams<__half>&, const StrideTilePlan&,
                                                        dim3, cudaStream_t);
 extern template void launch_stride_tile<__half, true>(const StrideTileParams<__half>&, const StrideTilePlan&,

@@ -58,10 +58,12 @@ inline StrideTilePlan stride_tile_plan(bool rr, int key_parts, int block, int st
 
 // One pass (stride_tile_kernel<..., kOnePass = true>): a CTA keeps, for each of its kTileRows rows and each
 // column tile (kTileCols / 16 = 8 key blocks), the row's per-block exp-sums against its running maximum and
-// that maximum, in a scratch slot of the workspace: [kTileRows][8 tiles] sums, then [kTileRows][tiles]
+// that maximum, in a scratch slot of the workspace: [kTileRows][8 x tiles] sums, then [kTileRows][tiles]
 // maxima (fp32). nk: key blocks of the mask layout.
 inline constexpr int kTileBlocks = kTileCols / 16;
-inline int one_pass_tiles(int nk) { return (nk + kTileBlocks - 1) / kTileBlocks; }
+inline int one_pass_tiles(int nk) {
+  return (nk + kTileBlocks - 1) / kTileBlocks;
+}
 inline std::size_t one_pass_slot_floats(int nk) {
   return static_cast<std::size_t>(kTileRows) * one_pass_tiles(nk) * (kTileBlocks + 1);
 }

@@ -633,7 +633,8 @@ TEST(SelectionArguments, UnsupportedMethodsAndSettingsAreClearErrors) {
   SelectorSettings one_pass;
   one_pass.rr.passes = one_pass.xattn.passes = "one";
   const std::string one_pass_here = cuda_device_count() > 0 ? "<no error>" : "rr.passes";  // sized by the SMs
-  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("rr", one_pass).workspace_size(a); }), one_pass_here);
+  EXPECT_EQ(testing::error_argument([&] { cuda::GpuSelection("rr", one_pass).workspace_size(a); }),
+            one_pass_here);
   cuda::GpuSelectionArgs untiled = a;  // head_dim 64: the per-warp kernel, which takes two passes only
   untiled.q = make_view(placeholder, DType::kBF16, {1, 4096, 8, 64});
   untiled.k = make_view(placeholder, DType::kBF16, {1, 4096, 2, 64});
@@ -801,11 +802,15 @@ TEST(GpuSelection, OnePassPrefillReplaysInAGraph) {
     DevicePrefill d(in);
     DeviceBuffer workspace(cuda::prefill_attention_workspace_size(d.args, method, settings));
     testing::replay_in_graph(
-        [&](cudaStream_t stream) { cuda::prefill_attention(d.args, method, settings, workspace.get(), stream); },
+        [&](cudaStream_t stream) {
+          cuda::prefill_attention(d.args, method, settings, workspace.get(), stream);
+        },
         [&] { d.out.poison(); });
     const HostTensor first = d.output(in);
     testing::replay_in_graph(
-        [&](cudaStream_t stream) { cuda::prefill_attention(d.args, method, settings, workspace.get(), stream); },
+        [&](cudaStream_t stream) {
+          cuda::prefill_attention(d.args, method, settings, workspace.get(), stream);
+        },
         [&] { d.out.poison(); });
     const HostTensor again = d.output(in);
     EXPECT_EQ(std::memcmp(again.data(), first.data(), first.size_bytes()), 0) << "graph replay differs";
@@ -945,8 +950,8 @@ TEST(SelectionWorkspace, OnePassAddsAScratchSlotAnSm) {
     one.rr.passes = one.xattn.passes = "one";
     const std::size_t two_bytes = cuda::GpuSelection(method, {}).workspace_size(args);
     const std::size_t one_bytes = cuda::GpuSelection(method, one).workspace_size(args);
-    std::printf("  %s one-pass selection workspace at 128K: %.1f MB (two passes: %.1f MB; %d SMs)\n", method.c_str(),
-                one_bytes / 1e6, two_bytes / 1e6, sms);
+    std::printf("  %s one-pass selection workspace at 128K: %.1f MB (two passes: %.1f MB; %d SMs)\n",
+                method.c_str(), one_bytes / 1e6, two_bytes / 1e6, sms);
     EXPECT_GE(one_bytes - two_bytes, slot_bytes * static_cast<std::size_t>(sms)) << method;
     EXPECT_LE(one_bytes - two_bytes, slot_bytes * static_cast<std::size_t>(sms) + 4096) << method;
   }

@@ -452,22 +452,30 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
       }
     }
     __syncwarp();
-    // The blocks of the tiles the warp's epilogues stored (none past warp_max's tile).
+    // The blocks of the tiles the warp's epilogues stored (none past warp_max's tile; the others keep the zero
+    // fill). A lane takes blocks b and b + 32 of every 64 and loads all their stored values before the first
+    // use, so an iteration's 64 L2 reads overlap: the CTA is alone on its SM, nothing else hides them.
     const int stored = min(nk_b, (warp_max + kTileCols) / kTileCols * kTileBlocks);
-    for (int b = lane; b < nk_b; b += 32) {
-      float mass = 0.f;
-      if (b < stored) {
-#pragma unroll 4
+    for (int b0 = lane; b0 < stored; b0 += 64) {
+      float sum[2][16], top[2][16];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int b = min(b0 + 32 * h, stored - 1);  // past `stored`: a duplicate, not written below
+#pragma unroll
         for (int r = 0; r < 16; ++r) {
           const int row = warp * 16 + r;
-          const float weight =
-              exp2_flushed(__ldcg(one_pass_maxima + row * params.one_pass.tiles + b / kTileBlocks) -
-                           final_max[r]) *
-              final_inv_z[r];
-          mass = fmaf(__ldcg(one_pass_sums + row * one_pass_row + b), weight, mass);
+          sum[h][r] = __ldcg(one_pass_sums + row * one_pass_row + b);
+          top[h][r] = __ldcg(one_pass_maxima + row * params.one_pass.tiles + b / kTileBlocks);
         }
       }
-      block_rows[static_cast<std::size_t>(warp) * p.nk + b] = mass;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float mass = 0.f;
+#pragma unroll
+        for (int r = 0; r < 16; ++r)
+          mass = fmaf(sum[h][r], exp2_flushed(top[h][r] - final_max[r]) * final_inv_z[r], mass);
+        if (b0 + 32 * h < stored) block_rows[static_cast<std::size_t>(warp) * p.nk + b0 + 32 * h] = mass;
+      }
     }
   };
 

@@ -45,16 +45,24 @@ struct Inputs {
   }
 };
 
-// A varlen batch: sequences of 300/1/700 query and 300/77/900 key tokens (one a single token), 4/2 heads.
-Inputs varlen_inputs(std::mt19937_64& rng) {
+// A random varlen batch with the cumulative lengths cu_q / cu_k, heads_q / 2 heads of d dims.
+Inputs random_varlen_inputs(std::mt19937_64& rng, std::vector<std::int32_t> cu_q,
+                            std::vector<std::int32_t> cu_k, DType dtype, std::int64_t heads_q, std::int64_t d,
+                            std::int64_t block) {
   Inputs in;
-  in.cu_q = {0, 300, 301, 1001};
-  in.cu_k = {0, 300, 377, 1277};
-  in.q = testing::random_tensor(DType::kBF16, {1001, 4, 64}, rng, 3.0);
-  in.k = testing::random_tensor(DType::kBF16, {1277, 2, 64}, rng);
-  in.v = testing::random_tensor(DType::kBF16, {1277, 2, 64}, rng);
-  in.block = 64;
+  in.cu_q = std::move(cu_q);
+  in.cu_k = std::move(cu_k);
+  in.q = testing::random_tensor(dtype, {in.cu_q.back(), heads_q, d}, rng, 3.0);
+  in.k = testing::random_tensor(dtype, {in.cu_k.back(), 2, d}, rng);
+  in.v = testing::random_tensor(dtype, {in.cu_k.back(), 2, d}, rng);
+  in.block = block;
   return in;
+}
+
+// A varlen batch: sequences of 300/1/700 query and 300/77/900 key tokens (one a single token), 4/2 heads,
+// bf16.
+Inputs varlen_inputs(std::mt19937_64& rng) {
+  return random_varlen_inputs(rng, {0, 300, 301, 1001}, {0, 300, 377, 1277}, DType::kBF16, 4, 64, 64);
 }
 
 // A varlen batch with seqlen_q == seqlen_k (PBS's condition): 4/2 heads, d 64, bf16.
@@ -90,14 +98,7 @@ Inputs long_tile_inputs(std::mt19937_64& rng, std::int64_t len) {
 // A varlen fp16 batch in the stride tile kernel's geometry (block 128, d 128): sequences of 1000, 1 and 1900
 // queries against 1000, 100 and 2200 keys, 8/2 heads.
 Inputs varlen_tile_inputs(std::mt19937_64& rng) {
-  Inputs in;
-  in.cu_q = {0, 1000, 1001, 2901};
-  in.cu_k = {0, 1000, 1100, 3300};
-  in.q = testing::random_tensor(DType::kFP16, {2901, 8, 128}, rng, 3.0);
-  in.k = testing::random_tensor(DType::kFP16, {3300, 2, 128}, rng);
-  in.v = testing::random_tensor(DType::kFP16, {3300, 2, 128}, rng);
-  in.block = 128;
-  return in;
+  return random_varlen_inputs(rng, {0, 1000, 1001, 2901}, {0, 1000, 1100, 3300}, DType::kFP16, 8, 128, 128);
 }
 
 Inputs scene_inputs(std::int64_t len, std::uint64_t seed, RopeLayout layout) {

@@ -14,7 +14,8 @@ bool is_stride_method(const std::string& method);
 // alignment); no device reads.
 void validate_stride_selection(const std::string& method, const SelectorSettings& settings, const GpuSelectionArgs& args,
                                const Geometry& g);
-// RRAttention: the key sums of as many (sequence, KV head) slots as fit in 32 MiB; XAttention: 0.
+// RRAttention: the key sums of as many (sequence, KV head) slots as fit in 32 MiB; XAttention: 0. With
+// passes = one, plus the tiled kernel's scratch slots, one per CTA the current device holds at once.
 std::size_t stride_workspace_size(const std::string& method, const SelectorSettings& settings,
                                   const GpuSelectionArgs& args, const Geometry& g);
 void run_stride_selection(const std::string& method, const SelectorSettings& settings, const GpuSelectionArgs& args,

@@ -256,7 +256,7 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
   const int tiles = (cta_limit + kTileCols) / kTileCols;  // column tiles holding a visible column
   const int chunks = kPasses * tiles * chunks_per_tile;
   if constexpr (kRR) {
-    if (producer) {  // one thread stages every chunk of both passes, in the consumers' order
+    if (producer) {  // one thread stages every chunk of every pass, in the consumers' order
       cutlass::arch::warpgroup_reg_dealloc<kProducerRegisters>();
       if (threadIdx.x != 0) return;
       using StageLayout = decltype(tile_to_shape(

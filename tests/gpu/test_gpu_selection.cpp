@@ -66,15 +66,9 @@ Inputs varlen_inputs(std::mt19937_64& rng) {
 }
 
 // A varlen batch with seqlen_q == seqlen_k (PBS's condition): 4/2 heads, d 64, bf16.
-Inputs equal_length_varlen_inputs(std::mt19937_64& rng, std::vector<std::int32_t> cu, std::int64_t block) {
-  Inputs in;
-  in.cu_q = in.cu_k = std::move(cu);
-  const std::int64_t total = in.cu_q.back();
-  in.q = testing::random_tensor(DType::kBF16, {total, 4, 64}, rng, 3.0);
-  in.k = testing::random_tensor(DType::kBF16, {total, 2, 64}, rng);
-  in.v = testing::random_tensor(DType::kBF16, {total, 2, 64}, rng);
-  in.block = block;
-  return in;
+Inputs equal_length_varlen_inputs(std::mt19937_64& rng, const std::vector<std::int32_t>& cu,
+                                  std::int64_t block) {
+  return random_varlen_inputs(rng, cu, cu, DType::kBF16, 4, 64, block);
 }
 
 // One causal bf16 sequence of `len` tokens at block 64, 2/1 heads of `d` dims. long_inputs: 70000 tokens, d

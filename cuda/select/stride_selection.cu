@@ -133,26 +133,32 @@ std::size_t key_sums_bytes(bool rr, const Geometry& g, std::int64_t stride, int 
   return rr ? slot_bytes(g, stride, parts) * static_cast<std::size_t>(slots_per_chunk(g, stride, parts)) : 0;
 }
 
+// One pass's scratch in the workspace at `at` (after the key sums), its slot words zeroed on the stream.
+select::OnePassScratch one_pass_scratch(const std::string& method, const select::StrideTilePlan& plan,
+                                        const Geometry& g, unsigned char* at, cudaStream_t s) {
+  const OnePassLayout layout = one_pass_layout(method, plan, g);
+  select::OnePassScratch scratch{};
+  scratch.words = reinterpret_cast<unsigned*>(at);
+  scratch.slots_at = reinterpret_cast<float*>(at + layout.words_bytes);
+  scratch.slots = layout.slots;
+  scratch.tiles = select::one_pass_tiles(g.nk);
+  scratch.slot_floats = static_cast<std::int64_t>(select::one_pass_slot_floats(g.nk));
+  check_cuda(cudaMemsetAsync(scratch.words, 0, layout.words_bytes, s), "one-pass slot words");
+  return scratch;
+}
+
+// scratch: one pass's (null words: two passes).
 template <typename Element>
-void run_typed(const select::StrideParams& base, const select::StrideTilePlan& plan, bool one_pass,
-               const std::string& method, const Geometry& g, bool rr, void* workspace, cudaStream_t s) {
+void run_typed(const select::StrideParams& base, const select::StrideTilePlan& plan,
+               const select::OnePassScratch& scratch, const Geometry& g, bool rr, void* workspace,
+               cudaStream_t s) {
   const int total_slots = g.batch * g.heads_kv;
   const int chunk = rr ? slots_per_chunk(g, base.stride, base.key_parts) : total_slots;
   const std::size_t half = rr ? slot_bytes(g, base.stride, 1) * static_cast<std::size_t>(chunk) : 0;
   auto* hi = static_cast<Element*>(workspace);
-  auto* lo = rr && base.key_parts == 2 ? reinterpret_cast<Element*>(static_cast<unsigned char*>(workspace) + half) : nullptr;
-  select::OnePassScratch scratch{};
-  if (one_pass) {
-    const OnePassLayout layout = one_pass_layout(method, plan, g);
-    unsigned char* at =
-        static_cast<unsigned char*>(workspace) + key_sums_bytes(rr, g, base.stride, base.key_parts);
-    scratch.words = reinterpret_cast<unsigned*>(at);
-    scratch.slots_at = reinterpret_cast<float*>(at + layout.words_bytes);
-    scratch.slots = layout.slots;
-    scratch.tiles = select::one_pass_tiles(g.nk);
-    scratch.slot_floats = static_cast<std::int64_t>(select::one_pass_slot_floats(g.nk));
-    check_cuda(cudaMemsetAsync(scratch.words, 0, layout.words_bytes, s), "one-pass slot words");
-  }
+  auto* lo = rr && base.key_parts == 2
+                 ? reinterpret_cast<Element*>(static_cast<unsigned char*>(workspace) + half)
+                 : nullptr;
   for (int first = 0; first < total_slots; first += chunk) {
     select::StrideParams p = base;
     p.slot_begin = first;
@@ -233,10 +239,15 @@ void run_stride_selection(const std::string& method, const SelectorSettings& set
   }
   p.kv_num_blocks = args.kv_num_blocks;
   p.kv_indices = args.kv_indices;
-  (args.q.dtype == DType::kBF16 ? run_typed<__nv_bfloat16>
-                                : run_typed<__half>)(p, tile_plan(method, settings, args, g),
-                                                     stride_settings(method, settings).one_pass, method, g,
-                                                     rr, workspace, stream);
+  const select::StrideTilePlan plan = tile_plan(method, settings, args, g);
+  const select::OnePassScratch scratch =
+      stride_settings(method, settings).one_pass
+          ? one_pass_scratch(
+                method, plan, g,
+                static_cast<unsigned char*>(workspace) + key_sums_bytes(rr, g, p.stride, p.key_parts), stream)
+          : select::OnePassScratch{};
+  (args.q.dtype == DType::kBF16 ? run_typed<__nv_bfloat16> : run_typed<__half>)(p, plan, scratch, g, rr,
+                                                                                workspace, stream);
   check_cuda(cudaGetLastError(), "stride selection launch");
 }
 

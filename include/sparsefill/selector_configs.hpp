@@ -37,7 +37,7 @@ struct RRConfig {
   std::string key_sums = "exact";
   // GPU tiled kernel only (the CPU reference's softmax is the same either way): two passes over the key
   // strides (maxima and exp-sums, then probabilities), or one that keeps each row's per-block exp-sums in a
-  // workspace scratch and rescales them at the end (half the tensor and exponential work, ~76 MB more
+  // workspace scratch and rescales them at the end (half the tensor and exponential work, ~78 MB more
   // workspace at 128K on a 132-SM GPU).
   std::string passes = "two";
   bool keep_sink = true, keep_last_row = true;

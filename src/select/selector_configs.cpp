@@ -7,6 +7,15 @@ namespace {
 
 using K = ParamSpec::Kind;
 
+// RRAttention's and XAttention's `passes` (their GPU tiled kernel's).
+ParamSpec passes_param(std::string& passes) {
+  return {"passes",
+          "GPU tiled kernel: two passes, or one with per-block sums in the workspace",
+          K::kChoice,
+          &passes,
+          {"two", "one"}};
+}
+
 }  // namespace
 
 std::vector<ParamSpec> PrismConfig::params() {
@@ -50,11 +59,7 @@ std::vector<ParamSpec> RRConfig::params() {
            K::kChoice,
            &key_sums,
            {"exact", "rounded"}},
-          {"passes",
-           "GPU tiled kernel: two passes, or one with per-block sums in the workspace",
-           K::kChoice,
-           &passes,
-           {"two", "one"}},
+          passes_param(passes),
           {"keep-sink", "force key block 0", K::kBool, &keep_sink, {}},
           {"keep-last-row", "make the last query-block row dense", K::kBool, &keep_last_row, {}}};
 }
@@ -80,11 +85,7 @@ std::vector<ParamSpec> XAttentionConfig::params() {
           {"chunk-size", "query tokens per chunk (0: the reference formula)", K::kInt, &chunk_size, {}},
           {"keep-sink", "set query-block row 0 (the reference's quirk)", K::kBool, &keep_sink, {}},
           {"keep-recent", "re-force the diagonal", K::kBool, &keep_recent, {}},
-          {"passes",
-           "GPU tiled kernel: two passes, or one with per-block sums in the workspace",
-           K::kChoice,
-           &passes,
-           {"two", "one"}}};
+          passes_param(passes)};
 }
 
 std::vector<ParamSpec> FlexPrefillConfig::params() {

@@ -240,6 +240,10 @@ __global__ void __launch_bounds__(kRR ? kTileThreads + kProducerThreads : kTileT
   __shared__ alignas(
       16) unsigned char pipeline_bytes[sizeof(typename Pipeline::SharedStorage)];  // its mbarriers
   auto& pipeline_storage = *reinterpret_cast<typename Pipeline::SharedStorage*>(pipeline_bytes);
+  static_assert(2 * sizeof(int) + kRowGroups * (sizeof(std::int64_t) + sizeof(int)) +
+                        sizeof(typename Pipeline::SharedStorage) + 3 * 16 <=
+                    kStaticSharedBytes,
+                "the static shared memory (with alignment padding) within what stride_tile_plan.hpp counts");
   auto pipeline = [&] {  // RRAttention's stages: TMA transactions of kParts chunks, released by the consumers
     if constexpr (kRR) {
       typename Pipeline::Params pp{};

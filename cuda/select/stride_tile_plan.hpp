@@ -17,6 +17,9 @@ inline constexpr std::size_t kChunkBytes = static_cast<std::size_t>(kTileRows) *
 inline constexpr int kSmemAlign = 1024;                     // the swizzled chunks' alignment
 inline constexpr std::size_t kCutScratchBytes = 1664;       // sizeof(CutScratch), checked by the kernel
 inline constexpr std::size_t kMaxSharedBytes = 227 * 1024;  // the sm_90 opt-in limit per CTA
+// The kernel's static shared memory (its few __shared__ variables and the TMA pipeline's barriers; the kernel
+// checks its bound), which the opt-in limit counts with the dynamic shared memory planned here.
+inline constexpr std::size_t kStaticSharedBytes = 256;
 // A stage holds kParts column chunks (RRAttention: the hi and lo key sums of the same dims, multiplied by
 // the same query chunk in one wgmma batch) and, for XAttention, the row chunk: 2 stages of 64 KB, else 3 of
 // 32 KB.
@@ -47,7 +50,7 @@ struct StrideTilePlan {
 // stride, head_dim d and nk key blocks of the mask layout.
 inline StrideTilePlan stride_tile_plan(bool rr, int key_parts, int block, int stride, int d, int nk) {
   const auto fits = [&](int parts) {
-    return stride_tile_smem_bytes(rr, parts, d, nk) <= kMaxSharedBytes &&
+    return stride_tile_smem_bytes(rr, parts, d, nk) + kStaticSharedBytes <= kMaxSharedBytes &&
            sizeof(double) * static_cast<std::size_t>(nk) * kRowGroups <=
                stride_tile_operand_bytes(rr, parts, d);
   };

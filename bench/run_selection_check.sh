@@ -5,8 +5,8 @@
 # bench/peers.py: torch SDPA and FlexAttention on the same masks), and, with NCU=1, the time of every selection
 # kernel of NCU_METHODS (default prism, pbs) at the longest length (ncu, one rep), and with NCU_FULL="kernel:method:len
 # ..." a full ncu profile of one launch of each named kernel (its throughputs, issue rate and warp stalls are
-# printed), and with NCU_SASS (same form) the executed count of every SASS instruction of one launch
-# (csv). TESTS=0 skips the tests and memcheck. Logs go under ${OUT:-out}; the key lines are printed.
+# printed), and with NCU_SASS (same form) the executed count and warp stall samples of every SASS instruction
+# of one launch (csv), summed by loop (bench/sass_regions.py). TESTS=0 skips the tests and memcheck. Logs go under ${OUT:-out}; the key lines are printed.
 set -uo pipefail
 out=${OUT:-out}
 mkdir -p "$out"
@@ -60,7 +60,8 @@ for spec in ${NCU_SASS:-}; do  # per-instruction executed counts of one launch (
   timeout 300 ncu --section SourceCounters --section InstructionStats -k "regex:$kernel" --launch-count 1 -f -o "$out/sass_$kernel" \
     build-gpu/bench/bench_prefill --len "$len" --reps 1 --methods "dense,$method" > "$out/ncu_sass_$kernel.log" 2>&1
   ncu -i "$out/sass_$kernel.ncu-rep" --page source --print-source sass --csv > "$out/sass_$kernel.csv" 2>&1
-  echo "ncu sass: $kernel ($method, $len): $(wc -l < "$out/sass_$kernel.csv") lines"
+  echo "ncu sass: $kernel ($method, $len): $(wc -l < "$out/sass_$kernel.csv") lines; by loop (bench/sass_regions.py):"
+  python3 bench/sass_regions.py "$out/sass_$kernel.csv" --top 12 > "$out/sass_regions_$kernel.txt" && head -12 "$out/sass_regions_$kernel.txt"
   rm -f "$out/sass_$kernel.ncu-rep"
 done
 for spec in ${NCU_FULL:-}; do

@@ -57,7 +57,9 @@ for name, lines in kernels.items():
     print(f"{name}: {len(code)} instructions")
     for address, text in code:
         m = re.search(r"\bBRA\b.*?(0x[0-9a-f]+)", text)
-        if m and int(m.group(1), 16) < address:
+        # An unconditional jump back over more than 2048 instructions leaves out-of-line code (the retry
+        # blocks of barrier waits at the end of the kernel); it is no loop.
+        if m and int(m.group(1), 16) < address and (text.startswith("@") or address - int(m.group(1), 16) <= 16 * 2048):
             start = int(m.group(1), 16)
             body = [t for a, t in code if start <= a <= address]
             ops = collections.Counter(t.split()[1 if t.startswith("@") else 0].split(".")[0] for t in body)

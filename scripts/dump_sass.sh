@@ -5,8 +5,8 @@
 # .deps/cudatools). Needs the object built for sm_90a (the GPU build; `cmake -DSPARSEFILL_CUDA=ON`).
 #
 #   scripts/dump_sass.sh FILE [REGEX]          the SASS of every kernel whose mangled name matches REGEX
-#   scripts/dump_sass.sh --loops FILE [REGEX]  per kernel: its instruction count, its loops (backward branches,
-#                                              with the instructions they span) and its commonest opcodes
+#   scripts/dump_sass.sh --loops FILE [REGEX]  per kernel: its instruction count and its loops (backward
+#                                              branches, with the instructions they span; bench/sass_regions.py)
 #
 # e.g. scripts/dump_sass.sh --loops build/CMakeFiles/sparsefill.dir/cuda/select/stride_tile_bf16_one_pass.cu.o 'Li32ELb1ELi1'
 set -euo pipefail
@@ -36,33 +36,7 @@ if ! [ -x "$bin/cuobjdump" ] || ! [ -x "$bin/nvdisasm" ]; then
   done
   chmod +x "$bin/cuobjdump" "$bin/nvdisasm"
 fi
-PATH="$bin:$PATH" cuobjdump -sass "$file" | python3 -c '
-import collections, re, sys
-pattern, loops = re.compile(sys.argv[1]), sys.argv[2] == "1"
-kernels, name = {}, None
-for line in sys.stdin:
-    m = re.search(r"Function : (\S+)", line)
-    if m:
-        name = m.group(1) if pattern.search(m.group(1)) else None
-        if name: kernels[name] = []
-    if name: kernels[name].append(line.rstrip("\n"))
-for name, lines in kernels.items():
-    if not loops:
-        print("\n".join(lines))
-        continue
-    code = []  # (address, instruction)
-    for line in lines:
-        m = re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;", line)
-        if m: code.append((int(m.group(1), 16), m.group(2)))
-    print(f"{name}: {len(code)} instructions")
-    for address, text in code:
-        m = re.search(r"\bBRA\b.*?(0x[0-9a-f]+)", text)
-        # An unconditional jump back over more than 2048 instructions leaves out-of-line code (the retry
-        # blocks of barrier waits at the end of the kernel); it is no loop.
-        if m and int(m.group(1), 16) < address and (text.startswith("@") or address - int(m.group(1), 16) <= 16 * 2048):
-            start = int(m.group(1), 16)
-            body = [t for a, t in code if start <= a <= address]
-            ops = collections.Counter(t.split()[1 if t.startswith("@") else 0].split(".")[0] for t in body)
-            common = ", ".join(f"{op} {n}" for op, n in ops.most_common(8))
-            print(f"  loop {start:#x}-{address:#x}: {len(body)} instructions ({common})")
-' "$pattern" "$loops"
+# The sections of the kernels whose names match, then (--loops) their loops by bench/sass_regions.py.
+PATH="$bin:$PATH" cuobjdump -sass "$file" |
+  awk -v pattern="$pattern" '/Function : /{keep = ($NF ~ pattern)} keep' |
+  if [ "$loops" = 1 ]; then python3 "$repo/bench/sass_regions.py" --sass -; else cat; fi

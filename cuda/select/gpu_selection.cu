@@ -151,8 +151,8 @@ void score_rows(const select::ScoringParams& p, const Geometry& g, cudaStream_t 
                                   static_cast<int>(smem)),
              "selection shared memory opt-in");
   constexpr int kRows = select::score_rows_per_cta(kItems);
-  const dim3 grid((g.nq + kRows - 1) / kRows, g.heads_q, g.batch);
-  select::score_rows_kernel<Element, kItems><<<grid, kRows * 32, smem, s>>>(p);
+  const select::ScoreRowsGrid grid = select::score_rows_grid(g.batch, g.heads_q, g.heads_kv, g.nq, kItems);
+  select::score_rows_kernel<Element, kItems><<<dim3(grid.x, grid.y, grid.z), kRows * 32, smem, s>>>(p);
 }
 
 // PBS's conditions on its inputs (algorithms.md §3.3; no device reads).

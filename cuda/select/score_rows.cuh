@@ -8,6 +8,7 @@
 // canonical mask (ascending indices, zeros after the count). Plain device code apart from dynamic_shared and
 // the mma (fp64_mma.cuh), so that tests/select/test_score_rows_emulated.cpp runs it on the host.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -63,6 +64,20 @@ inline constexpr int kQueryRowPad = 4;
 // Rows of a score_rows_kernel CTA (a warp each) for rows of `items` lane columns: two mma row tiles, which share
 // every key fragment read from L2, while their logits fit in shared memory (rows up to 1024 blocks); one beyond.
 constexpr int score_rows_per_cta(int items) { return items <= 32 ? 2 * kRowsPerCta : kRowsPerCta; }
+
+// The grid of score_rows_kernel: (heads of a chunk, row tiles, head chunks x batch). A chunk is at least 4
+// query heads and whole GQA groups; within it the row tiles run from the last down, so that the CTAs of
+// causal rows start longest first and a launch's last wave holds short rows, while the CTAs running at once
+// read the pooled keys of one chunk's heads.
+struct ScoreRowsGrid {
+  unsigned x, y, z;
+};
+inline ScoreRowsGrid score_rows_grid(int batch, int heads_q, int heads_kv, int nq, int items) {
+  const int group = heads_q / heads_kv, chunk = std::min(heads_q, (4 + group - 1) / group * group);
+  const int rows = score_rows_per_cta(items);
+  return {static_cast<unsigned>(chunk), static_cast<unsigned>((nq + rows - 1) / rows),
+          static_cast<unsigned>((heads_q + chunk - 1) / chunk * batch)};
+}
 
 // The key blocks a row scores: v < candidates outside [skip_begin, skip_end) (PBS's own segment; empty else).
 struct ScoredBlocks {
@@ -242,10 +257,10 @@ __device__ void row_softmax(double* row, int candidates, unsigned long long excl
 }
 
 // One CTA scores kRows = score_rows_per_cta(kItems) consecutive mask rows of one (sequence, query head), one
-// warp per row; lane l owns key blocks v = 32 c + l (c < kItems). Per band, the CTA's logits are one fp64 GEMM
-// over the band's dims (band_logits: the warps split the key blocks into 8-column tiles, the pooled keys read
-// from L2 in the transposed layout) into shared memory; then each warp takes its row's softmax and the rule's
-// cut (see cut()).
+// warp per row; lane l owns key blocks v = 32 c + l (c < kItems). Per band, the CTA's logits are one fp64
+// GEMM over the band's dims (band_logits: the warps split the key blocks into 8-column tiles, the pooled keys
+// read from L2 in the transposed layout) into shared memory; then each warp takes its row's softmax and the
+// rule's cut (see cut()). Grid: score_rows_grid.
 template <typename Element, int kItems>
 __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows_kernel(const ScoringParams p) {
   static_assert(kItems <= 64 && kItems % 4 == 0, "the kept set is a 64-bit mask per lane, read 4 columns at a time");
@@ -261,7 +276,12 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
   ScoredBlocks* row_blocks = reinterpret_cast<ScoredBlocks*>(band_dims + kMaxBandDims);  // [kRows]
   CutScratch& scratch = reinterpret_cast<CutScratch*>(row_blocks + kRows)[threadIdx.x / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int u0 = blockIdx.x * kRows, h = blockIdx.y, b = blockIdx.z;
+  const int chunks = (p.heads_q + static_cast<int>(gridDim.x) - 1) / static_cast<int>(gridDim.x);
+  const int u0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kRows,
+            b = static_cast<int>(blockIdx.z) / chunks;
+  const int h =
+      static_cast<int>(blockIdx.z) % chunks * static_cast<int>(gridDim.x) + static_cast<int>(blockIdx.x);
+  if (h >= p.heads_q) return;  // the last chunk's heads past heads_q (the whole CTA)
   const int nq = p.lengths.q_blocks(b), nk = p.lengths.k_blocks(b);  // this sequence's (varlen: <= p.nq, p.nk)
   const int rows = max(0, min(kRows, nq - u0)), u = u0 + warp;
   const int hk = h / (p.heads_q / p.heads_kv), shift = nk - nq;

@@ -180,9 +180,8 @@ void check_case(const Case& c, std::mt19937_64& rng) {
   p.kv_num_blocks = counts.data();
   p.kv_indices = indices.data();
   constexpr int kRows = gpu::score_rows_per_cta(kItems);
-  testing::emulated::launch({static_cast<unsigned>((p.nq + kRows - 1) / kRows),
-                             static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},
-                            kRows * 32, gpu::score_rows_smem_bytes(c.d, kItems),
+  const gpu::ScoreRowsGrid grid = gpu::score_rows_grid(c.batch, c.heads_q, c.heads_kv, p.nq, kItems);
+  testing::emulated::launch({grid.x, grid.y, grid.z}, kRows * 32, gpu::score_rows_smem_bytes(c.d, kItems),
                             [&] { gpu::score_rows_kernel<float, kItems>(p); });
   int compared = 0;
   for (int b = 0; b < c.batch; ++b)
@@ -221,6 +220,11 @@ TEST(EmulatedScoreRows, PrismBandsEqualTheHostReference) {
   check_case<8>(varlen, rng);
   varlen.label = "prism varlen, 64 blocks per lane (8-row CTAs)";
   check_case<64>(varlen, rng);
+  Case chunks = varlen;
+  chunks.label =
+      "prism varlen, 6 query heads, no GQA (two head chunks of the grid, the second half past heads_q)";
+  chunks.heads_q = chunks.heads_kv = 6;
+  check_case<8>(chunks, rng);
   Case padded = prism;
   padded.label = "prism causal, d 20 (bands of 10 dims, padded to the mma's k)";
   padded.d = 20;

@@ -25,6 +25,12 @@ struct AttentionKernelParams {
   int mask_heads, num_q_blocks, num_k_blocks, block_q, block_k;
   int causal;
   const std::int32_t* key_order;  // PBS: [batch, heads_q, seqlen_k] original key at each position, or null
+  // PBS on the Hopper kernel (key_positions.hpp): k/v hold each query head's keys in permuted order, and
+  // these give the original position of each key row, [batch, heads_q, seqlen_k], and the first and last
+  // original position in each key block, [batch, heads_q, num_k_blocks, 2]; causality compares original
+  // positions. Null otherwise.
+  const std::int32_t* key_positions;
+  const std::int32_t* block_positions;
   float scale_log2;              // softmax scale times log2(e)
   const std::int32_t* schedule;  // work items, heaviest first; item = (b * heads_q + h) * q_tiles + tile
   int tile_rows;                 // query rows per work item (the kernel's tile height)

@@ -12,12 +12,13 @@
 
 #include <cmath>
 #include <cstdint>
-#include <initializer_list>
 #include <cub/device/device_radix_sort.cuh>
+#include <initializer_list>
 #include <string>
 
 #include "attention/attention_params.hpp"
 #include "attention/attention_tiles.hpp"
+#include "attention/key_positions.hpp"
 #include "attention/schedule_kernel.cuh"
 #include "attention/tensor_core_attention_kernel.cuh"
 #include "attention/wgmma/wgmma_entry.hpp"
@@ -122,7 +123,7 @@ Geometry geometry_of(const BlockSparseAttentionArgs& a) {
 }
 
 AttentionKernelParams params_of(const BlockSparseAttentionArgs& a, const Geometry& g,
-                                const std::int32_t* schedule) {
+                                const std::int32_t* schedule, const KeyPositions& positions = {}) {
   AttentionKernelParams p{};
   p.q = a.q.data;
   p.k = a.k.data;
@@ -153,6 +154,8 @@ AttentionKernelParams params_of(const BlockSparseAttentionArgs& a, const Geometr
   p.block_k = static_cast<int>(a.mask.block_k);
   p.causal = a.causal ? 1 : 0;
   p.key_order = a.key_order;
+  p.key_positions = positions.keys;
+  p.block_positions = positions.blocks;
   const double scale = a.scale > 0 ? a.scale : 1.0 / std::sqrt(static_cast<double>(g.head_dim));
   p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
   p.schedule = schedule;
@@ -238,12 +241,14 @@ void BlockSparseAttention::plan(const BlockSparseAttentionArgs& args, void* work
              "schedule sort");
 }
 
-void BlockSparseAttention::run(const BlockSparseAttentionArgs& args, void* workspace, void* stream) {
+namespace {
+
+void run_kernel(const BlockSparseAttentionArgs& args, const KeyPositions& positions, void* workspace,
+                cudaStream_t s) {
   const Geometry g = geometry_of(args);
   require(workspace != nullptr, "workspace", "is null (allocate workspace_size bytes)");
   const Workspace w = carve(workspace, g.items);
-  const AttentionKernelParams p = params_of(args, g, w.schedule);
-  auto s = static_cast<cudaStream_t>(stream);
+  const AttentionKernelParams p = params_of(args, g, w.schedule, positions);
   const bool bf16 = args.q.dtype == DType::kBF16;
   if (g.hopper) {
     const wgmma::TmaExtents extents{static_cast<int>(g.varlen ? args.q.shape[0] : g.seqlen_q),
@@ -260,6 +265,21 @@ void BlockSparseAttention::run(const BlockSparseAttentionArgs& args, void* works
     bf16 ? launch<__nv_bfloat16, 128>(p, g.items, s) : launch<__half, 128>(p, g.items, s);
   }
   check_cuda(cudaGetLastError(), "attention kernel launch");
+}
+
+}  // namespace
+
+void BlockSparseAttention::run(const BlockSparseAttentionArgs& args, void* workspace, void* stream) {
+  run_kernel(args, {}, workspace, static_cast<cudaStream_t>(stream));
+}
+
+void run_with_key_positions(const BlockSparseAttentionArgs& args, const KeyPositions& positions,
+                            void* workspace, cudaStream_t stream) {
+  require(args.key_order == nullptr && positions.keys != nullptr && positions.blocks != nullptr, "key_order",
+          "the Hopper kernel takes permuted keys as copies with their positions, not as a key order");
+  require(geometry_of(args).hopper, "key_order",
+          "key positions need the Hopper kernel (sm_90, 128 x 128 mask blocks, 16-byte aligned rows)");
+  run_kernel(args, positions, workspace, stream);
 }
 
 }  // namespace sparsefill::cuda

@@ -1,15 +1,15 @@
-// PBS's split permuted attention (see permuted_attention.hpp): gather, mask split, two attention calls, merge.
-#include "pipeline/permuted_attention.hpp"
-
+// PBS's permuted attention (see permuted_attention.hpp): gather, block positions, one Hopper call.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <cmath>
+#include <climits>
 #include <cstring>
 
+#include "attention/key_positions.hpp"
 #include "common/cuda_check.hpp"
 #include "common/workspace_align.hpp"
+#include "pipeline/permuted_attention.hpp"
 #include "sparsefill/error.hpp"
 
 namespace sparsefill::cuda {
@@ -52,44 +52,30 @@ TensorView contiguous_view(void* data, const BlockSparseAttentionArgs& a, const 
                   : make_view(data, a.q.dtype, {s.batch, s.max_len, heads, s.d});
 }
 
-enum Part { kKeys, kValues, kOffCounts, kOffIndices, kOwnCounts, kOwnIndices, kOwnOut, kOffLse, kOwnLse, kAttention, kParts };
+enum Part { kKeys, kValues, kBlockPositions, kAttention, kParts };
 
 struct Layout {
   std::size_t offset[kParts + 1];
 };
 
-BlockSparseAttentionArgs first_args(const BlockSparseAttentionArgs& a, const Shape& s, void* keys, void* values,
-                                    DeviceBlockMask mask, float* lse) {
+// The Hopper call's arguments: the permuted copies as K/V (one head each query head), the mask as given.
+BlockSparseAttentionArgs copy_args(const BlockSparseAttentionArgs& a, const Shape& s, void* keys,
+                                   void* values) {
   BlockSparseAttentionArgs f = a;
   f.k = contiguous_view(keys, a, s, s.heads_q);
   f.v = contiguous_view(values, a, s, s.heads_q);
   f.key_order = nullptr;
-  f.mask = mask;
-  f.lse = lse;
   return f;
-}
-
-BlockSparseAttentionArgs second_args(const BlockSparseAttentionArgs& a, const Shape& s, DeviceBlockMask mask, void* out,
-                                     float* lse) {
-  BlockSparseAttentionArgs o = a;
-  o.mask = mask;
-  o.out = contiguous_view(out, a, s, s.heads_q);
-  o.lse = lse;
-  return o;
 }
 
 Layout layout_of(const BlockSparseAttentionArgs& a, const Shape& s) {
   const std::size_t es = dtype_size(a.q.dtype), kv = static_cast<std::size_t>(s.tokens) * s.heads_q * s.d * es;
-  const std::size_t lse = sizeof(float) * s.batch * s.heads_q * s.max_len;
-  const std::size_t counts = 4 * static_cast<std::size_t>(s.rows), indices = counts * s.nk;
+  const std::size_t block_positions = sizeof(std::int32_t) * 2 * s.batch * s.heads_q * s.nk;
   // Sizing only: any 256-aligned placeholder serves as the data pointers.
   alignas(256) static unsigned char placeholder[256];
-  const DeviceBlockMask mask{reinterpret_cast<std::int32_t*>(placeholder), reinterpret_cast<std::int32_t*>(placeholder),
-                             s.heads_q, s.nq, s.nk, a.mask.block_q, a.mask.block_k};
   const std::size_t attention =
-      std::max(BlockSparseAttention::workspace_size(first_args(a, s, placeholder, placeholder, mask, nullptr)),
-               BlockSparseAttention::workspace_size(second_args(a, s, mask, placeholder, nullptr)));
-  const std::size_t bytes[kParts] = {kv, kv, counts, indices, counts, indices, kv, lse, lse, attention};
+      BlockSparseAttention::workspace_size(copy_args(a, s, placeholder, placeholder));
+  const std::size_t bytes[kParts] = {kv, kv, block_positions, attention};
   Layout l{};
   for (int i = 0; i < kParts; ++i) l.offset[i + 1] = l.offset[i] + align256(bytes[i]);
   return l;
@@ -112,58 +98,41 @@ __global__ void gather_kernel(const unsigned char* k, const unsigned char* v, st
   }
 }
 
-// Splits mask row (b, h, u) into the blocks before its own segment and those inside it.
-__global__ void split_mask_kernel(DeviceBlockMask mask, int segment_blocks, std::int32_t* off_counts,
-                                  std::int32_t* off_indices, std::int32_t* own_counts, std::int32_t* own_indices) {
-  const int u = blockIdx.x, nq = static_cast<int>(mask.num_q_blocks), nk = static_cast<int>(mask.num_k_blocks);
-  const std::int64_t row = (static_cast<std::int64_t>(blockIdx.z) * gridDim.y + blockIdx.y) * nq + u;
-  const int first = (u / segment_blocks) * segment_blocks;
-  const std::int32_t* in = mask.kv_indices + row * nk;
-  std::int32_t *off = off_indices + row * nk, *own = own_indices + row * nk;
-  int n_off = 0, n_own = 0;
-  for (int i = 0; i < mask.kv_num_blocks[row]; ++i) {
-    if (in[i] < first) off[n_off++] = in[i]; else own[n_own++] = in[i];
+// Key block kb of (b, h): the first and last original position of its keys (positions past the sequence's
+// keys are left out; a block without keys gets an empty range, which the kernel never reads). 128 threads.
+__global__ void block_positions_kernel(Sequences seq, const std::int32_t* order, int width, int heads_q,
+                                       int block, int nk, std::int32_t* out) {
+  const int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const std::int32_t* row = order + (static_cast<std::int64_t>(b) * heads_q + h) * width;
+  int first = INT_MAX, last = INT_MIN;
+  for (int pos = kb * block + static_cast<int>(threadIdx.x); pos < min((kb + 1) * block, seq.size(b));
+       pos += blockDim.x) {
+    first = min(first, row[pos]);
+    last = max(last, row[pos]);
   }
-  for (int i = n_off; i < nk; ++i) off[i] = 0;
-  for (int i = n_own; i < nk; ++i) own[i] = 0;
-  off_counts[row] = n_off;
-  own_counts[row] = n_own;
-}
-
-__device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ inline float to_float(__half x) { return __half2float(x); }
-__device__ inline void store(__nv_bfloat16* p, float x) { *p = __float2bfloat16_rn(x); }
-__device__ inline void store(__half* p, float x) { *p = __float2half_rn(x); }
-
-// Token t of (b, h): merges the two partial outputs by their log-sum-exps into out (and lse when given).
-template <typename Element>
-__global__ void merge_kernel(Element* out, std::int64_t batch_stride, std::int64_t token_stride,
-                             std::int64_t head_stride, const Element* own, Sequences seq, int heads_q, int d,
-                             int max_len, const float* lse_off, const float* lse_own, float* lse) {
-  const int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  if (t >= seq.size(b)) return;
-  const std::int64_t at = (static_cast<std::int64_t>(b) * heads_q + h) * max_len + t;
-  const float l1 = lse_off[at], l2 = lse_own[at], m = fmaxf(l1, l2);
-  const float w1 = m == -INFINITY ? 0.f : expf(l1 - m), w2 = m == -INFINITY ? 0.f : expf(l2 - m);
-  const float total = w1 + w2;
-  const int local = seq.cu ? seq.cu[b] : 0;
-  Element* o = out + b * batch_stride + static_cast<std::int64_t>(local + t) * token_stride + h * head_stride;
-  const Element* o2 = own + (static_cast<std::int64_t>(seq.start(b) + t) * heads_q + h) * d;
-  for (int c = threadIdx.x; c < d; c += blockDim.x)
-    store(o + c, total > 0.f ? (to_float(o[c]) * w1 + to_float(o2[c]) * w2) / total : 0.f);
-  if (lse && threadIdx.x == 0) lse[at] = total > 0.f ? m + logf(total) : -INFINITY;
+  __shared__ int firsts[4], lasts[4];
+  for (int offset = 16; offset > 0; offset /= 2) {
+    first = min(first, __shfl_xor_sync(0xffffffffu, first, offset));
+    last = max(last, __shfl_xor_sync(0xffffffffu, last, offset));
+  }
+  if (threadIdx.x % 32 == 0) firsts[threadIdx.x / 32] = first, lasts[threadIdx.x / 32] = last;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < 4; ++w) first = min(first, firsts[w]), last = max(last, lasts[w]);
+    std::int32_t* at = out + ((static_cast<std::int64_t>(b) * heads_q + h) * nk + kb) * 2;
+    at[0] = first;
+    at[1] = last;
+  }
 }
 
 }  // namespace
 
-bool permuted_attention_splits(const BlockSparseAttentionArgs& args) {
+bool permuted_attention_on_hopper(const BlockSparseAttentionArgs& args) {
   if (args.key_order == nullptr || !args.causal) return false;
-  const Shape s = shape_of(args);
   alignas(256) static unsigned char placeholder[256];
-  const DeviceBlockMask mask{reinterpret_cast<std::int32_t*>(placeholder), reinterpret_cast<std::int32_t*>(placeholder),
-                             s.heads_q, s.nq, s.nk, args.mask.block_q, args.mask.block_k};
-  return std::strcmp(BlockSparseAttention::kernel_name(first_args(args, s, placeholder, placeholder, mask, nullptr)),
-                     "hopper-wgmma-tma") == 0;
+  return std::strcmp(
+             BlockSparseAttention::kernel_name(copy_args(args, shape_of(args), placeholder, placeholder)),
+             "hopper-wgmma-tma") == 0;
 }
 
 std::size_t permuted_attention_workspace_size(const BlockSparseAttentionArgs& args) {
@@ -171,15 +140,14 @@ std::size_t permuted_attention_workspace_size(const BlockSparseAttentionArgs& ar
   return layout_of(args, s).offset[kParts];
 }
 
-void permuted_attention(const BlockSparseAttentionArgs& args, int segment_blocks, void* workspace,
-                        cudaStream_t stream) {
-  require(permuted_attention_splits(args), "key_order", "the split permuted attention needs the Hopper kernel's conditions");
+void permuted_attention(const BlockSparseAttentionArgs& args, void* workspace, cudaStream_t stream) {
+  require(permuted_attention_on_hopper(args), "key_order",
+          "the permuted attention on copies needs the Hopper kernel's conditions");
   const Shape s = shape_of(args);
   const Layout l = layout_of(args, s);
   auto* base = static_cast<unsigned char*>(workspace);
   auto at = [&](Part p) { return base + l.offset[p]; };
-  auto ints = [&](Part p) { return reinterpret_cast<std::int32_t*>(at(p)); };
-  auto floats = [&](Part p) { return reinterpret_cast<float*>(at(p)); };
+  auto* block_positions = reinterpret_cast<std::int32_t*>(at(kBlockPositions));
   const Sequences seq{s.varlen ? args.cu_seqlens_q : nullptr, s.max_len};
   const int r = args.k.rank, es = static_cast<int>(dtype_size(args.q.dtype)), row_bytes = s.d * es;
   const dim3 grid(static_cast<unsigned>(s.max_len), static_cast<unsigned>(s.heads_q), static_cast<unsigned>(s.batch));
@@ -187,30 +155,14 @@ void permuted_attention(const BlockSparseAttentionArgs& args, int segment_blocks
       static_cast<const unsigned char*>(args.k.data), static_cast<const unsigned char*>(args.v.data),
       s.varlen ? 0 : args.k.stride[0] * es, args.k.stride[r - 3] * es, args.k.stride[r - 2] * es, seq,
       args.key_order, s.max_len, s.heads_q, s.heads_q / s.heads_kv, row_bytes, at(kKeys), at(kValues));
-  split_mask_kernel<<<dim3(static_cast<unsigned>(s.nq), static_cast<unsigned>(s.heads_q), static_cast<unsigned>(s.batch)),
-                      1, 0, stream>>>(args.mask, segment_blocks, ints(kOffCounts), ints(kOffIndices), ints(kOwnCounts),
-                                      ints(kOwnIndices));
+  block_positions_kernel<<<dim3(static_cast<unsigned>(s.nk), static_cast<unsigned>(s.heads_q),
+                                static_cast<unsigned>(s.batch)),
+                           128, 0, stream>>>(seq, args.key_order, s.max_len, s.heads_q,
+                                             static_cast<int>(args.mask.block_k), s.nk, block_positions);
   check_cuda(cudaGetLastError(), "permuted attention preparation");
-  const DeviceBlockMask off{ints(kOffCounts), ints(kOffIndices), s.heads_q, s.nq, s.nk, args.mask.block_q, args.mask.block_k};
-  const DeviceBlockMask own{ints(kOwnCounts), ints(kOwnIndices), s.heads_q, s.nq, s.nk, args.mask.block_q, args.mask.block_k};
-  for (const BlockSparseAttentionArgs& call : {first_args(args, s, at(kKeys), at(kValues), off, floats(kOffLse)),
-                                               second_args(args, s, own, at(kOwnOut), floats(kOwnLse))}) {
-    BlockSparseAttention::plan(call, at(kAttention), stream);
-    BlockSparseAttention::run(call, at(kAttention), stream);
-  }
-  const auto& o = args.out;
-  const int orank = o.rank;
-  const std::int64_t ob = s.varlen ? 0 : o.stride[0], ot = o.stride[orank - 3], oh = o.stride[orank - 2];
-  if (args.q.dtype == DType::kBF16) {
-    merge_kernel<__nv_bfloat16><<<grid, 128, 0, stream>>>(static_cast<__nv_bfloat16*>(o.data), ob, ot, oh,
-                                                          reinterpret_cast<const __nv_bfloat16*>(at(kOwnOut)), seq,
-                                                          s.heads_q, s.d, s.max_len, floats(kOffLse), floats(kOwnLse), args.lse);
-  } else {
-    merge_kernel<__half><<<grid, 128, 0, stream>>>(static_cast<__half*>(o.data), ob, ot, oh,
-                                                   reinterpret_cast<const __half*>(at(kOwnOut)), seq, s.heads_q, s.d,
-                                                   s.max_len, floats(kOffLse), floats(kOwnLse), args.lse);
-  }
-  check_cuda(cudaGetLastError(), "permuted attention merge");
+  const BlockSparseAttentionArgs call = copy_args(args, s, at(kKeys), at(kValues));
+  BlockSparseAttention::plan(call, at(kAttention), stream);
+  run_with_key_positions(call, {args.key_order, block_positions}, at(kAttention), stream);
 }
 
 }  // namespace sparsefill::cuda

@@ -18,7 +18,7 @@ struct Layout {
   std::int64_t heads, nq, nk;
   std::size_t counts, indices, key_order, selection, attention;  // byte offsets
   std::size_t total;
-  bool split;  // PBS through the split permuted attention (Hopper kernel + own-segment pass)
+  bool permuted_copies;  // PBS on the Hopper kernel over permuted K/V copies (permuted_attention.hpp)
 };
 
 BlockSparseAttentionArgs attention_args(const PrefillAttentionArgs& a, const DeviceBlockMask& mask,
@@ -81,9 +81,9 @@ Layout layout_of(const PrefillAttentionArgs& a, const std::string& method, const
   l.attention = l.selection + align256(selection_bytes);
   const DeviceBlockMask mask{&placeholder, &placeholder, l.heads, l.nq, l.nk, a.block_size, a.block_size};
   const BlockSparseAttentionArgs attention = attention_args(a, mask, order);
-  l.split = permuted && permuted_attention_splits(attention);
-  l.total = l.attention + (l.split ? permuted_attention_workspace_size(attention)
-                                   : BlockSparseAttention::workspace_size(attention));
+  l.permuted_copies = permuted && permuted_attention_on_hopper(attention);
+  l.total = l.attention + (l.permuted_copies ? permuted_attention_workspace_size(attention)
+                                             : BlockSparseAttention::workspace_size(attention));
   return l;
 }
 
@@ -129,8 +129,8 @@ void prefill_attention(const PrefillAttentionArgs& args, const std::string& meth
   }
   const BlockSparseAttentionArgs attention =
       attention_args(args, {counts, indices, l.heads, l.nq, l.nk, args.block_size, args.block_size}, key_order);
-  if (l.split) {
-    permuted_attention(attention, static_cast<int>(settings.pbs.segment / args.block_size), base + l.attention, s);
+  if (l.permuted_copies) {
+    permuted_attention(attention, base + l.attention, s);
     return;
   }
   BlockSparseAttention::plan(attention, base + l.attention, stream);

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "gpu/gpu_test_support.hpp"
+#include "pipeline/permuted_attention.hpp"
 #include "sparsefill/cuda/block_sparse_attention.hpp"
 #include "sparsefill/device.hpp"
 #include "sparsefill/error.hpp"
@@ -35,7 +36,8 @@ struct Case {
   std::string mask_heads = "q";  // "1", "kv" or "q"
   double density = 0.5;
   bool misaligned = false;  // q/k/v views start one element into their buffers: the kernel's scalar-load path
-  bool permuted = false;    // PBS: keys read in a segment-local shuffled order (generic kernel)
+  bool permuted = false;    // PBS: keys read in a segment-local shuffled order (generic kernel; on sm_90 with
+                            // 128-blocks also permuted_attention's copies on the Hopper kernel)
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
@@ -62,6 +64,8 @@ std::vector<Case> cases() {
       // PBS key orders: gathered K/V rows, causality on original positions.
       {"pbs_permuted_gqa", {400}, {400}, false, true, 8, 2, 128, 128, DType::kBF16, "q", 0.5, false, true},
       {"pbs_permuted_varlen", {200, 333}, {260, 333}, true, true, 4, 2, 64, 64, DType::kFP16, "q", 0.6, false, true},
+      {"pbs_permuted_varlen_128", {200, 390}, {200, 390}, true, true, 8, 2, 128, 128, DType::kFP16, "q", 0.6, false,
+       true},
   };
 }
 
@@ -182,6 +186,26 @@ struct DeviceCase {
   }
 };
 
+// Downloads d's output (into got) and LSE and compares them with the fp64 reference under the tolerance rule.
+void expect_matches(const Case& c, const Prepared& p, const DeviceCase& d, const HostTensor& want,
+                    const HostTensor& want_lse, HostTensor& got) {
+  std::vector<float> got_lse(static_cast<std::size_t>(p.batch * c.heads_q * p.max_q));
+  d.out.download(got.data());
+  d.lse.download(got_lse.data());
+  const std::vector<double> got_d = got.to_doubles(), want_d = want.to_doubles();
+  for (double x : got_d) ASSERT_TRUE(std::isfinite(x)) << "an output element was not written";
+  const double tolerance = 2 * testing::relative_error(want.converted(c.dtype).to_doubles(), want_d) + 1e-5;
+  EXPECT_LE(testing::relative_error(got_d, want_d), tolerance);
+  const std::vector<double> lse_want = want_lse.to_doubles();
+  for (std::size_t i = 0; i < got_lse.size(); ++i) {
+    if (std::isinf(lse_want[i])) {
+      ASSERT_TRUE(std::isinf(got_lse[i]) && got_lse[i] < 0) << "lse " << i;
+    } else {
+      ASSERT_NEAR(got_lse[i], lse_want[i], 1e-3 * std::max(1.0, std::fabs(lse_want[i]))) << "lse " << i;
+    }
+  }
+}
+
 class GpuBlockSparseAttention : public ::testing::TestWithParam<Case> {};
 
 TEST_P(GpuBlockSparseAttention, MatchesTheFp64Reference) {
@@ -206,8 +230,9 @@ TEST_P(GpuBlockSparseAttention, MatchesTheFp64Reference) {
 
     DeviceCase d(c, p);
     ASSERT_NO_THROW(BlockSparseAttention::validate(d.args));
-    const bool hopper_case = gpu_is_sm90() && c.block == 128 && !c.misaligned && !c.permuted;
-    EXPECT_STREQ(BlockSparseAttention::kernel_name(d.args), hopper_case ? "hopper-wgmma-tma" : "generic-wmma");
+    const bool hopper_case = gpu_is_sm90() && c.block == 128 && !c.misaligned;
+    EXPECT_STREQ(BlockSparseAttention::kernel_name(d.args),
+                 hopper_case && !c.permuted ? "hopper-wgmma-tma" : "generic-wmma");
     DeviceBuffer workspace(BlockSparseAttention::workspace_size(d.args));
     d.out.poison();
     d.lse.poison();
@@ -215,19 +240,18 @@ TEST_P(GpuBlockSparseAttention, MatchesTheFp64Reference) {
     BlockSparseAttention::run(d.args, workspace.get(), nullptr);
     ok(cudaDeviceSynchronize());
     HostTensor got(c.dtype, p.q.shape());
-    std::vector<float> got_lse(static_cast<std::size_t>(p.batch * c.heads_q * p.max_q));
-    d.out.download(got.data());
-    d.lse.download(got_lse.data());
-    const std::vector<double> got_d = got.to_doubles(), want_d = want.to_doubles();
-    for (double x : got_d) ASSERT_TRUE(std::isfinite(x)) << "an output element was not written";
-    const double tolerance = 2 * testing::relative_error(want.converted(c.dtype).to_doubles(), want_d) + 1e-5;
-    EXPECT_LE(testing::relative_error(got_d, want_d), tolerance);
-    const std::vector<double> lse_want = want_lse.to_doubles();
-    for (std::size_t i = 0; i < got_lse.size(); ++i) {
-      if (std::isinf(lse_want[i])) {
-        ASSERT_TRUE(std::isinf(got_lse[i]) && got_lse[i] < 0) << "lse " << i;
-      } else {
-        ASSERT_NEAR(got_lse[i], lse_want[i], 1e-3 * std::max(1.0, std::fabs(lse_want[i]))) << "lse " << i;
+    expect_matches(c, p, d, want, want_lse, got);
+    if (c.permuted) {  // PBS's pipeline path: the Hopper kernel over permuted copies, causality by positions
+      SCOPED_TRACE("permuted copies on the Hopper kernel");
+      EXPECT_EQ(cuda::permuted_attention_on_hopper(d.args), hopper_case);
+      if (hopper_case) {
+        DeviceBuffer copies(cuda::permuted_attention_workspace_size(d.args));
+        d.out.poison();
+        d.lse.poison();
+        cuda::permuted_attention(d.args, copies.get(), nullptr);
+        ok(cudaDeviceSynchronize());
+        HostTensor on_copies(c.dtype, p.q.shape());
+        expect_matches(c, p, d, want, want_lse, on_copies);
       }
     }
     // A second run (and a replay of both steps captured in a CUDA graph) must give the same bits.

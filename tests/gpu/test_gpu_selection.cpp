@@ -830,9 +830,9 @@ TEST(GpuSelection, PrefillAttentionTakesVarlenBatches) {
   }
 }
 
-// PBS end to end on the device: permutation, selection and the permuted attention (on sm_90 the split path: the
-// Hopper kernel over earlier segments, the key-order kernel over the own segment, merged) equal the fp64 permuted
-// reference on the order the GPU ranked and the CPU's mask for that order, fixed-length and varlen.
+// PBS end to end on the device: permutation, selection and the permuted attention (on sm_90 the Hopper kernel
+// over permuted K/V copies, causality by the keys' original positions) equal the fp64 permuted reference on
+// the order the GPU ranked and the CPU's mask for that order, fixed-length and varlen.
 TEST(GpuSelection, PbsPrefillMatchesThePermutedReference) {
   SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(testing::fresh_seed());

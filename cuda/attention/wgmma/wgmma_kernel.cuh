@@ -5,7 +5,9 @@
 // talking: indices outside [0, nKb), blocks past the sequence's keys and (causal) blocks entirely above the
 // diagonal are skipped. Only blocks that cross the diagonal or the sequence end pay the element mask. TMA
 // zero-fills rows past the tensor; in varlen batches a tile may read the next sequence's rows, which the
-// element mask hides. Rows of a tile past the sequence are computed but never written.
+// element mask hides. Rows of a tile past the sequence are computed but never written. With key positions
+// (PBS's permuted copies, key_positions.hpp) a block's place against the diagonal is that of its first and
+// last original position, and the element mask compares original positions.
 #pragma once
 #include <cutlass/arch/barrier.h>
 #include <cutlass/arch/reg_reconfig.h>
@@ -50,6 +52,9 @@ struct TileWork {
     const long long mask_row = (static_cast<long long>(b) * p.mask_heads + mh) * p.num_q_blocks + row0 / p.block_q;
     count = min(max(p.kv_num_blocks[mask_row], 0), p.num_k_blocks);
     blocks = p.kv_indices + mask_row * p.num_k_blocks;
+    const long long head_row = static_cast<long long>(b) * p.heads_q + h;
+    positions_ = p.key_positions ? p.key_positions + head_row * p.seqlen_k : nullptr;
+    block_positions_ = p.block_positions ? p.block_positions + head_row * p.num_k_blocks * 2 : nullptr;
     last_row_ = min(row0 + block_m, lq) - 1;
     causal_ = p.causal != 0;
     num_k_blocks_ = p.num_k_blocks;
@@ -62,19 +67,26 @@ struct TileWork {
     if (kb < 0 || kb >= num_k_blocks_) return -1;
     const int key_begin = kb * block_k_;
     if (key_begin >= lk) return -1;
-    if (causal_ && key_begin > last_row_ + shift) return -1;
+    const int first = block_positions_ ? block_positions_[2 * kb] : key_begin;
+    if (causal_ && first > last_row_ + shift) return -1;
     return kb;
   }
 
   // Whether block kb needs the element mask: it crosses the sequence end or, causal, the tile's diagonal.
   __device__ bool needs_mask(int kb) const {
     const int key_last = (kb + 1) * block_k_ - 1;
-    return key_last >= lk || (causal_ && key_last > row0 + shift);
+    const int last = block_positions_ ? block_positions_[2 * kb + 1] : key_last;
+    return key_last >= lk || (causal_ && last > row0 + shift);
   }
+
+  // The original position of key row `key` (< lk) of the sequence.
+  __device__ int position(int key) const { return positions_ ? positions_[key] : key; }
 
  private:
   int last_row_, num_k_blocks_, block_k_;
   bool causal_;
+  const std::int32_t* positions_;
+  const std::int32_t* block_positions_;
 };
 
 template <class Traits>
@@ -164,10 +176,16 @@ __device__ void consume(const KernelParams<Traits>& params, const TileWork& w,
     ++state_k;
     if (w.needs_mask(kb)) {
       const int key0 = kb * T::kBlockN;
+      // Registers i .. i + 3 (i a multiple of 4) are columns col(i) and col(i) + 1 of both row halves.
 #pragma unroll
-      for (int i = 0; i < size(tSrS); ++i) {
-        const int key = key0 + coord.col(i), row = tile_row0 + coord.row(i);
-        if (key >= w.lk || (p.causal && key > row + w.shift)) tSrS(i) = -INFINITY;
+      for (int i = 0; i < size(tSrS); i += 4) {
+        const int key = key0 + coord.col(i);
+        const int at[2] = {key < w.lk ? w.position(key) : 0, key + 1 < w.lk ? w.position(key + 1) : 0};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int c = e & 1, row = tile_row0 + coord.row(i + e);
+          if (key + c >= w.lk || (p.causal && at[c] > row + w.shift)) tSrS(i + e) = -INFINITY;
+        }
       }
     }
     softmax.step(tSrS, tOrO);

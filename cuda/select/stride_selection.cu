@@ -21,13 +21,12 @@ constexpr std::size_t kKeySumBudget = std::size_t{32} << 20;
 
 struct StrideSettings {
   std::int64_t stride;
-  double tau;
   bool one_pass;
 };
 
 StrideSettings stride_settings(const std::string& method, const SelectorSettings& s) {
-  return method == "rr" ? StrideSettings{s.rr.stride, s.rr.tau, s.rr.passes == "one"}
-                        : StrideSettings{s.xattn.stride, s.xattn.tau, s.xattn.passes == "one"};
+  return method == "rr" ? StrideSettings{s.rr.stride, s.rr.passes == "one"}
+                        : StrideSettings{s.xattn.stride, s.xattn.passes == "one"};
 }
 
 // Key-sum parts: hi + lo for exact sums, hi alone for sums rounded to the input dtype.
@@ -183,12 +182,11 @@ void validate_stride_selection(const std::string& method, const SelectorSettings
                                const GpuSelectionArgs& args, const Geometry& g) {
   const std::string prefix = method == "rr" ? "rr." : "xattn.";
   const StrideSettings s = stride_settings(method, settings);
-  require(s.stride >= 1 && args.block_size % s.stride == 0, prefix + "stride",
-          "must divide the block size " + std::to_string(args.block_size));
-  require(s.tau > 0 && s.tau <= 1, prefix + "tau", "must be in (0, 1]");
-  if (method == "xattn")
-    require(settings.xattn.chunk_size == 0 || (settings.xattn.chunk_size > 0 && settings.xattn.chunk_size % args.block_size == 0),
-            "xattn.chunk-size", "must be 0 or a positive multiple of the block");
+  if (method == "rr") {
+    settings.rr.check(args.block_size);
+  } else {
+    settings.xattn.check(args.block_size);
+  }
   require(g.d % 32 == 0, "q", "the GPU " + method + " selector takes head_dim a multiple of 32, got " + std::to_string(g.d));
   require_16_byte_rows(args, method);
   require(

@@ -42,6 +42,10 @@ struct RRConfig {
   std::string passes = "two";
   bool keep_sink = true, keep_last_row = true;
   std::vector<ParamSpec> params();
+  // Throws Error naming the setting ("rr.rule", "rr.tau", ...) when a value is outside its range: a choice
+  // not among its values, tau outside (0, 1], and, given the mask block in tokens (block > 0; 0 before it is
+  // known), a stride that does not divide it. The CPU and GPU selectors call it.
+  void check(std::int64_t block = 0) const;
 };
 
 struct PBSConfig {
@@ -66,6 +70,8 @@ struct XAttentionConfig {
   bool keep_sink = false, keep_recent = false;  // reference defaults (keep_sink sets row 0: the code's quirk)
   std::string passes = "two";                   // GPU tiled kernel: two | one (as RRConfig::passes)
   std::vector<ParamSpec> params();
+  // As RRConfig::check ("xattn.*"); with the block also a chunk size that is not 0 or a multiple of it.
+  void check(std::int64_t block = 0) const;
 };
 
 struct FlexPrefillConfig {

@@ -14,18 +14,8 @@
 namespace sparsefill {
 namespace {
 
-// The settings' own conditions (make_rr_selector's).
-void check_settings(const RRConfig& c) {
-  require(c.rule == "v1" || c.rule == "v2", "rr.rule", "must be v1 or v2");
-  require(c.key_sums == "exact" || c.key_sums == "rounded", "rr.key-sums", "must be exact or rounded");
-  require(c.passes == "two" || c.passes == "one", "rr.passes", "must be two or one");
-}
-
 AttentionProblem checked_problem(const SelectorInputs& in, const RRConfig& c) {
-  check_settings(c);
-  require(c.stride >= 1 && in.block_size % c.stride == 0, "rr.stride",
-          "must divide the block size " + std::to_string(in.block_size));
-  require(c.tau > 0 && c.tau <= 1, "rr.tau", "must be in (0, 1]");
+  c.check(in.block_size);
   return describe_attention(in.q, in.k, in.v, in.varlen);
 }
 
@@ -123,7 +113,7 @@ class RRSelector final : public Selector {
 }  // namespace
 
 std::unique_ptr<Selector> make_rr_selector(const RRConfig& config) {
-  check_settings(config);
+  config.check();
   return std::make_unique<RRSelector>(config);
 }
 

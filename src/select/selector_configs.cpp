@@ -16,7 +16,39 @@ ParamSpec passes_param(std::string& passes) {
           {"two", "one"}};
 }
 
+// The settings shared by RRAttention and XAttention: every choice among its values (the config's params()),
+// tau in (0, 1] and, when the block is known, a stride that divides it.
+template <typename Config>
+void check_stride_config(Config config, const std::string& prefix, std::int64_t block) {
+  for (const ParamSpec& spec : config.params()) {
+    if (spec.kind != K::kChoice) continue;
+    const auto& value = *static_cast<const std::string*>(spec.target);
+    std::string listed;
+    bool found = false;
+    for (const std::string& choice : spec.choices) {
+      found = found || value == choice;
+      listed += (listed.empty() ? "" : " or ") + choice;
+    }
+    require(found, prefix + spec.name, "must be " + listed + ", got '" + value + "'");
+  }
+  require(config.tau > 0 && config.tau <= 1, prefix + "tau", "must be in (0, 1]");
+  if (block > 0)
+    require(config.stride >= 1 && block % config.stride == 0, prefix + "stride",
+            "must divide the block size " + std::to_string(block));
+}
+
 }  // namespace
+
+void RRConfig::check(std::int64_t block) const {
+  check_stride_config(*this, "rr.", block);
+}
+
+void XAttentionConfig::check(std::int64_t block) const {
+  check_stride_config(*this, "xattn.", block);
+  if (block > 0)
+    require(chunk_size == 0 || (chunk_size > 0 && chunk_size % block == 0), "xattn.chunk-size",
+            "must be 0 or a positive multiple of the block");
+}
 
 std::vector<ParamSpec> PrismConfig::params() {
   return {{"p-high", "T1 threshold of the high-frequency band", K::kDouble, &p_high, {}},

@@ -22,12 +22,7 @@ std::int64_t next_pow2(std::int64_t x) {
 }
 
 AttentionProblem checked_problem(const SelectorInputs& in, const XAttentionConfig& c) {
-  const std::int64_t B = in.block_size;
-  require(c.stride >= 1 && B % c.stride == 0, "xattn.stride",
-          "must divide the block size " + std::to_string(B));
-  require(c.tau > 0 && c.tau <= 1, "xattn.tau", "must be in (0, 1]");
-  require(c.chunk_size == 0 || (c.chunk_size > 0 && c.chunk_size % B == 0), "xattn.chunk-size",
-          "must be 0 or a positive multiple of the block");
+  c.check(in.block_size);
   return describe_attention(in.q, in.k, in.v, in.varlen);
 }
 
@@ -103,7 +98,7 @@ class XAttentionSelector final : public Selector {
 }  // namespace
 
 std::unique_ptr<Selector> make_xattention_selector(const XAttentionConfig& config) {
-  require(config.passes == "two" || config.passes == "one", "xattn.passes", "must be two or one");
+  config.check();
   return std::make_unique<XAttentionSelector>(config);
 }
 

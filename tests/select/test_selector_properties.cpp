@@ -215,6 +215,35 @@ TEST(SelectorProperties, StrideBlockScoresHoldEachRowsProbabilityMass) {
   EXPECT_EQ(testing::error_argument([&] { xattention_block_scores(in, bad_x); }), "xattn.stride");
 }
 
+// The stride selectors' settings check (RRConfig / XAttentionConfig::check, which the CPU and GPU selectors
+// call): each bad value names its setting; the block's conditions wait for a block.
+TEST(SelectorProperties, StrideConfigChecksNameEachSetting) {
+  auto rr_argument = [](void (*spoil)(RRConfig&), std::int64_t block) {
+    RRConfig c;
+    spoil(c);
+    return testing::error_argument([&] { c.check(block); });
+  };
+  EXPECT_EQ(rr_argument([](RRConfig&) {}, 128), "<no error>");
+  EXPECT_EQ(rr_argument([](RRConfig& c) { c.offset = "shifted"; }, 128), "rr.offset");
+  EXPECT_EQ(rr_argument([](RRConfig& c) { c.t3 = "exact"; }, 128), "rr.t3");
+  EXPECT_EQ(rr_argument([](RRConfig& c) { c.key_sums = "fp8"; }, 128), "rr.key-sums");
+  EXPECT_EQ(rr_argument([](RRConfig& c) { c.passes = "three"; }, 0), "rr.passes");
+  EXPECT_EQ(rr_argument([](RRConfig& c) { c.tau = 1.5; }, 0), "rr.tau");
+  EXPECT_EQ(rr_argument([](RRConfig& c) { c.stride = 3; }, 128), "rr.stride");
+  EXPECT_EQ(rr_argument([](RRConfig& c) { c.stride = 3; }, 0), "<no error>");
+  auto xattn_argument = [](void (*spoil)(XAttentionConfig&), std::int64_t block) {
+    XAttentionConfig c;
+    spoil(c);
+    return testing::error_argument([&] { c.check(block); });
+  };
+  EXPECT_EQ(xattn_argument([](XAttentionConfig&) {}, 64), "<no error>");
+  EXPECT_EQ(xattn_argument([](XAttentionConfig& c) { c.t3 = "exact"; }, 64), "xattn.t3");
+  EXPECT_EQ(xattn_argument([](XAttentionConfig& c) { c.tau = 0; }, 64), "xattn.tau");
+  EXPECT_EQ(xattn_argument([](XAttentionConfig& c) { c.chunk_size = 100; }, 64), "xattn.chunk-size");
+  EXPECT_EQ(xattn_argument([](XAttentionConfig& c) { c.chunk_size = 100; }, 0), "<no error>");
+  EXPECT_EQ(xattn_argument([](XAttentionConfig& c) { c.chunk_size = 256; }, 64), "<no error>");
+}
+
 TEST(SelectorProperties, InvalidSettingsNameTheParameter) {
   auto argument = [](const std::string& method, const SelectorSettings& s) {
     const Scene scene = small_scene(1, 300);

@@ -218,30 +218,26 @@ TEST(SelectorProperties, StrideBlockScoresHoldEachRowsProbabilityMass) {
 // The stride selectors' settings check (RRConfig / XAttentionConfig::check, which the CPU and GPU selectors
 // call): each bad value names its setting; the block's conditions wait for a block.
 TEST(SelectorProperties, StrideConfigChecksNameEachSetting) {
-  auto rr_argument = [](void (*spoil)(RRConfig&), std::int64_t block) {
-    RRConfig c;
-    spoil(c);
-    return testing::error_argument([&] { c.check(block); });
+  auto argument = [](auto config, auto spoil, std::int64_t block) {
+    spoil(config);
+    return testing::error_argument([&] { config.check(block); });
   };
-  EXPECT_EQ(rr_argument([](RRConfig&) {}, 128), "<no error>");
-  EXPECT_EQ(rr_argument([](RRConfig& c) { c.offset = "shifted"; }, 128), "rr.offset");
-  EXPECT_EQ(rr_argument([](RRConfig& c) { c.t3 = "exact"; }, 128), "rr.t3");
-  EXPECT_EQ(rr_argument([](RRConfig& c) { c.key_sums = "fp8"; }, 128), "rr.key-sums");
-  EXPECT_EQ(rr_argument([](RRConfig& c) { c.passes = "three"; }, 0), "rr.passes");
-  EXPECT_EQ(rr_argument([](RRConfig& c) { c.tau = 1.5; }, 0), "rr.tau");
-  EXPECT_EQ(rr_argument([](RRConfig& c) { c.stride = 3; }, 128), "rr.stride");
-  EXPECT_EQ(rr_argument([](RRConfig& c) { c.stride = 3; }, 0), "<no error>");
-  auto xattn_argument = [](void (*spoil)(XAttentionConfig&), std::int64_t block) {
-    XAttentionConfig c;
-    spoil(c);
-    return testing::error_argument([&] { c.check(block); });
-  };
-  EXPECT_EQ(xattn_argument([](XAttentionConfig&) {}, 64), "<no error>");
-  EXPECT_EQ(xattn_argument([](XAttentionConfig& c) { c.t3 = "exact"; }, 64), "xattn.t3");
-  EXPECT_EQ(xattn_argument([](XAttentionConfig& c) { c.tau = 0; }, 64), "xattn.tau");
-  EXPECT_EQ(xattn_argument([](XAttentionConfig& c) { c.chunk_size = 100; }, 64), "xattn.chunk-size");
-  EXPECT_EQ(xattn_argument([](XAttentionConfig& c) { c.chunk_size = 100; }, 0), "<no error>");
-  EXPECT_EQ(xattn_argument([](XAttentionConfig& c) { c.chunk_size = 256; }, 64), "<no error>");
+  using R = RRConfig&;
+  EXPECT_EQ(argument(RRConfig{}, [](R) {}, 128), "<no error>");
+  EXPECT_EQ(argument(RRConfig{}, [](R c) { c.offset = "shifted"; }, 128), "rr.offset");
+  EXPECT_EQ(argument(RRConfig{}, [](R c) { c.t3 = "exact"; }, 128), "rr.t3");
+  EXPECT_EQ(argument(RRConfig{}, [](R c) { c.key_sums = "fp8"; }, 128), "rr.key-sums");
+  EXPECT_EQ(argument(RRConfig{}, [](R c) { c.passes = "three"; }, 0), "rr.passes");
+  EXPECT_EQ(argument(RRConfig{}, [](R c) { c.tau = 1.5; }, 0), "rr.tau");
+  EXPECT_EQ(argument(RRConfig{}, [](R c) { c.stride = 3; }, 128), "rr.stride");
+  EXPECT_EQ(argument(RRConfig{}, [](R c) { c.stride = 3; }, 0), "<no error>");
+  using X = XAttentionConfig&;
+  EXPECT_EQ(argument(XAttentionConfig{}, [](X) {}, 64), "<no error>");
+  EXPECT_EQ(argument(XAttentionConfig{}, [](X c) { c.t3 = "exact"; }, 64), "xattn.t3");
+  EXPECT_EQ(argument(XAttentionConfig{}, [](X c) { c.tau = 0; }, 64), "xattn.tau");
+  EXPECT_EQ(argument(XAttentionConfig{}, [](X c) { c.chunk_size = 100; }, 64), "xattn.chunk-size");
+  EXPECT_EQ(argument(XAttentionConfig{}, [](X c) { c.chunk_size = 100; }, 0), "<no error>");
+  EXPECT_EQ(argument(XAttentionConfig{}, [](X c) { c.chunk_size = 256; }, 64), "<no error>");
 }
 
 TEST(SelectorProperties, InvalidSettingsNameTheParameter) {

@@ -7,8 +7,9 @@
 // memory, bf16/fp16, head_dim 64 or 128 (the attention kernel's); or varlen [total_tokens, heads, head_dim] with
 // cu_seqlens. lse: optional device fp32 [batch, heads_q, max_seqlen_q]. The mask the call used stays readable in
 // the workspace (mask_in_workspace). Methods: "dense" and every GpuSelection method. PBS keeps its key order in
-// the workspace and, on sm_90 with 128-token blocks, attends through the split permuted path (Hopper kernel on
-// per-query-head permuted K/V copies, which the workspace holds: 2 x tokens x heads_q x head_dim elements).
+// the workspace and, on sm_90 with 128-token blocks, attends in one Hopper-kernel call over per-query-head
+// permuted K/V copies (causality by the keys' original positions; the workspace holds the copies: 2 x tokens x
+// heads_q x head_dim elements).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -6,8 +6,9 @@
 # kernel of NCU_METHODS (default prism, pbs) at the longest length (ncu, one rep), and with NCU_FULL="kernel:method:len
 # ..." a full ncu profile of one launch of each named kernel (its throughputs, issue rate and warp stalls are
 # printed), and with NCU_SASS (same form) the executed count and warp stall samples of every SASS instruction
-# of one launch (csv), summed by loop (bench/sass_regions.py). TESTS=0 skips the tests and memcheck. Logs go
-# under ${OUT:-out}; the key lines are printed.
+# of one launch (csv), summed by loop (bench/sass_regions.py). TESTS=0 skips the tests and memcheck; gtest's own
+# GTEST_FILTER narrows test_gpu_selection (e.g. '-*Stride*:*OnePass*' leaves out the stride tests, ~6 of its ~7
+# minutes, for work that does not touch the stride kernels). Logs go under ${OUT:-out}; the key lines are printed.
 set -uo pipefail
 out=${OUT:-out}
 mkdir -p "$out"

@@ -243,9 +243,8 @@ void BlockSparseAttention::plan(const BlockSparseAttentionArgs& args, void* work
 
 namespace {
 
-void run_kernel(const BlockSparseAttentionArgs& args, const KeyPositions& positions, void* workspace,
-                cudaStream_t s) {
-  const Geometry g = geometry_of(args);
+void run_kernel(const BlockSparseAttentionArgs& args, const Geometry& g, const KeyPositions& positions,
+                void* workspace, cudaStream_t s) {
   require(workspace != nullptr, "workspace", "is null (allocate workspace_size bytes)");
   const Workspace w = carve(workspace, g.items);
   const AttentionKernelParams p = params_of(args, g, w.schedule, positions);
@@ -270,16 +269,17 @@ void run_kernel(const BlockSparseAttentionArgs& args, const KeyPositions& positi
 }  // namespace
 
 void BlockSparseAttention::run(const BlockSparseAttentionArgs& args, void* workspace, void* stream) {
-  run_kernel(args, {}, workspace, static_cast<cudaStream_t>(stream));
+  run_kernel(args, geometry_of(args), {}, workspace, static_cast<cudaStream_t>(stream));
 }
 
 void run_with_key_positions(const BlockSparseAttentionArgs& args, const KeyPositions& positions,
                             void* workspace, cudaStream_t stream) {
   require(args.key_order == nullptr && positions.keys != nullptr && positions.blocks != nullptr, "key_order",
           "the Hopper kernel takes permuted keys as copies with their positions, not as a key order");
-  require(geometry_of(args).hopper, "key_order",
+  const Geometry g = geometry_of(args);
+  require(g.hopper, "key_order",
           "key positions need the Hopper kernel (sm_90, 128 x 128 mask blocks, 16-byte aligned rows)");
-  run_kernel(args, positions, workspace, stream);
+  run_kernel(args, g, positions, workspace, stream);
 }
 
 }  // namespace sparsefill::cuda

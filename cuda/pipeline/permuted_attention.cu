@@ -10,6 +10,7 @@
 #include "common/cuda_check.hpp"
 #include "common/workspace_align.hpp"
 #include "pipeline/permuted_attention.hpp"
+#include "select/cta_reduce.cuh"
 #include "sparsefill/error.hpp"
 
 namespace sparsefill::cuda {
@@ -68,13 +69,16 @@ BlockSparseAttentionArgs copy_args(const BlockSparseAttentionArgs& a, const Shap
   return f;
 }
 
+// copy_args for sizing and dispatch only: a 256-aligned placeholder serves as the copies' pointers.
+BlockSparseAttentionArgs sizing_args(const BlockSparseAttentionArgs& a, const Shape& s) {
+  alignas(256) static unsigned char placeholder[256];
+  return copy_args(a, s, placeholder, placeholder);
+}
+
 Layout layout_of(const BlockSparseAttentionArgs& a, const Shape& s) {
   const std::size_t es = dtype_size(a.q.dtype), kv = static_cast<std::size_t>(s.tokens) * s.heads_q * s.d * es;
   const std::size_t block_positions = sizeof(std::int32_t) * 2 * s.batch * s.heads_q * s.nk;
-  // Sizing only: any 256-aligned placeholder serves as the data pointers.
-  alignas(256) static unsigned char placeholder[256];
-  const std::size_t attention =
-      BlockSparseAttention::workspace_size(copy_args(a, s, placeholder, placeholder));
+  const std::size_t attention = BlockSparseAttention::workspace_size(sizing_args(a, s));
   const std::size_t bytes[kParts] = {kv, kv, block_positions, attention};
   Layout l{};
   for (int i = 0; i < kParts; ++i) l.offset[i + 1] = l.offset[i] + align256(bytes[i]);
@@ -99,7 +103,7 @@ __global__ void gather_kernel(const unsigned char* k, const unsigned char* v, st
 }
 
 // Key block kb of (b, h): the first and last original position of its keys (positions past the sequence's
-// keys are left out; a block without keys gets an empty range, which the kernel never reads). 128 threads.
+// keys are left out; a block without keys gets an empty range, which the kernel never reads).
 __global__ void block_positions_kernel(Sequences seq, const std::int32_t* order, int width, int heads_q,
                                        int block, int nk, std::int32_t* out) {
   const int kb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
@@ -110,15 +114,10 @@ __global__ void block_positions_kernel(Sequences seq, const std::int32_t* order,
     first = min(first, row[pos]);
     last = max(last, row[pos]);
   }
-  __shared__ int firsts[4], lasts[4];
-  for (int offset = 16; offset > 0; offset /= 2) {
-    first = min(first, __shfl_xor_sync(0xffffffffu, first, offset));
-    last = max(last, __shfl_xor_sync(0xffffffffu, last, offset));
-  }
-  if (threadIdx.x % 32 == 0) firsts[threadIdx.x / 32] = first, lasts[threadIdx.x / 32] = last;
-  __syncthreads();
+  __shared__ int scratch[select::kCtaScratch];
+  first = select::cta_reduce(first, scratch, [](int x, int y) { return min(x, y); });
+  last = select::cta_reduce(last, scratch, [](int x, int y) { return max(x, y); });
   if (threadIdx.x == 0) {
-    for (int w = 1; w < 4; ++w) first = min(first, firsts[w]), last = max(last, lasts[w]);
     std::int32_t* at = out + ((static_cast<std::int64_t>(b) * heads_q + h) * nk + kb) * 2;
     at[0] = first;
     at[1] = last;
@@ -129,10 +128,8 @@ __global__ void block_positions_kernel(Sequences seq, const std::int32_t* order,
 
 bool permuted_attention_on_hopper(const BlockSparseAttentionArgs& args) {
   if (args.key_order == nullptr || !args.causal) return false;
-  alignas(256) static unsigned char placeholder[256];
-  return std::strcmp(
-             BlockSparseAttention::kernel_name(copy_args(args, shape_of(args), placeholder, placeholder)),
-             "hopper-wgmma-tma") == 0;
+  return std::strcmp(BlockSparseAttention::kernel_name(sizing_args(args, shape_of(args))), "hopper-wgmma-tma") ==
+         0;
 }
 
 std::size_t permuted_attention_workspace_size(const BlockSparseAttentionArgs& args) {

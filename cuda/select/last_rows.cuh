@@ -93,12 +93,38 @@ __device__ void stage_key_tile(const Element* k, std::int64_t k_token, int t0, i
   }
 }
 
-// One warp's fp64 logits (unscaled) over d dims: staged query rows row0 + 8 mt + l / 4 (mt < 4) against staged
-// keys key0 + 8 nt + l / 4 (nt < kKeyTiles), as mma fragments: acc[mt][nt][e] is row row0 + 8 mt + l / 4, key
-// key0 + 8 nt + 2 (l % 4) + e.
-template <typename Element, int kKeyTiles>
-__device__ void tile_logits(const Element* qs, int q_stride, int row0, const float* ks, int k_stride, int key0, int d,
-                            double (&acc)[4][kKeyTiles][2]) {
+// Copies rows [0, count) of d elements at `in` (rows `in_stride` elements apart) into shared rows of
+// `out_stride` elements at `out`, and zeros rows [count, capacity): 16 bytes a step when the rows and strides
+// allow it, else an element.
+template <typename Element>
+__device__ void stage_rows(const Element* in, std::int64_t in_stride, int count, int capacity, int d,
+                           Element* out, int out_stride) {
+  constexpr int kChunk = 16 / sizeof(Element);
+  struct alignas(16) Chunk {
+    unsigned v[4];
+  };
+  if (d % kChunk == 0 && in_stride % kChunk == 0 && out_stride % kChunk == 0 &&
+      reinterpret_cast<std::uintptr_t>(in) % 16 == 0) {
+    const int per_row = d / kChunk;
+    for (int i = threadIdx.x; i < capacity * per_row; i += blockDim.x) {
+      const int row = i / per_row, c = i % per_row * kChunk;
+      *reinterpret_cast<Chunk*>(out + row * out_stride + c) =
+          row < count ? *reinterpret_cast<const Chunk*>(in + row * in_stride + c) : Chunk{};
+    }
+    return;
+  }
+  for (int i = threadIdx.x; i < capacity * d; i += blockDim.x) {
+    const int row = i / d, c = i % d;
+    out[row * out_stride + c] = row < count ? in[row * in_stride + c] : Element(0.0f);
+  }
+}
+
+// One warp's fp64 logits (unscaled) over d dims: staged query rows row0 + 8 mt + l / 4 (mt < 4) against
+// staged keys key0 + 8 nt + l / 4 (nt < kKeyTiles; input dtype or fp32), as mma fragments: acc[mt][nt][e] is
+// row row0 + 8 mt + l / 4, key key0 + 8 nt + 2 (l % 4) + e.
+template <typename Element, typename Key, int kKeyTiles>
+__device__ void tile_logits(const Element* qs, int q_stride, int row0, const Key* ks, int k_stride, int key0,
+                            int d, double (&acc)[4][kKeyTiles][2]) {
   const int lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   for (int mt = 0; mt < 4; ++mt)
     for (int nt = 0; nt < kKeyTiles; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = 0.0;
@@ -108,7 +134,8 @@ __device__ void tile_logits(const Element* qs, int q_stride, int row0, const flo
 #pragma unroll
     for (int t = 0; t < 4; ++t) a[t] = c < d ? static_cast<double>(to_float(qs[(row0 + 8 * t + frag_mn) * q_stride + c])) : 0.0;
 #pragma unroll
-    for (int t = 0; t < kKeyTiles; ++t) bk[t] = c < d ? static_cast<double>(ks[(key0 + 8 * t + frag_mn) * k_stride + c]) : 0.0;
+    for (int t = 0; t < kKeyTiles; ++t)
+      bk[t] = c < d ? static_cast<double>(to_float(ks[(key0 + 8 * t + frag_mn) * k_stride + c])) : 0.0;
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
@@ -169,7 +196,7 @@ __global__ void last_rows_stats_kernel(const LastRowsParams p) {
     stage_key_tile(k, p.k_token, t0, n, d, k_stride, ks);
     __syncthreads();
     double acc[4][4][2];  // [row tile][column tile][element]
-    tile_logits<Element, 4>(qs, q_stride, 32 * warp, ks, k_stride, 0, d, acc);
+    tile_logits<Element, float, 4>(qs, q_stride, 32 * warp, ks, k_stride, 0, d, acc);
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt) {
       if (row[mt] >= rows) continue;

@@ -2,20 +2,23 @@
 // src/select/minference_selector.cpp) and FlexPrefill (§4.3; src/select/flexprefill_selector.cpp): the
 // probabilities of the last `rows` queries' causal attention (statistics from last_rows.cuh's pass 0), each
 // divided by `term_divisor` (FlexPrefill: the block, as its reference averages over the rows), summed per
-// column j (vertical) and per diagonal offset o, over p(i, i + shift - o) (slash), in row order as the CPU does.
-// The rows' statistics are merged once per head first (merge_row_stats_kernel).
+// column j (vertical) and per diagonal offset o, over p(i, i + shift - o) (slash), in row order as the CPU
+// does. The rows' statistics are merged once per head first (merge_row_stats_kernel).
 //
-// A CTA sums kLines = 128 lines of one (sequence, query head). The keys they meet (the columns, or up to
-// rows + kLines - 1 keys for diagonals) are taken 32 at a time: the logits of all rows x those keys are fp64 mma
-// tiles (4 warps: kRows / 32 groups of 32 rows, each over a share of the 32 keys; bf16/fp16 inputs are exact
-// fp64 operands); the (row, key) pairs on the CTA's lines become probabilities in shared memory, by line; then
-// one thread per line adds its probabilities over the rows.
+// A CTA sums kLines = 128 lines of one (sequence, query head), one line a thread. It takes the rows in groups
+// of 32 (kLineGroupRows), in row order: for a group, the keys its pairs on the CTA's lines meet (the columns,
+// or up to 32 + kLines - 1 keys for diagonals) are staged 32 at a time and multiplied with the group's rows
+// as fp64 mma tiles (each of the 4 warps takes 8 of the 32 keys against the 32 rows; bf16/fp16 inputs are
+// exact fp64 operands); the pairs on the CTA's lines become probabilities in shared memory, by line; then
+// each thread adds its line's 32 probabilities to its running sum. Only a group's probabilities are held, so
+// several CTAs share an SM.
 #pragma once
 #include <cmath>
 #include <cstdint>
 
 #include "common/dynamic_shared.cuh"
 #include "select/element_convert.cuh"
+#include "select/fp64_exp.cuh"
 #include "select/last_rows.cuh"
 
 namespace sparsefill::cuda::select {
@@ -58,22 +61,24 @@ static __global__ void merge_row_stats_kernel(const LastRowsParams p) {
   }
 }
 
-// Shared memory of line_sums_kernel<Element, kRows>: the query rows, one key tile, the probabilities the CTA's
-// lines add ([line][row]) and the rows' statistics.
+inline constexpr int kLineGroupRows = 32;  // rows a CTA multiplies and sums at a time
+// Doubles a line's probabilities take: the sums' reads, a line a lane, are free of bank conflicts.
+inline constexpr int kLineProbStride = kLineGroupRows + 1;
+
+// Shared memory of line_sums_kernel<Element, kRows>: one group's query rows and one key tile (input dtype,
+// rows of d + kProxyRowPad elements), the group's probabilities by line, and the rows' statistics.
 template <typename Element, int kRows>
 std::size_t line_smem_bytes(int d) {
-  return sizeof(Element) * static_cast<std::size_t>(kRows) * (d + kProxyRowPad) +
-         sizeof(float) * static_cast<std::size_t>(kProxyTile) * (d + kProxyKeyPad) +
-         sizeof(double) * (static_cast<std::size_t>(kLinesPerCta) * kRows + 2 * kRows);
+  return sizeof(Element) * static_cast<std::size_t>(kLineGroupRows + kProxyTile) * (d + kProxyRowPad) +
+         sizeof(double) * (static_cast<std::size_t>(kLinesPerCta) * kLineProbStride + 2 * kRows);
 }
 
 // Vertical (slash = 0) or slash (1) sums of (b, h) = (blockIdx.z, blockIdx.y) for lines blockIdx.x * kLines + t,
 // t < kLines, with kLineThreads threads; at most kRows rows.
 template <typename Element, int kRows>
 __global__ void line_sums_kernel(const LineParams lp, int slash) {
-  static_assert(kRows == 64 || kRows == 128, "two or four row groups of 32");
-  constexpr int kLines = kLinesPerCta, kGroups = kRows / 32, kKeyShares = 4 / kGroups;
-  constexpr int kKeyTiles = 4 / kKeyShares;  // 8-key mma column tiles per warp
+  static_assert(kRows % kLineGroupRows == 0 && kLineThreads == 4 * 32, "whole row groups; 4 warps of 8 keys");
+  constexpr int kLines = kLinesPerCta;
   unsigned char* smem = dynamic_shared<unsigned char>();
   const LastRowsParams& p = lp.rows;
   const int h = blockIdx.y, b = blockIdx.z, d = p.d, hk = h / (p.heads_q / p.heads_kv);
@@ -86,54 +91,61 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
     if (owns_line && x < p.width) out[x] = 0.0;
     return;
   }
-  const int q_stride = d + kProxyRowPad, k_stride = d + kProxyKeyPad;
-  auto* qs = reinterpret_cast<Element*>(smem);  // [kRows][q_stride], rows past `rows` zero
-  float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(kRows) * q_stride);  // [kProxyTile][k_stride]
-  double* probs = reinterpret_cast<double*>(ks + kProxyTile * k_stride);  // [kLines][kRows]
-  double* stats = probs + kLines * kRows;                                 // [kRows][2]
-  load_last_queries<Element>(p, b, h, rows, kRows, q_stride, qs);
+  const int stride = d + kProxyRowPad;
+  auto* qs = reinterpret_cast<Element*>(smem);  // [kLineGroupRows][stride]: the group's rows, then zeros
+  Element* ks = qs + kLineGroupRows * stride;   // [kProxyTile][stride]
+  double* probs = reinterpret_cast<double*>(ks + kProxyTile * stride);     // [kLines][kLineProbStride]
+  double* stats = probs + kLines * kLineProbStride;                        // [kRows][2]
   const double* merged = p.partial + row_of_head * p.chunks * p.rows * 2;  // merge_row_stats_kernel's slots
   for (int r = threadIdx.x; r < 2 * rows; r += blockDim.x) stats[r] = merged[r];
-  // Keys [k_lo, k_hi]: columns x0.., or for offsets the keys i + shift - o of every row i.
-  const int k_hi = min(lk - 1, slash ? lq - 1 + shift - x0 : x0 + kLines - 1);
-  const int k_lo = max(0, slash ? lq - rows + shift - (x0 + kLines - 1) : x0);
-  const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
+  const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
+                  static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
+  const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch +
+                  static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
-  const int row0 = 32 * (warp % kGroups), key0 = 8 * kKeyTiles * (warp / kGroups);  // this warp's rows and keys
-  for (int t0 = k_lo; t0 <= k_hi; t0 += kProxyTile) {
-    const int n = min(kProxyTile, k_hi + 1 - t0);
-    __syncthreads();
-    stage_key_tile(k, p.k_token, t0, n, d, k_stride, ks);
-    __syncthreads();
-    double acc[4][kKeyTiles][2];  // [row tile][key tile][element]
-    tile_logits<Element, kKeyTiles>(qs, q_stride, row0, ks, k_stride, key0, d, acc);
+  // The key of row r (query lq - rows + r) on line x when the row adds a probability to the line, else -1.
+  auto key_on_line = [&](int r, int line) {
+    const int i = lq - rows + r, j = slash ? i + shift - line : line;
+    return j >= 0 && j <= min(lk - 1, i + shift) && stats[2 * r] != -INFINITY ? j : -1;
+  };
+  double sum = 0.0;  // this thread's line, over the rows in order
+  for (int r0 = 0; r0 < rows; r0 += kLineGroupRows) {
+    const int group = min(kLineGroupRows, rows - r0), i_lo = lq - rows + r0, i_hi = i_lo + group - 1;
+    __syncthreads();  // the previous group's rows and probabilities are consumed (and the statistics staged)
+    stage_rows(q + static_cast<std::int64_t>(i_lo) * p.q_token, p.q_token, group, kLineGroupRows, d, qs,
+               stride);
+    // Keys [k_lo, k_hi]: those the group's rows meet on the CTA's lines.
+    const int k_hi = min(lk - 1, slash ? i_hi + shift - x0 : min(x0 + kLines - 1, i_hi + shift));
+    const int k_lo = max(0, slash ? i_lo + shift - (x0 + kLines - 1) : x0);
+    for (int t0 = k_lo; t0 <= k_hi; t0 += kProxyTile) {
+      const int n = min(kProxyTile, k_hi + 1 - t0);
+      __syncthreads();  // the group's rows are staged; the previous key tile is consumed
+      stage_rows(k + static_cast<std::int64_t>(t0) * p.k_token, p.k_token, n, kProxyTile, d, ks, stride);
+      __syncthreads();
+      double acc[4][1][2];  // [row tile][key tile][element]
+      tile_logits<Element, Element, 1>(qs, stride, 0, ks, stride, 8 * warp, d, acc);
 #pragma unroll
-    for (int mt = 0; mt < 4; ++mt) {
-      const int r = row0 + 8 * mt + frag_mn, i = lq - rows + r;
-#pragma unroll
-      for (int nt = 0; nt < kKeyTiles; ++nt)
+      for (int mt = 0; mt < 4; ++mt) {
+        const int r = r0 + 8 * mt + frag_mn, i = lq - rows + r;
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const int key = key0 + 8 * nt + 2 * frag_k + e, j = t0 + key;
+          const int key = 8 * warp + 2 * frag_k + e, j = t0 + key;
           const int line = (slash ? i + shift - j : j) - x0;  // the CTA's line this pair adds to, if any
-          if (r >= rows || key >= n || line < 0 || line >= kLines) continue;
-          const bool seen = j <= min(lk - 1, i + shift) && stats[2 * r] != -INFINITY;
-          probs[line * kRows + r] =
-              seen ? exp(acc[mt][nt][e] * p.scale - stats[2 * r]) / stats[2 * r + 1] / lp.term_divisor : 0.0;
+          if (r >= rows || key >= n || line < 0 || line >= kLines || key_on_line(r, line + x0) < 0) continue;
+          probs[line * kLineProbStride + (r - r0)] =  // the logit is at most the row's maximum
+              exp_nonpositive(acc[mt][0][e] * p.scale - stats[2 * r]) / stats[2 * r + 1] / lp.term_divisor;
         }
+      }
     }
+    __syncthreads();
+    if (owns_line && x < lk)
+      for (int r = r0; r < r0 + group; ++r)
+        if (key_on_line(r, x) >= 0) sum += probs[(x - x0) * kLineProbStride + (r - r0)];
   }
-  __syncthreads();
   if (!owns_line) return;
   if (x >= lk) {
     if (x < p.width) out[x] = 0.0;
     return;
-  }
-  double sum = 0.0;
-  for (int r = 0; r < rows; ++r) {
-    const int i = lq - rows + r, j = slash ? i + shift - x : x;
-    if (j < 0 || j > min(lk - 1, i + shift) || stats[2 * r] == -INFINITY) continue;
-    sum += probs[(x - x0) * kRows + r];
   }
   out[x] = x < (slash ? lp.forced_diagonals : lp.forced_columns) ? INFINITY : sum;
 }

@@ -1,10 +1,11 @@
 // The last-rows attention kernels (cuda/select/last_rows.cuh: the statistics pass of MInference and
-// FlexPrefill; pbs_kernels.cuh: PBS's segmented ranking; line_sums.cuh: the vertical and slash sums of MInference
-// and FlexPrefill), run on the host through the device emulator on fp32 inputs of few mantissa bits (every
-// product exact in fp64), against a plain fp64 computation: the merged softmax statistics of each last row (with
-// and without the causal bound), PBS's key order from given importances (descending inside complete segments,
-// ties by the lower index), and every line sum (forced lines +inf, zeros past the keys). Sums agree to fp64
-// rounding (the kernel's run in another order); the key order must be equal.
+// FlexPrefill; pbs_kernels.cuh: PBS's segmented ranking; line_sums.cuh: the vertical and slash sums of
+// MInference and FlexPrefill), run on the host through the device emulator on fp32 inputs of few mantissa
+// bits (every product exact in fp64), against a plain fp64 computation: the merged softmax statistics of each
+// last row (with and without the causal bound), PBS's key order from given importances (descending inside
+// complete segments, ties by the lower index), every line sum (forced lines +inf, zeros past the keys) and
+// MInference's top-k of the line sums. Sums agree to fp64 rounding (the kernel's run in another order); the
+// key order and the kept lines must be equal.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,11 +16,11 @@
 #include <vector>
 
 #include "select/emulated_last_rows.hpp"
+#include "select/line_sums.cuh"
+#include "select/line_top_k.cuh"
+#include "select/pbs_kernels.cuh"
 #include "support/device_emulator.hpp"
 #include "support/random_tensors.hpp"
-
-#include "select/line_sums.cuh"
-#include "select/pbs_kernels.cuh"
 
 namespace sparsefill {
 namespace {
@@ -253,6 +254,75 @@ TEST(EmulatedLastRows, FlexPrefillLineSumsEqualTheHostComputation) {
   std::mt19937_64 rng(seed);
   expect_line_sums<128>(rng, 128, true);  // the last block of 128 rows, averaged
   expect_line_sums<64>(rng, 64, true);
+}
+
+// MInference's top-k (line_top_k.cuh) of line arrays of `lk` entries, against a stable sort by value (ties by
+// the lower index): vertical keeps each block's lowest kept column, slash the kept offsets ascending.
+// `shape`: 0 distinct random values, 1 a few repeated values (ties inside the kept set and at its boundary),
+// 2 mostly zeros (the boundary among hundreds of equal entries); the forced lines are +inf.
+void expect_top_k(std::mt19937_64& rng, int lk, int shape, int vertical_size, int slash_size) {
+  constexpr int kBlock = 16;
+  const int width = lk + 3, nk = (lk + kBlock - 1) / kBlock;
+  std::vector<double> lines[2];
+  for (auto& v : lines) {
+    v.assign(static_cast<std::size_t>(width), -5.0);  // entries past lk are never read
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    for (int x = 0; x < lk; ++x) {
+      const double u = unit(rng);
+      v[x] = shape == 0 ? u : shape == 1 ? std::floor(u * 7) / 8 : (u < 0.1 ? u : 0.0);
+    }
+  }
+  for (int x = 0; x < std::min(lk, 30); ++x) lines[0][x] = INFINITY;
+  for (int x = 0; x < std::min(lk, 100); ++x) lines[1][x] = INFINITY;
+  gpu::LineParams lp{};
+  lp.rows.heads_q = 1;
+  lp.rows.width = width;
+  lp.rows.lengths.lq = lp.rows.lengths.lk = lk;
+  lp.rows.lengths.block = kBlock;
+  lp.vertical = lines[0].data();
+  lp.slash = lines[1].data();
+  lp.vertical_size = vertical_size;
+  lp.slash_size = slash_size;
+  lp.nk = nk;
+  std::vector<std::int32_t> column_min(static_cast<std::size_t>(nk), -3),
+      offsets(static_cast<std::size_t>(width), -3);
+  std::int32_t count = -3;
+  lp.column_min = column_min.data();
+  lp.offsets = offsets.data();
+  lp.offset_count = &count;
+  for (int slash = 0; slash < 2; ++slash)
+    testing::emulated::launch({1, 1, 1}, gpu::kTopKThreads, 0, [&] { gpu::line_top_k_kernel(lp, slash); });
+  for (int slash = 0; slash < 2; ++slash) {
+    const std::vector<double>& v = lines[slash];
+    std::vector<std::int32_t> order(static_cast<std::size_t>(lk));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) { return v[a] > v[b]; });
+    const int k = std::min(std::max(slash ? slash_size : vertical_size, slash ? 50 : 30), lk);
+    std::vector<std::int32_t> kept(order.begin(), order.begin() + k);
+    std::sort(kept.begin(), kept.end());
+    const std::string label = std::string(slash ? "slash" : "vertical") + ", lk " + std::to_string(lk) +
+                              ", shape " + std::to_string(shape) + ", k " + std::to_string(k);
+    if (slash) {
+      ASSERT_EQ(count, k) << label;
+      EXPECT_EQ(std::vector<std::int32_t>(offsets.begin(), offsets.begin() + k), kept) << label;
+    } else {
+      std::vector<std::int32_t> want(static_cast<std::size_t>(nk), INT32_MAX);
+      for (std::int32_t x : kept) want[x / kBlock] = std::min(want[x / kBlock], x);
+      EXPECT_EQ(column_min, want) << label;
+    }
+  }
+}
+
+TEST(EmulatedLastRows, MInferenceTopKEqualsAStableSort) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (int shape = 0; shape < 3; ++shape) {
+    expect_top_k(rng, 2500, shape, 700, 1300);  // three chunks of the CTA's threads
+    expect_top_k(rng, 700, shape, 10, 20);      // below the floors of 30 and 50
+  }
+  expect_top_k(rng, 40, 1, 1000, 1000);  // every line kept
+  expect_top_k(rng, 1, 0, 1000, 1000);
 }
 
 }  // namespace

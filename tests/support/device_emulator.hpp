@@ -97,10 +97,21 @@ inline unsigned __ballot_sync(unsigned mask, int predicate) {
   return ballot;
 }
 inline int __any_sync(unsigned mask, int predicate) { return __ballot_sync(mask, predicate) != 0; }
+inline unsigned __match_any_sync(unsigned mask, int value) {
+  const std::uint64_t* values =
+      sparsefill::testing::emulated::meet_warp(static_cast<std::uint32_t>(value), mask);
+  const std::uint64_t mine = values[sparsefill::testing::emulated::lane()];
+  unsigned same = 0;
+  for (int lane = 0; lane < 32; ++lane) same |= (mask >> lane) & 1u && values[lane] == mine ? 1u << lane : 0u;
+  return same;
+}
 inline void __syncthreads() { sparsefill::testing::emulated::meet_block(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { sparsefill::testing::emulated::meet_warp(0, mask); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __ffs(int x) {
+  return __builtin_ffs(x);
+}
 inline int __ffsll(long long x) { return __builtin_ffsll(x); }
 inline long long __double_as_longlong(double x) {
   return sparsefill::testing::emulated::value_of<long long>(sparsefill::testing::emulated::bits_of(x));
@@ -116,6 +127,12 @@ template <typename T>
 T atomicAdd(T* address, T value) {
   const T old = *address;
   *address = old + value;
+  return old;
+}
+template <typename T>
+T atomicMin(T* address, T value) {
+  const T old = *address;
+  *address = value < old ? value : old;
   return old;
 }
 template <typename T>

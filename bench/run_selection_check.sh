@@ -39,7 +39,7 @@ rm -rf "$out/masks"
 if [ "${NCU:-0}" = 1 ]; then
   longest=${lens##*,}
   for method in ${NCU_METHODS:-prism pbs}; do
-    timeout 240 ncu --metrics gpu__time_duration.sum -k 'regex:pool|energy|scale|score_rows|importance|proxy|segment_rank|line_|flex|stride' \
+    timeout 240 ncu --metrics gpu__time_duration.sum -k 'regex:pool|energy|scale|score_rows|importance|proxy|segment_rank|last_rows|merge_row|line_|flex|stride' \
       build-gpu/bench/bench_prefill --len "$longest" --reps 1 --methods "dense,$method" > "$out/ncu_$method.txt" 2>&1
     echo "ncu $method at $longest (ms, last launch of each kernel):"
     python3 - "$out/ncu_$method.txt" <<'EOF'

@@ -95,9 +95,12 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
   auto* qs = reinterpret_cast<Element*>(smem);  // [kLineGroupRows][stride]: the group's rows, then zeros
   Element* ks = qs + kLineGroupRows * stride;   // [kProxyTile][stride]
   double* probs = reinterpret_cast<double*>(ks + kProxyTile * stride);     // [kLines][kLineProbStride]
-  double* stats = probs + kLines * kLineProbStride;                        // [kRows][2]
+  double* stats = probs + kLines * kLineProbStride;  // [kRows][2]: maximum, 1 / exp-sum / term_divisor
   const double* merged = p.partial + row_of_head * p.chunks * p.rows * 2;  // merge_row_stats_kernel's slots
-  for (int r = threadIdx.x; r < 2 * rows; r += blockDim.x) stats[r] = merged[r];
+  for (int r = threadIdx.x; r < rows; r += blockDim.x) {
+    stats[2 * r] = merged[2 * r];
+    stats[2 * r + 1] = 1.0 / merged[2 * r + 1] / lp.term_divisor;
+  }
   const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
                   static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
   const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch +
@@ -132,8 +135,10 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
           const int key = 8 * warp + 2 * frag_k + e, j = t0 + key;
           const int line = (slash ? i + shift - j : j) - x0;  // the CTA's line this pair adds to, if any
           if (r >= rows || key >= n || line < 0 || line >= kLines || key_on_line(r, line + x0) < 0) continue;
-          probs[line * kLineProbStride + (r - r0)] =  // the logit is at most the row's maximum
-              exp_nonpositive(acc[mt][0][e] * p.scale - stats[2 * r]) / stats[2 * r + 1] / lp.term_divisor;
+          // The logit is at most the row's maximum. One multiply for the CPU's two divisions: within an ulp
+          // of them when term_divisor is a power of two (FlexPrefill's block, MInference's 1).
+          probs[line * kLineProbStride + (r - r0)] =
+              exp_nonpositive(acc[mt][0][e] * p.scale - stats[2 * r]) * stats[2 * r + 1];
         }
       }
     }

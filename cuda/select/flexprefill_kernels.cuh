@@ -1,22 +1,25 @@
 // FlexPrefill on the GPU (algorithms.md §4.3; the CPU form, which defines it, is
 // src/select/flexprefill_selector.cpp). Per (sequence, query head), after the shared last-rows passes:
 //
-// 1. The last block's attention (rows = the block, scale 1/sqrt(d), causal) summed per column and per diagonal,
-//    each probability divided by the block (line_sums.cuh): the verticals, then the slashes, in one buffer.
+// 1. The last block's attention (rows = the block, scale 1/sqrt(d), causal) summed per column and per
+//    diagonal, each probability divided by the block (line_sums.cuh): the verticals, then the slashes, in one
+//    buffer.
 // 2. flex_cover_kernel, after each: the line array's score_cover_topk (the count of the largest values whose
-//    running sum stays within gamma, plus one) by a binary search over the values' bit patterns, and its block
-//    sums (the slashes indexed as the reference's L - 1 - offset), in the CPU's order.
-// 3. flex_plan_kernel: the pooled estimate softmax(mean last q . pooled K) against the verticals' block sums by
-//    the square root of the Jensen-Shannon divergence; below tau the head is query-aware and falls to the
+//    running sum stays within gamma, plus one) by a radix select over the values' bit patterns (fixed-point
+//    masses, as the map's), and its block sums (the slashes indexed as the reference's L - 1 - offset), in
+//    the CPU's order.
+// 3. flex_plan_kernel: the pooled estimate softmax(mean last q . pooled K) against the verticals' block sums
+//    by the square root of the Jensen-Shannon divergence; below tau the head is query-aware and falls to the
 //    minimum budgets. The budgets' top vertical blocks (block 0 forced) and top slash diagonals (the main one
 //    forced) are ranked exactly (ties by the lower index).
-// 4. Query-aware heads cut their pooled block-attention map (pooled Q . pooled K / sqrt(d), causal softmax per
-//    row) by T5 over the whole flattened map: keep the largest entries while their running sum is at most
-//    gamma * nb. The map (nb^2 / 2 entries a head) is not stored: flex_map_kernel recomputes it on fp64 tensor
-//    cores per pass. A radix select over the probabilities' 62 significant pattern bits, kRadixBits a level,
-//    finds the boundary: each level histograms the entries of the boundary's class (count and mass; the mass
-//    in fixed point, integer sums being exact and order-free), and flex_radix_kernel finds the bin where the
-//    running mass from the top passes gamma * nb. Entries equal to the boundary are taken in flattened order.
+// 4. Query-aware heads cut their pooled block-attention map (pooled Q . pooled K / sqrt(d), causal softmax
+//    per row) by T5 over the whole flattened map: keep the largest entries while their running sum is at most
+//    gamma * nb. The map (nb^2 / 2 entries a head) is not stored: flex_map_kernel recomputes it on fp64
+//    tensor cores per pass. A radix select over the probabilities' 62 significant pattern bits, kRadixBits a
+//    level, finds the boundary: each level histograms the entries of the boundary's class (count and mass;
+//    the mass in fixed point, integer sums being exact and order-free), and flex_radix_kernel finds the bin
+//    where the running mass from the top passes gamma * nb. Entries equal to the boundary are taken in
+//    flattened order.
 // 5. The raster (flex_map_kernel's last pass): verticals, slashes, block (0, 0) and the map's entries.
 //
 // Sums over many values (softmax normalisers, the divergence, the cover mass) run in another order than the
@@ -40,6 +43,7 @@ inline constexpr int kRadixBits = 10, kRadixBins = 1 << kRadixBits;
 inline constexpr int kPatternBits = 62;  // probabilities lie in [0, 1]: the two top bits of their patterns are 0
 inline constexpr int kRadixLevels = (kPatternBits + kRadixBits - 1) / kRadixBits;
 inline constexpr double kFixedUnit = 1125899906842624.0;  // 2^50: the map's mass in units of 2^-50
+inline constexpr int kCoverDigitBits = 8, kCoverBins = 1 << kCoverDigitBits;  // flex_cover_kernel's radix
 enum FlexPlanField : int { kPlanDense = 0, kPlanQueryAware, kPlanVertical, kPlanSlash, kPlanFields };
 enum MapPass : int { kMapHistogram = 0, kMapTies, kMapRaster };
 
@@ -87,6 +91,9 @@ __device__ inline int radix_width(int level) { return kPatternBits - kRadixBits 
 __global__ void __launch_bounds__(kFlexThreads) flex_cover_kernel(const FlexParams fp, int slash) {
   __shared__ double scratch[kCtaScratch];
   __shared__ long long counts[kCtaScratch];
+  __shared__ unsigned long long cover_bins[kCoverBins];
+  __shared__ unsigned long long cover_above;
+  __shared__ int cover_digit;
   const LastRowsParams& p = fp.lines.rows;
   const int h = blockIdx.y, b = blockIdx.z, L = p.lengths.k(b), block = p.lengths.block;
   if (flex_dense(fp, L)) return;
@@ -103,12 +110,50 @@ __global__ void __launch_bounds__(kFlexThreads) flex_cover_kernel(const FlexPara
     for (int j = threadIdx.x; j < L; j += blockDim.x) s += pattern_of(x[j]) > key ? x[j] : 0.0;
     return cta_sum(s, scratch);
   };
-  // The smallest pattern K whose strictly larger values fit in gamma: those are all kept, and of the values
-  // equal to K as many as still fit.
-  unsigned long long lo = 0, hi = 0x7ff0000000000000ull;
-  while (lo < hi) {
-    const unsigned long long mid = lo + (hi - lo) / 2;
-    if (mass_above(mid) <= fp.gamma) hi = mid; else lo = mid + 1;
+  // The smallest pattern `lo` whose strictly larger values fit in gamma: those are all kept, and of the
+  // values equal to it as many as still fit. A radix select from the top byte: each level adds the
+  // fixed-point mass of the values of the boundary's class (the bytes found so far) by their next byte, and
+  // one warp finds the byte where the running mass from the top passes gamma; no byte does when every value
+  // fits (lo = 0).
+  const unsigned long long limit = fixed_mass(fp.gamma);
+  unsigned long long lo = 0, found_mask = 0, above_class = 0;
+  for (int shift = 64 - kCoverDigitBits; shift >= 0; shift -= kCoverDigitBits) {
+    for (int i = threadIdx.x; i < kCoverBins; i += blockDim.x) cover_bins[i] = 0;
+    __syncthreads();
+    for (int j = threadIdx.x; j < L; j += blockDim.x) {
+      const unsigned long long key = pattern_of(x[j]), mass = fixed_mass(x[j]);
+      if ((key & found_mask) == lo && mass > 0)
+        atomicAdd(&cover_bins[(key >> shift) & (kCoverBins - 1)], mass);
+    }
+    __syncthreads();
+    if (threadIdx.x < 32) {  // lane l holds bins kCoverBins - 1 - 8 l - i, i < 8 (from the top)
+      const int lane = threadIdx.x;
+      unsigned long long mass[8], lane_total = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) lane_total += mass[i] = cover_bins[kCoverBins - 1 - 8 * lane - i];
+      unsigned long long through = lane_total;
+      for (int offset = 1; offset < 32; offset *= 2) {
+        const unsigned long long other = __shfl_up_sync(0xffffffffu, through, offset);
+        if (lane >= offset) through += other;
+      }
+      int digit = -1;
+      unsigned long long running = above_class + through - lane_total, before = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        if (digit < 0 && running + mass[i] > limit) digit = kCoverBins - 1 - 8 * lane - i, before = running;
+        running += mass[i];
+      }
+      const unsigned crossed = __ballot_sync(0xffffffffu, digit >= 0);
+      const int source = crossed != 0 ? __ffs(static_cast<int>(crossed)) - 1 : 0;
+      digit = __shfl_sync(0xffffffffu, digit, source);
+      before = __shfl_sync(0xffffffffu, before, source);
+      if (lane == 0) cover_digit = digit, cover_above = before;
+    }
+    __syncthreads();
+    if (cover_digit < 0) break;  // every value fits, lo = 0 (only at the first level: below it a byte passes)
+    lo |= static_cast<unsigned long long>(cover_digit) << shift;
+    found_mask |= static_cast<unsigned long long>(kCoverBins - 1) << shift;
+    above_class = cover_above;
   }
   long long above = 0, equal = 0;
   for (int j = threadIdx.x; j < L; j += blockDim.x) {

@@ -120,11 +120,19 @@ __global__ void __launch_bounds__(kFlexThreads) flex_cover_kernel(const FlexPara
   for (int shift = 64 - kCoverDigitBits; shift >= 0; shift -= kCoverDigitBits) {
     for (int i = threadIdx.x; i < kCoverBins; i += blockDim.x) cover_bins[i] = 0;
     __syncthreads();
+    // A thread adds its run of values of one byte at once: most values share the top bytes, whose bins
+    // would otherwise take every thread's atomics one after the other.
+    unsigned long long run_mass = 0;
+    int run_digit = -1;
     for (int j = threadIdx.x; j < L; j += blockDim.x) {
       const unsigned long long key = pattern_of(x[j]), mass = fixed_mass(x[j]);
-      if ((key & found_mask) == lo && mass > 0)
-        atomicAdd(&cover_bins[(key >> shift) & (kCoverBins - 1)], mass);
+      if ((key & found_mask) != lo || mass == 0) continue;
+      const int digit = static_cast<int>((key >> shift) & (kCoverBins - 1));
+      if (digit != run_digit && run_digit >= 0) atomicAdd(&cover_bins[run_digit], run_mass), run_mass = 0;
+      run_digit = digit;
+      run_mass += mass;
     }
+    if (run_digit >= 0) atomicAdd(&cover_bins[run_digit], run_mass);
     __syncthreads();
     if (threadIdx.x < 32) {  // lane l holds bins kCoverBins - 1 - 8 l - i, i < 8 (from the top)
       const int lane = threadIdx.x;

@@ -13,6 +13,7 @@
 
 #include "common/dynamic_shared.cuh"
 #include "select/element_convert.cuh"
+#include "select/fp64_exp.cuh"
 #include "select/fp64_mma.cuh"
 #include "select/sequence_lengths.cuh"
 
@@ -20,8 +21,9 @@ namespace sparsefill::cuda::select {
 
 inline constexpr int kProxyChunk = 1024;  // keys per CTA of the last-rows passes (and of PBS's proxy)
 inline constexpr int kProxyTile = 32;     // keys staged in shared memory per step (4 mma column tiles)
-inline constexpr int kProxyRowPad = 8;    // elements after each staged query row (conflict-free mma A loads)
-inline constexpr int kProxyKeyPad = 4;    // floats after each staged key (conflict-free mma B loads)
+// Threads of the statistics pass at most: MInference's last_q and FlexPrefill's block are at most 128 rows.
+inline constexpr int kLastRowsMaxThreads = 128;
+inline constexpr int kProxyRowPad = 8;  // elements after each staged query or key row (conflict-free loads)
 
 struct LastRowsParams : QkTensors {
   int batch, heads_q, heads_kv, d, width;  // width: max_seqlen_k, the key_order row length
@@ -40,12 +42,12 @@ struct LastRowsParams : QkTensors {
 // Threads of the statistics pass over `rows` query rows: whole warps of 32 rows each.
 inline int last_rows_threads(int rows) { return (rows + 31) / 32 * 32; }
 
-// Shared memory of the statistics pass: the query rows (input dtype, padded to whole warps) and one key tile
-// (fp32).
+// Shared memory of the statistics pass: the query rows (padded to whole warps) and one key tile, both in the
+// input dtype, rows of d + kProxyRowPad elements.
 template <typename Element>
 std::size_t last_rows_smem_bytes(int rows, int d) {
   const std::size_t threads = static_cast<std::size_t>(last_rows_threads(rows));
-  return sizeof(Element) * threads * (d + kProxyRowPad) + sizeof(float) * kProxyTile * (d + kProxyKeyPad);
+  return sizeof(Element) * (threads + kProxyTile) * (d + kProxyRowPad);
 }
 
 // The keys the last rows attend: PBS's complete segments (nothing for a sequence of one segment), else all.
@@ -81,16 +83,6 @@ __device__ void load_last_queries(const LastRowsParams& p, int b, int h, int row
   for (int i = threadIdx.x; i < rows * d; i += blockDim.x)
     qs[(i / d) * stride + i % d] = q[static_cast<std::int64_t>(lq - rows + i / d) * p.q_token + i % d];
   for (int i = rows * stride + threadIdx.x; i < capacity * stride; i += blockDim.x) qs[i] = Element(0.0f);
-}
-
-// Stages keys [t0, t0 + n) of one KV head (`k` at its first token) as fp32 rows of `stride` floats; the rest
-// of the kProxyTile rows are zero.
-template <typename Element>
-__device__ void stage_key_tile(const Element* k, std::int64_t k_token, int t0, int n, int d, int stride, float* ks) {
-  for (int i = threadIdx.x; i < kProxyTile * d; i += blockDim.x) {
-    const int key = i / d;
-    ks[key * stride + i % d] = key < n ? to_float(k[static_cast<std::int64_t>(t0 + key) * k_token + i % d]) : 0.0f;
-  }
 }
 
 // Copies rows [0, count) of d elements at `in` (rows `in_stride` elements apart) into shared rows of
@@ -159,7 +151,7 @@ __device__ inline void merge_stats(double& m, double& z, double m2, double z2) {
 // The statistics pass over key chunk blockIdx.x of (b, h) = (blockIdx.z, blockIdx.y), last_rows_threads(p.rows)
 // threads; row r is query row lq - rows + r: the chunk's row maximum and exp-sum over the keys each row sees.
 template <typename Element>
-__global__ void last_rows_stats_kernel(const LastRowsParams p) {
+__global__ void __launch_bounds__(kLastRowsMaxThreads, 4) last_rows_stats_kernel(const LastRowsParams p) {
   unsigned char* smem = dynamic_shared<unsigned char>();
   const int h = blockIdx.y, b = blockIdx.z;
   const int lq = p.lengths.q(b), keys = attended_keys(p, b);
@@ -174,12 +166,11 @@ __global__ void last_rows_stats_kernel(const LastRowsParams p) {
     }
     return;
   }
-  const int d = p.d, hk = h / (p.heads_q / p.heads_kv);
-  const int q_stride = d + kProxyRowPad, k_stride = d + kProxyKeyPad;
-  auto* qs = reinterpret_cast<Element*>(smem);  // [threads][q_stride], rows past `rows` zero
-  float* ks = reinterpret_cast<float*>(smem + sizeof(Element) * static_cast<std::size_t>(threads) * q_stride);  // [kProxyTile][k_stride]
+  const int d = p.d, hk = h / (p.heads_q / p.heads_kv), stride = d + kProxyRowPad;
+  auto* qs = reinterpret_cast<Element*>(smem);  // [threads][stride], rows past `rows` zero
+  Element* ks = qs + threads * stride;          // [kProxyTile][stride]
   const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
-  load_last_queries<Element>(p, b, h, rows, threads, q_stride, qs);
+  load_last_queries<Element>(p, b, h, rows, threads, stride, qs);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   int row[4], last[4];  // this lane's rows (one per row tile) and the last key each sees (inclusive)
   double m[4], z[4];
@@ -193,26 +184,35 @@ __global__ void last_rows_stats_kernel(const LastRowsParams p) {
   for (int t0 = j0; t0 < j_end; t0 += kProxyTile) {
     const int n = min(kProxyTile, j_end - t0);
     __syncthreads();
-    stage_key_tile(k, p.k_token, t0, n, d, k_stride, ks);
+    stage_rows(k + static_cast<std::int64_t>(t0) * p.k_token, p.k_token, n, kProxyTile, d, ks, stride);
     __syncthreads();
     double acc[4][4][2];  // [row tile][column tile][element]
-    tile_logits<Element, float, 4>(qs, q_stride, 32 * warp, ks, k_stride, 0, d, acc);
+    tile_logits<Element, Element, 4>(qs, stride, 32 * warp, ks, stride, 0, d, acc);
+    // Per row: the tile's maximum over the keys the row sees, the running sum rescaled to it once, then
+    // the tile's exponentials added (no branch per key).
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt) {
-      if (row[mt] >= rows) continue;
+      double top = -INFINITY;
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           const int key = 8 * nt + 2 * frag_k + i;
-          if (key >= n || t0 + key > last[mt]) continue;
-          const double logit = acc[mt][nt][i] * p.scale;
-          if (logit > m[mt]) {
-            z[mt] = m[mt] == -INFINITY ? 0.0 : z[mt] * exp(m[mt] - logit);
-            m[mt] = logit;
-          }
-          z[mt] += exp(logit - m[mt]);
+          if (key < n && t0 + key <= last[mt]) top = fmax(top, acc[mt][nt][i] * p.scale);
         }
+      if (row[mt] >= rows || top == -INFINITY) continue;
+      const double next = fmax(m[mt], top);
+      double sum = m[mt] == -INFINITY ? 0.0 : z[mt] * exp_nonpositive(m[mt] - next);
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const int key = 8 * nt + 2 * frag_k + i;
+          const double e = exp_nonpositive(fmin(acc[mt][nt][i] * p.scale - next, 0.0));
+          sum += key < n && t0 + key <= last[mt] ? e : 0.0;
+        }
+      m[mt] = next;
+      z[mt] = sum;
     }
   }
 #pragma unroll

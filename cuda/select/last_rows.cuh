@@ -72,14 +72,25 @@ __device__ inline void merged_row_stats(const LastRowsParams& p, int b, int h, i
     }
 }
 
+// The first token of query head h (key head hk) of sequence b, in the input dtype.
+template <typename Element>
+__device__ const Element* head_queries(const LastRowsParams& p, int b, int h) {
+  return static_cast<const Element*>(p.q) + b * p.q_batch +
+         static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
+}
+template <typename Element>
+__device__ const Element* head_keys(const LastRowsParams& p, int b, int hk) {
+  return static_cast<const Element*>(p.k) + b * p.k_batch +
+         static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
+}
+
 // Loads the last `rows` queries of (b, h) into shared memory, rows of `stride` elements, and zeroes the staged
 // rows after them up to `capacity` (the mma tiles read whole groups of 32 rows).
 template <typename Element>
 __device__ void load_last_queries(const LastRowsParams& p, int b, int h, int rows, int capacity, int stride,
                                   Element* qs) {
   const int lq = p.lengths.q(b), d = p.d;
-  const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
-                  static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
+  const Element* q = head_queries<Element>(p, b, h);
   for (int i = threadIdx.x; i < rows * d; i += blockDim.x)
     qs[(i / d) * stride + i % d] = q[static_cast<std::int64_t>(lq - rows + i / d) * p.q_token + i % d];
   for (int i = rows * stride + threadIdx.x; i < capacity * stride; i += blockDim.x) qs[i] = Element(0.0f);
@@ -169,7 +180,7 @@ __global__ void __launch_bounds__(kLastRowsMaxThreads, 4) last_rows_stats_kernel
   const int d = p.d, hk = h / (p.heads_q / p.heads_kv), stride = d + kProxyRowPad;
   auto* qs = reinterpret_cast<Element*>(smem);  // [threads][stride], rows past `rows` zero
   Element* ks = qs + threads * stride;          // [kProxyTile][stride]
-  const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch + static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
+  const Element* k = head_keys<Element>(p, b, hk);
   load_last_queries<Element>(p, b, h, rows, threads, stride, qs);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   int row[4], last[4];  // this lane's rows (one per row tile) and the last key each sees (inclusive)

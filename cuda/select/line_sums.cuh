@@ -101,10 +101,8 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
     stats[2 * r] = merged[2 * r];
     stats[2 * r + 1] = 1.0 / merged[2 * r + 1] / lp.term_divisor;
   }
-  const auto* q = static_cast<const Element*>(p.q) + b * p.q_batch +
-                  static_cast<std::int64_t>(p.lengths.q_start(b)) * p.q_token + h * p.q_head;
-  const auto* k = static_cast<const Element*>(p.k) + b * p.k_batch +
-                  static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
+  const Element* q = head_queries<Element>(p, b, h);
+  const Element* k = head_keys<Element>(p, b, hk);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   // The key of row r (query lq - rows + r) on line x when the row adds a probability to the line, else -1.
   auto key_on_line = [&](int r, int line) {

@@ -1,6 +1,6 @@
 // Reductions over a whole CTA in a fixed order, so that a sum is the same on every run: each warp reduces by
-// shuffles, thread 0 combines the warps' results in warp order, and every thread receives the total. Plain
-// device code (the device emulator runs it on the host).
+// shuffles, thread 0 combines the warps' results in warp order, and every thread receives the total; and an
+// exclusive prefix sum in thread order. Plain device code (the device emulator runs it on the host).
 #pragma once
 
 namespace sparsefill::cuda::select {
@@ -30,6 +30,33 @@ __device__ T cta_sum(T x, T* scratch) {
 
 __device__ inline double cta_max(double x, double* scratch) {
   return cta_reduce(x, scratch, [](double a, double b) { return fmax(a, b); });
+}
+
+// The exclusive prefix sum of `value` over the CTA's threads in thread order; `total` gets the sum over all
+// of them. Every thread calls it; `warp_totals` is shared scratch of one int per warp.
+__device__ inline int cta_exclusive_sum(int value, int* warp_totals, int& total) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = static_cast<int>(blockDim.x) / 32;
+  int through = value;  // inclusive over the warp's lanes
+  for (int offset = 1; offset < 32; offset *= 2) {
+    const int other = __shfl_up_sync(0xffffffffu, through, offset);
+    if (lane >= offset) through += other;
+  }
+  if (lane == 31) warp_totals[warp] = through;
+  __syncthreads();
+  if (warp == 0) {  // the warps' totals, inclusive over the warps
+    int sum = lane < warps ? warp_totals[lane] : 0;
+    for (int offset = 1; offset < 32; offset *= 2) {
+      const int other = __shfl_up_sync(0xffffffffu, sum, offset);
+      if (lane >= offset) sum += other;
+    }
+    __syncwarp();
+    if (lane < warps) warp_totals[lane] = sum;
+  }
+  __syncthreads();
+  const int before = (warp > 0 ? warp_totals[warp - 1] : 0) + through - value;
+  total = warp_totals[warps - 1];
+  __syncthreads();  // the scratch is free for the next call
+  return before;
 }
 
 }  // namespace sparsefill::cuda::select

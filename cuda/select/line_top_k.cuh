@@ -13,6 +13,7 @@
 #pragma once
 #include <cstdint>
 
+#include "select/cta_reduce.cuh"
 #include "select/line_sums.cuh"
 
 namespace sparsefill::cuda::select {
@@ -20,33 +21,6 @@ namespace sparsefill::cuda::select {
 inline constexpr int kTopKThreads = 1024;
 inline constexpr int kTopKWarps = kTopKThreads / 32;
 inline constexpr int kTopKDigitBits = 8, kTopKBins = 1 << kTopKDigitBits;
-
-// The exclusive prefix sum of `value` over the CTA's threads in thread order; `total` gets the sum over all
-// of them. Every thread calls it; `warp_totals` is shared scratch of one int per warp.
-__device__ inline int cta_exclusive_sum(int value, int* warp_totals, int& total) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = static_cast<int>(blockDim.x) / 32;
-  int through = value;  // inclusive over the warp's lanes
-  for (int offset = 1; offset < 32; offset *= 2) {
-    const int other = __shfl_up_sync(0xffffffffu, through, offset);
-    if (lane >= offset) through += other;
-  }
-  if (lane == 31) warp_totals[warp] = through;
-  __syncthreads();
-  if (warp == 0) {  // the warps' totals, inclusive over the warps
-    int sum = lane < warps ? warp_totals[lane] : 0;
-    for (int offset = 1; offset < 32; offset *= 2) {
-      const int other = __shfl_up_sync(0xffffffffu, sum, offset);
-      if (lane >= offset) sum += other;
-    }
-    __syncwarp();
-    if (lane < warps) warp_totals[lane] = sum;
-  }
-  __syncthreads();
-  const int before = (warp > 0 ? warp_totals[warp - 1] : 0) + through - value;
-  total = warp_totals[warps - 1];
-  __syncthreads();  // the scratch is free for the next call
-  return before;
-}
 
 // Top-k of the vertical (slash = 0) or slash (1) sums of (b, h) = (blockIdx.z, blockIdx.y), kTopKThreads
 // threads: vertical writes each block's lowest kept column (INT32_MAX: none), slash the kept offsets

@@ -16,11 +16,12 @@
 #include <vector>
 
 #include "select/emulated_last_rows.hpp"
+#include "support/device_emulator.hpp"
+#include "support/random_tensors.hpp"
+
 #include "select/line_sums.cuh"
 #include "select/line_top_k.cuh"
 #include "select/pbs_kernels.cuh"
-#include "support/device_emulator.hpp"
-#include "support/random_tensors.hpp"
 
 namespace sparsefill {
 namespace {

@@ -6,9 +6,6 @@
 
 namespace sparsefill::cuda::select {
 
-__device__ inline float to_float(float x) {
-  return x;
-}
 __device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ inline float to_float(__half x) { return __half2float(x); }
 template <typename Element>

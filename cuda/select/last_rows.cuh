@@ -123,11 +123,11 @@ __device__ void stage_rows(const Element* in, std::int64_t in_stride, int count,
 }
 
 // One warp's fp64 logits (unscaled) over d dims: staged query rows row0 + 8 mt + l / 4 (mt < 4) against
-// staged keys key0 + 8 nt + l / 4 (nt < kKeyTiles; input dtype or fp32), as mma fragments: acc[mt][nt][e] is
-// row row0 + 8 mt + l / 4, key key0 + 8 nt + 2 (l % 4) + e.
-template <typename Element, typename Key, int kKeyTiles>
-__device__ void tile_logits(const Element* qs, int q_stride, int row0, const Key* ks, int k_stride, int key0,
-                            int d, double (&acc)[4][kKeyTiles][2]) {
+// staged keys key0 + 8 nt + l / 4 (nt < kKeyTiles), both in the input dtype, as mma fragments: acc[mt][nt][e]
+// is row row0 + 8 mt + l / 4, key key0 + 8 nt + 2 (l % 4) + e.
+template <typename Element, int kKeyTiles>
+__device__ void tile_logits(const Element* qs, int q_stride, int row0, const Element* ks, int k_stride,
+                            int key0, int d, double (&acc)[4][kKeyTiles][2]) {
   const int lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   for (int mt = 0; mt < 4; ++mt)
     for (int nt = 0; nt < kKeyTiles; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = 0.0;
@@ -198,7 +198,7 @@ __global__ void __launch_bounds__(kLastRowsMaxThreads, 4) last_rows_stats_kernel
     stage_rows(k + static_cast<std::int64_t>(t0) * p.k_token, p.k_token, n, kProxyTile, d, ks, stride);
     __syncthreads();
     double acc[4][4][2];  // [row tile][column tile][element]
-    tile_logits<Element, Element, 4>(qs, stride, 32 * warp, ks, stride, 0, d, acc);
+    tile_logits<Element, 4>(qs, stride, 32 * warp, ks, stride, 0, d, acc);
     // Per row: the tile's maximum over the keys the row sees, the running sum rescaled to it once, then
     // the tile's exponentials added (no branch per key).
 #pragma unroll

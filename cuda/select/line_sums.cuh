@@ -124,7 +124,7 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
       stage_rows(k + static_cast<std::int64_t>(t0) * p.k_token, p.k_token, n, kProxyTile, d, ks, stride);
       __syncthreads();
       double acc[4][1][2];  // [row tile][key tile][element]
-      tile_logits<Element, Element, 1>(qs, stride, 0, ks, stride, 8 * warp, d, acc);
+      tile_logits<Element, 1>(qs, stride, 0, ks, stride, 8 * warp, d, acc);
 #pragma unroll
       for (int mt = 0; mt < 4; ++mt) {
         const int r = r0 + 8 * mt + frag_mn, i = lq - rows + r;

@@ -28,17 +28,17 @@ inline std::vector<std::string> split(const std::string& s, char separator = ','
   return out;
 }
 
-// Median time of `reps` runs of body() after two warm-ups, CUDA events on the default stream.
+// Median time of `reps` runs of body(stream) after two warm-ups, CUDA events on `stream`.
 template <typename F>
-double median_ms(int reps, F&& body) {
+double median_ms_on(cudaStream_t stream, int reps, F&& body) {
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
   std::vector<float> times;
   for (int r = 0; r < reps + 2; ++r) {
-    cudaEventRecord(start);
-    body();
-    cudaEventRecord(stop);
+    cudaEventRecord(start, stream);
+    body(stream);
+    cudaEventRecord(stop, stream);
     check(cudaEventSynchronize(stop), "timed run");
     float ms = 0;
     cudaEventElapsedTime(&ms, start, stop);
@@ -48,6 +48,32 @@ double median_ms(int reps, F&& body) {
   cudaEventDestroy(stop);
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+// Median time of `reps` runs of body() after two warm-ups, CUDA events on the default stream: the host work
+// body() does before its first launch counts too.
+template <typename F>
+double median_ms(int reps, F&& body) {
+  return median_ms_on(nullptr, reps, [&](cudaStream_t) { body(); });
+}
+
+// Median time of `reps` replays of one CUDA graph captured from body(stream), after two warm-up replays: the
+// device time of body's launches, without its host work (as a serving stack that replays graphs sees it).
+template <typename F>
+double median_graph_ms(int reps, F&& body) {
+  cudaStream_t stream;
+  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "graph stream");
+  cudaGraph_t graph;
+  check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
+  body(stream);
+  check(cudaStreamEndCapture(stream, &graph), "end capture");
+  cudaGraphExec_t exec;
+  check(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
+  const double ms = median_ms_on(stream, reps, [&](cudaStream_t s) { check(cudaGraphLaunch(exec, s), "graph launch"); });
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  return ms;
 }
 
 }  // namespace sparsefill::bench

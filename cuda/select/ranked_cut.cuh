@@ -68,7 +68,7 @@ struct CutScratch {
 };
 
 // The candidates of one row for cut(): their set (this lane's), lane columns, total weight and top pattern;
-// `binned`: the scratch's bins already hold cut()'s first histogram level (see CutRowBuilder).
+// `binned`: the scratch's bins already hold cut()'s first histogram level (see NumeratorRowBuilder).
 struct CutRow {
   unsigned long long live;
   int columns;
@@ -104,26 +104,60 @@ __device__ inline void clear_histogram(CutScratch& scratch) {
 
 // Gathers a CutRow while a pass over the row visits its candidates in column order (add: candidate column c
 // of this lane with score x; finish: the warp's totals), so that a pass that writes the scores can provide
-// it. With `numerator_bins` (the scores are softmax numerators; bins cleared by clear_histogram) it also
-// builds cut()'s first histogram level, saving cut() that pass over the row.
+// it.
 struct CutRowBuilder {
   bool counting;  // the top-k rule: every candidate weighs 1
-  unsigned* bins;
   unsigned long long live = 0, top = 0;
   double local = 0.0;
-  __device__ CutRowBuilder(bool counting_rule, unsigned* numerator_bins)
-      : counting(counting_rule), bins(numerator_bins) {}
+  __device__ explicit CutRowBuilder(bool counting_rule) : counting(counting_rule) {}
   __device__ void add(int c, double x) {
     live |= 1ull << c;
     local += counting ? 1.0 : x;
     top = pattern_of(x) > top ? pattern_of(x) : top;
-    if (bins != nullptr)
-      atomicAdd(&bins[cut_bin(kNumeratorTop, pattern_of(x), kCutFirstShift)],
-                histogram_units(x, kNumeratorUnits, counting));
   }
   __device__ CutRow finish(int columns) const {
-    const unsigned long long row_top = warp_max(top);
-    return {live, columns, warp_sum(local), row_top, bins != nullptr && row_top == kNumeratorTop};
+    return {live, columns, warp_sum(local), warp_max(top), false};
+  }
+};
+
+// The CutRow of a row of softmax numerators exp(x - max), gathered while the pass that computes them visits
+// the candidates (the set `live` given by the caller): their sum (or count: top-k), and with `bins` (cleared
+// by clear_histogram) cut()'s first histogram level, saving cut() that pass over the row. The numerators are
+// at most 1 and the top is exactly 1, so the largest pattern's high word settles the top pattern: 1's high
+// word can only be 1 itself. A row without a numerator of exactly 1 (NaN or infinite logits) takes its exact
+// top by a pass in finish() and leaves the histogram to cut().
+struct NumeratorRowBuilder {
+  bool counting;  // the top-k rule: every candidate weighs 1
+  unsigned* bins;
+  double units;  // histogram units a numerator (0 when counting: one unit a candidate)
+  unsigned top_word = 0;
+  double local = 0.0;
+  __device__ NumeratorRowBuilder(bool counting_rule, unsigned* numerator_bins)
+      : counting(counting_rule), bins(numerator_bins), units(counting_rule ? 0.0 : kNumeratorUnits) {}
+  __device__ void add(double x) {
+    const auto word = static_cast<unsigned>(pattern_of(x) >> 32);
+    local += x;
+    top_word = word > top_word ? word : top_word;
+    if (bins != nullptr) {
+      // cut_bin(kNumeratorTop, pattern, kCutFirstShift) and histogram_units, on the high word
+      const unsigned distance =
+          static_cast<unsigned>(kNumeratorTop >> kCutFirstShift) - (word >> (kCutFirstShift - 32));
+      atomicAdd(&bins[distance < kCutBins - 1 ? distance : kCutBins - 1],
+                static_cast<unsigned>(x * units) + 1u);
+    }
+  }
+  // live: the candidates added (this lane's); row[c * kKeyChunk + lane]: the numerators, read only by the
+  // exact pass.
+  __device__ CutRow finish(const double* row, unsigned long long live, int columns) const {
+    const double total = counting ? static_cast<double>(warp_count(live)) : warp_sum(local);
+    if (warp_max(static_cast<unsigned long long>(top_word)) == kNumeratorTop >> 32)
+      return {live, columns, total, kNumeratorTop, bins != nullptr};
+    const int lane = threadIdx.x % 32;
+    unsigned long long top = 0;
+    for (int c = 0; c < columns; ++c)
+      if ((live >> c) & 1ull)
+        top = pattern_of(row[c * kKeyChunk + lane]) > top ? pattern_of(row[c * kKeyChunk + lane]) : top;
+    return {live, columns, total, warp_max(top), false};
   }
 };
 
@@ -131,7 +165,7 @@ struct CutRowBuilder {
 template <int kItems>
 __device__ CutRow cut_row(const double* row, int candidates, unsigned long long excluded, int rule) {
   const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
-  CutRowBuilder builder(rule == kTopK, nullptr);
+  CutRowBuilder builder(rule == kTopK);
   for (int c = 0; c < columns; ++c)
     if (c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull)) builder.add(c, row[c * kKeyChunk + lane]);
   return builder.finish(columns);

@@ -118,6 +118,12 @@ __device__ int stage_band(const double* q_rows, int d, const Band& band, int nk_
   return padded;
 }
 
+// Two adjacent logits of an mma accumulator, stored with one 16-byte access (the logit rows start 16-byte
+// aligned, and a lane's pair at an even column).
+struct alignas(16) LogitPair {
+  double first, second;
+};
+
 // kCount key tiles of band_logits, t0 + kRows * t (t < kCount), every one with a column below its `tiles`;
 // `most` gathers the maxima of this lane's rows (row tile m: row 8 m + lane / 4, scoring `scored[m]`) over
 // its columns.
@@ -151,25 +157,23 @@ __device__ void logit_tiles(const double* a_row, int d, const int* key_offsets, 
 #pragma unroll
     for (int m = 0; m < kRowTiles; ++m) {
       const int v = (t0 + t * kRows) * 8 + 2 * frag_k;
-      double* out = logits + (m * kRowsPerCta + frag_mn) * stride + v;
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        out[e] = acc[t][m][e] * scale;
-        if (scored[m].has(v + e)) most[m] = fmax(most[m], out[e]);
-      }
+      const LogitPair pair{acc[t][m][0] * scale, acc[t][m][1] * scale};
+      *reinterpret_cast<LogitPair*>(logits + (m * kRowsPerCta + frag_mn) * stride + v) = pair;
+      if (scored[m].has(v)) most[m] = fmax(most[m], pair.first);
+      if (scored[m].has(v + 1)) most[m] = fmax(most[m], pair.second);
     }
 }
 
 // One band's logits of a CTA's kRows staged rows (band_rows [kRows][d + kQueryRowPad], in the band's dim
 // order, zeros in the padding; kRows a multiple of the mma's 8 rows, one warp per row in the CTA) against key
-// blocks v < 8 * tiles, times `scale`, into logits[row * stride + v]: an fp64 GEMM over the band's `padded`
-// dims (a multiple of the mma's k of 4), dim i read from pk + key_offsets[i] (the pooled keys, transposed:
-// [d][nk_stride]). Warp w takes the 8-column tiles w + kRows j, up to kTilesInFlight at a time (only tiles
-// below `tiles`: short rows multiply no tile past their end), each key fragment read once from L2 and
-// multiplied with every 8-row tile; columns past nk read block nk - 1 (their logits are never used). Each
-// warp also takes its columns' maxima of every row over the blocks the row scores (row_blocks[row]) into
-// maxima[warp * kRows + row] (-inf where it has none). Ends with the logits and maxima written (the caller
-// syncs before reading).
+// blocks v < 8 * tiles, times `scale`, into logits[row * stride + v] (16-byte aligned, stride even): an fp64
+// GEMM over the band's `padded` dims (a multiple of the mma's k of 4), dim i read from pk + key_offsets[i]
+// (the pooled keys, transposed: [d][nk_stride]). Warp w takes the 8-column tiles w + kRows j, up to
+// kTilesInFlight at a time (only tiles below `tiles`: short rows multiply no tile past their end), each key
+// fragment read once from L2 and multiplied with every 8-row tile; columns past nk read block nk - 1 (their
+// logits are never used). Each warp also takes its columns' maxima of every row over the blocks the row
+// scores (row_blocks[row]) into maxima[warp * kRows + row] (-inf where it has none). Ends with the logits and
+// maxima written (the caller syncs before reading).
 template <int kRows>
 __device__ void band_logits(const double* band_rows, int d, const int* key_offsets, int padded,
                             const double* pk, int nk, int tiles, double scale, const ScoredBlocks* row_blocks,
@@ -226,25 +230,24 @@ template <int kItems>
 __device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, double m, bool counting,
                           CutScratch* scratch) {
   const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
-  auto scored = [&](int c) { return c * kKeyChunk + lane < candidates && !((excluded >> c) & 1ull); };
+  const unsigned long long present = blocks_below<kItems>(candidates), live = present & ~excluded;
   if (scratch != nullptr) clear_histogram(*scratch);
-  CutRowBuilder builder(counting, scratch != nullptr ? scratch->bins : nullptr);
+  NumeratorRowBuilder builder(counting, scratch != nullptr ? scratch->bins : nullptr);
   for (int c0 = 0; c0 < columns; c0 += 4) {
     // 4 columns' exponentials computed unconditionally (branch-free, so their DFMA chains interleave; entries
     // that are not candidates hold stale values, whose results are discarded), then written in column order.
     double e[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) e[j] = exp_nonpositive(row[(c0 + j) * kKeyChunk + lane] - m);
+    const auto here = static_cast<unsigned>(present >> c0) & 15u,
+               scored = static_cast<unsigned>(live >> c0) & 15u;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int c = c0 + j;
-      if (c * kKeyChunk + lane >= candidates) continue;
-      const bool here = scored(c);
-      row[c * kKeyChunk + lane] = here ? e[j] : 0.0;
-      if (here) builder.add(c, e[j]);
+      if ((here >> j) & 1u) row[(c0 + j) * kKeyChunk + lane] = (scored >> j) & 1u ? e[j] : 0.0;
+      if ((scored >> j) & 1u) builder.add(e[j]);
     }
   }
-  return builder.finish(columns);
+  return builder.finish(row, live, columns);
 }
 
 // The softmax of one logit row, in place (row_exp's numerators divided by their sum); m: as for row_exp.

@@ -51,10 +51,11 @@ Blocks blocks_of(const std::vector<unsigned long long>& kept_by_lane) {
   return blocks;
 }
 
-// How cut() gets its row: from cut_row (the selectors' generic path), or from a CutRowBuilder that builds the
-// first histogram level of a row of softmax numerators (top score exactly 1) as it visits the candidates, as
-// the row kernel's exp pass does.
-enum class Entry { kScan, kNumeratorBins };
+// How cut() gets its row: from cut_row (the selectors' generic path), or from a NumeratorRowBuilder that
+// builds the first histogram level of a row of softmax numerators (top score exactly 1) as it visits the
+// candidates, as the row kernel's exp pass does; kBuilderUnscaled hands the builder rows that do not top at
+// exactly 1 (a numerator row of NaN or infinite logits), which it must leave unbinned with their exact top.
+enum class Entry { kScan, kNumeratorBins, kBuilderUnscaled };
 
 template <int kItems>
 Blocks warp_cut(const Row& row, int rule, double threshold, double base, Entry entry = Entry::kScan) {
@@ -69,13 +70,19 @@ Blocks warp_cut(const Row& row, int rule, double threshold, double base, Entry e
     } else {
       for (int i = lane; i < gpu::kCutBins; i += 32) scratch.bins[i] = 0;
       __syncwarp();
-      gpu::CutRowBuilder builder(rule == gpu::kTopK, scratch.bins);
+      gpu::NumeratorRowBuilder builder(rule == gpu::kTopK, scratch.bins);
       const int columns = std::min(kItems, (row.candidates + gpu::kKeyChunk - 1) / gpu::kKeyChunk);
+      unsigned long long live = 0;
       for (int c = 0; c < columns; ++c)
-        if (c * gpu::kKeyChunk + lane < row.candidates && !((excluded >> c) & 1ull))
-          builder.add(c, row.scores[static_cast<std::size_t>(c * gpu::kKeyChunk + lane)]);
-      r = builder.finish(columns);
-      if (r.top != 0 && lane == 0) EXPECT_TRUE(r.binned) << "a numerator row tops at 1";
+        if (c * gpu::kKeyChunk + lane < row.candidates && !((excluded >> c) & 1ull)) {
+          live |= 1ull << c;
+          builder.add(row.scores[static_cast<std::size_t>(c * gpu::kKeyChunk + lane)]);
+        }
+      r = builder.finish(row.scores.data(), live, columns);
+      if (lane == 0)
+        EXPECT_EQ(r.binned, r.top == gpu::kNumeratorTop) << "binned exactly when the row tops at 1";
+      if (lane == 0 && entry == Entry::kNumeratorBins && r.top != 0)
+        EXPECT_TRUE(r.binned) << "numerators top at 1";
     }
     kept[threadIdx.x] = gpu::cut<kItems>(row.scores.data(), r, rule, threshold, base, scratch);
   });
@@ -158,17 +165,20 @@ void check_rules_on_random_rows(int trials) {
     const double dyadic_fraction = static_cast<double>(1 + rng() % 1100) / 1024.0;
     const double fraction = std::uniform_real_distribution<double>(1e-6, 1.05)(rng);
     const std::int64_t k = static_cast<std::int64_t>(rng() % static_cast<unsigned>(scanned.candidates + 3));
-    for (const Entry entry : {Entry::kScan, Entry::kNumeratorBins}) {
-      // Dyadic rows scaled to a top of 1 are no longer dyadic: only the scan entry takes them.
+    for (const Entry entry : {Entry::kScan, Entry::kNumeratorBins, Entry::kBuilderUnscaled}) {
+      // Dyadic rows scaled to a top of 1 are no longer dyadic: the numerator entry leaves them out.
       if (entry == Entry::kNumeratorBins && shape == Shape::kDyadic) continue;
-      const Row row = entry == Entry::kScan ? scanned : as_numerators(scanned);
+      const Row row = entry == Entry::kNumeratorBins ? as_numerators(scanned) : scanned;
       const double total = candidate_mass(row);
       const double threshold = shape == Shape::kDyadic ? dyadic_fraction * std::max(total, 1.0)
                                                        : fraction * std::max(total, 1e-300);
       const double* s = row.scores.data();
       SCOPED_TRACE("trial " + std::to_string(trial) + " (" + name_of(shape) +
-                   (entry == Entry::kScan ? "" : ", numerators") + ", " + std::to_string(row.candidates) +
-                   " candidates, threshold " + std::to_string(threshold) + ")");
+                   (entry == Entry::kScan            ? ""
+                    : entry == Entry::kNumeratorBins ? ", numerators"
+                                                     : ", unscaled builder") +
+                   ", " + std::to_string(row.candidates) + " candidates, threshold " +
+                   std::to_string(threshold) + ")");
       EXPECT_EQ((warp_cut<kItems>(row, gpu::kT1, threshold, 0.0, entry)),
                 select_t1(s, candidates, threshold, 1.0));
       EXPECT_EQ((warp_cut<kItems>(row, gpu::kT2, threshold, 0.0, entry)),

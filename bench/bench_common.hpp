@@ -69,7 +69,8 @@ double median_graph_ms(int reps, F&& body) {
   check(cudaStreamEndCapture(stream, &graph), "end capture");
   cudaGraphExec_t exec;
   check(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
-  const double ms = median_ms_on(stream, reps, [&](cudaStream_t s) { check(cudaGraphLaunch(exec, s), "graph launch"); });
+  const double ms =
+      median_ms_on(stream, reps, [&](cudaStream_t s) { check(cudaGraphLaunch(exec, s), "graph launch"); });
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);

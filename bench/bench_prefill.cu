@@ -6,8 +6,8 @@
 // Medians of --reps timed runs after two warm-ups, CUDA events on the default stream; the selection is also
 // timed as replays of a CUDA graph captured from GpuSelection::run ("graph ms": its device time without the
 // host work before its first launch). With --mask-dir, each
-// method's mask is written as mask_<len>_<label>.npy so that bench/peers.py times FlexAttention on it. A method
-// entry may set its selector's parameters: "rr:key-sums=rounded" (label rr.key-sums-rounded).
+// method's mask is written as mask_<len>_<label>.npy so that bench/peers.py times FlexAttention on it. A
+// method entry may set its selector's parameters: "rr:key-sums=rounded" (label rr.key-sums-rounded).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -143,8 +143,8 @@ int main(int argc, char** argv) {
 
   std::vector<float> dense_lse;
   HostTensor dense_out(hq.dtype, scene.q.shape());
-  std::printf("%-10s %8s %8s %10s %10s %9s %12s %10s %8s\n", "method", "density", "recall", "out err", "select ms",
-              "graph ms", "attention ms", "total ms", "ws MB");
+  std::printf("%-10s %8s %8s %10s %10s %9s %12s %10s %8s\n", "method", "density", "recall", "out err",
+              "select ms", "graph ms", "attention ms", "total ms", "ws MB");
   for (const MethodEntry& parsed : entries) {
     const std::string& method = parsed.method;
     const SelectorSettings& settings = parsed.settings;
@@ -163,7 +163,8 @@ int main(int argc, char** argv) {
       DeviceTensor selection_ws(selection.workspace_size(sargs));
       selection_mb = selection_ws.bytes / 1e6;
       select_ms = median_ms(reps, [&] { selection.run(sargs, selection_ws.ptr, nullptr); });
-      graph_ms = bench::median_graph_ms(reps, [&](cudaStream_t s) { selection.run(sargs, selection_ws.ptr, s); });
+      graph_ms =
+          bench::median_graph_ms(reps, [&](cudaStream_t s) { selection.run(sargs, selection_ws.ptr, s); });
       cuda::prefill_attention(args, method, settings, workspace.ptr, nullptr);  // the outputs of this method
     }
     check(cudaDeviceSynchronize(), "run");
@@ -191,8 +192,8 @@ int main(int argc, char** argv) {
       error = output_error(method_out.view(), dense_out.view(), problem).overall;
     }
     std::printf("%-10s %8.4f %8.4f %10.3e %10.3f %9.3f %12.3f %10.3f %8.1f\n", parsed.label.c_str(),
-                mask_density(mask, problem, true).overall, recall, error, select_ms, graph_ms, total_ms - select_ms,
-                total_ms, selection_mb);
+                mask_density(mask, problem, true).overall, recall, error, select_ms, graph_ms,
+                total_ms - select_ms, total_ms, selection_mb);
   }
   return 0;
 }

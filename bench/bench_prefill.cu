@@ -5,9 +5,9 @@
 // error (relative L2) against our dense path (method "dense", every visible block) on the same inputs.
 // Medians of --reps timed runs after two warm-ups, CUDA events on the default stream; the selection is also
 // timed as replays of a CUDA graph captured from GpuSelection::run ("graph ms": its device time without the
-// host work before its first launch). With --mask-dir, each
-// method's mask is written as mask_<len>_<label>.npy so that bench/peers.py times FlexAttention on it. A
-// method entry may set its selector's parameters: "rr:key-sums=rounded" (label rr.key-sums-rounded).
+// host work before its first launch). With --mask-dir, each method's mask is written as
+// mask_<len>_<label>.npy so that bench/peers.py times FlexAttention on it. A method entry may set its
+// selector's parameters: "rr:key-sums=rounded" (label rr.key-sums-rounded).
 #include <cuda_runtime.h>
 
 #include <algorithm>

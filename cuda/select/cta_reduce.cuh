@@ -1,6 +1,7 @@
 // Reductions over a whole CTA in a fixed order, so that a sum is the same on every run: each warp reduces by
-// shuffles, thread 0 combines the warps' results in warp order, and every thread receives the total; and an
-// exclusive prefix sum in thread order. Plain device code (the device emulator runs it on the host).
+// shuffles, thread 0 combines the warps' results in warp order, and every thread receives the total; an
+// exclusive prefix sum in thread order; and a radix select's search of its histogram from the top. Plain
+// device code (the device emulator runs it on the host).
 #pragma once
 
 namespace sparsefill::cuda::select {
@@ -57,6 +58,35 @@ __device__ inline int cta_exclusive_sum(int value, int* warp_totals, int& total)
   total = warp_totals[warps - 1];
   __syncthreads();  // the scratch is free for the next call
   return before;
+}
+
+// One warp's search of a radix select's 256-bin histogram from the top bin down: the first bin where the
+// running total from the top, starting at `base`, plus the bin's own count satisfies `crosses`. Returns that
+// bin (-1 where none does) and sets `before` to the running total ahead of it, in every lane. Lane l holds
+// bins 255 - 8 l - j (j < 8); warp 0 calls it after the histogram is complete.
+template <typename T, typename Crosses>
+__device__ int first_crossing_from_top(const T* bins, T base, Crosses crosses, T& before) {
+  const int lane = threadIdx.x % 32;
+  T count[8], lane_total = 0;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) lane_total += count[j] = bins[255 - 8 * lane - j];
+  T through = lane_total;  // inclusive over the lanes
+  for (int offset = 1; offset < 32; offset *= 2) {
+    const T other = __shfl_up_sync(0xffffffffu, through, offset);
+    if (lane >= offset) through += other;
+  }
+  int bin = -1;
+  T running = base + through - lane_total;
+  before = 0;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    if (bin < 0 && crosses(running + count[j])) bin = 255 - 8 * lane - j, before = running;
+    running += count[j];
+  }
+  const unsigned crossed = __ballot_sync(0xffffffffu, bin >= 0);
+  const int source = crossed != 0 ? __ffs(static_cast<int>(crossed)) - 1 : 0;
+  before = __shfl_sync(0xffffffffu, before, source);
+  return __shfl_sync(0xffffffffu, bin, source);
 }
 
 }  // namespace sparsefill::cuda::select

@@ -44,6 +44,7 @@ inline constexpr int kPatternBits = 62;  // probabilities lie in [0, 1]: the two
 inline constexpr int kRadixLevels = (kPatternBits + kRadixBits - 1) / kRadixBits;
 inline constexpr double kFixedUnit = 1125899906842624.0;  // 2^50: the map's mass in units of 2^-50
 inline constexpr int kCoverDigitBits = 8, kCoverBins = 1 << kCoverDigitBits;  // flex_cover_kernel's radix
+static_assert(kCoverBins == 256, "first_crossing_from_top searches 256 bins");
 enum FlexPlanField : int { kPlanDense = 0, kPlanQueryAware, kPlanVertical, kPlanSlash, kPlanFields };
 enum MapPass : int { kMapHistogram = 0, kMapTies, kMapRaster };
 
@@ -134,28 +135,11 @@ __global__ void __launch_bounds__(kFlexThreads) flex_cover_kernel(const FlexPara
     }
     if (run_digit >= 0) atomicAdd(&cover_bins[run_digit], run_mass);
     __syncthreads();
-    if (threadIdx.x < 32) {  // lane l holds bins kCoverBins - 1 - 8 l - i, i < 8 (from the top)
-      const int lane = threadIdx.x;
-      unsigned long long mass[8], lane_total = 0;
-#pragma unroll
-      for (int i = 0; i < 8; ++i) lane_total += mass[i] = cover_bins[kCoverBins - 1 - 8 * lane - i];
-      unsigned long long through = lane_total;
-      for (int offset = 1; offset < 32; offset *= 2) {
-        const unsigned long long other = __shfl_up_sync(0xffffffffu, through, offset);
-        if (lane >= offset) through += other;
-      }
-      int digit = -1;
-      unsigned long long running = above_class + through - lane_total, before = 0;
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        if (digit < 0 && running + mass[i] > limit) digit = kCoverBins - 1 - 8 * lane - i, before = running;
-        running += mass[i];
-      }
-      const unsigned crossed = __ballot_sync(0xffffffffu, digit >= 0);
-      const int source = crossed != 0 ? __ffs(static_cast<int>(crossed)) - 1 : 0;
-      digit = __shfl_sync(0xffffffffu, digit, source);
-      before = __shfl_sync(0xffffffffu, before, source);
-      if (lane == 0) cover_digit = digit, cover_above = before;
+    if (threadIdx.x < 32) {
+      unsigned long long before = 0;
+      const int digit = first_crossing_from_top(
+          cover_bins, above_class, [&](unsigned long long through) { return through > limit; }, before);
+      if (threadIdx.x == 0) cover_digit = digit, cover_above = before;
     }
     __syncthreads();
     if (cover_digit < 0) break;  // every value fits, lo = 0 (only at the first level: below it a byte passes)

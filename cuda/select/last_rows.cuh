@@ -84,18 +84,6 @@ __device__ const Element* head_keys(const LastRowsParams& p, int b, int hk) {
          static_cast<std::int64_t>(p.lengths.k_start(b)) * p.k_token + hk * p.k_head;
 }
 
-// Loads the last `rows` queries of (b, h) into shared memory, rows of `stride` elements, and zeroes the staged
-// rows after them up to `capacity` (the mma tiles read whole groups of 32 rows).
-template <typename Element>
-__device__ void load_last_queries(const LastRowsParams& p, int b, int h, int rows, int capacity, int stride,
-                                  Element* qs) {
-  const int lq = p.lengths.q(b), d = p.d;
-  const Element* q = head_queries<Element>(p, b, h);
-  for (int i = threadIdx.x; i < rows * d; i += blockDim.x)
-    qs[(i / d) * stride + i % d] = q[static_cast<std::int64_t>(lq - rows + i / d) * p.q_token + i % d];
-  for (int i = rows * stride + threadIdx.x; i < capacity * stride; i += blockDim.x) qs[i] = Element(0.0f);
-}
-
 // Copies rows [0, count) of d elements at `in` (rows `in_stride` elements apart) into shared rows of
 // `out_stride` elements at `out`, and zeros rows [count, capacity): 16 bytes a step when the rows and strides
 // allow it, else an element.
@@ -181,7 +169,9 @@ __global__ void __launch_bounds__(kLastRowsMaxThreads, 4) last_rows_stats_kernel
   auto* qs = reinterpret_cast<Element*>(smem);  // [threads][stride], rows past `rows` zero
   Element* ks = qs + threads * stride;          // [kProxyTile][stride]
   const Element* k = head_keys<Element>(p, b, hk);
-  load_last_queries<Element>(p, b, h, rows, threads, stride, qs);
+  // The last `rows` queries, then zero rows up to whole warps (the mma tiles read groups of 32 rows).
+  stage_rows(head_queries<Element>(p, b, h) + static_cast<std::int64_t>(lq - rows) * p.q_token, p.q_token,
+             rows, threads, d, qs, stride);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   int row[4], last[4];  // this lane's rows (one per row tile) and the last key each sees (inclusive)
   double m[4], z[4];

@@ -21,6 +21,7 @@ namespace sparsefill::cuda::select {
 inline constexpr int kTopKThreads = 1024;
 inline constexpr int kTopKWarps = kTopKThreads / 32;
 inline constexpr int kTopKDigitBits = 8, kTopKBins = 1 << kTopKDigitBits;
+static_assert(kTopKBins == 256, "first_crossing_from_top searches 256 bins");
 
 // Top-k of the vertical (slash = 0) or slash (1) sums of (b, h) = (blockIdx.z, blockIdx.y), kTopKThreads
 // threads: vertical writes each block's lowest kept column (INT32_MAX: none), slash the kept offsets
@@ -52,29 +53,10 @@ __global__ void __launch_bounds__(kTopKThreads) line_top_k_kernel(const LinePara
       if (digit >= 0 && lane == __ffs(static_cast<int>(same)) - 1) atomicAdd(&bins[digit], __popc(same));
     }
     __syncthreads();
-    if (threadIdx.x < 32) {  // lane l holds bins 255 - 8 l - j, j < 8 (from the top)
-      int count[8], lane_total = 0;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) lane_total += count[j] = bins[kTopKBins - 1 - 8 * lane - j];
-      int through = lane_total;
-      for (int offset = 1; offset < 32; offset *= 2) {
-        const int other = __shfl_up_sync(0xffffffffu, through, offset);
-        if (lane >= offset) through += other;
-      }
-      int digit = -1, above = 0, running = through - lane_total;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        if (digit < 0 && running + count[j] >= wanted) {
-          digit = kTopKBins - 1 - 8 * lane - j;
-          above = running;
-        }
-        running += count[j];
-      }
-      const unsigned crossed =
-          __ballot_sync(0xffffffffu, digit >= 0);  // a crossing exists: wanted <= matches
-      const int source = __ffs(static_cast<int>(crossed)) - 1;
-      digit = __shfl_sync(0xffffffffu, digit, source);
-      above = __shfl_sync(0xffffffffu, above, source);
+    if (threadIdx.x < 32) {  // a crossing exists: wanted <= the entries matching the bytes found
+      int above = 0;
+      const int digit = first_crossing_from_top(
+          bins, 0, [&](int through) { return through >= wanted; }, above);
       if (lane == 0) chosen_digit = digit, chosen_above = above;
     }
     __syncthreads();

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -75,6 +76,23 @@ double median_graph_ms(int reps, F&& body) {
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
   return ms;
+}
+
+// Median host time of `reps` calls of body() after two warm-ups: from the call until it returns (its
+// launches queued, not run), the device idle before each call. What an eager caller's thread spends.
+template <typename F>
+double median_host_ms(int reps, F&& body) {
+  std::vector<double> times;
+  for (int r = 0; r < reps + 2; ++r) {
+    check(cudaDeviceSynchronize(), "before a host-timed call");
+    const auto start = std::chrono::steady_clock::now();
+    body();
+    const auto stop = std::chrono::steady_clock::now();
+    if (r >= 2) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+  }
+  check(cudaDeviceSynchronize(), "after the host-timed calls");
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 }  // namespace sparsefill::bench

@@ -5,7 +5,8 @@
 // error (relative L2) against our dense path (method "dense", every visible block) on the same inputs.
 // Medians of --reps timed runs after two warm-ups, CUDA events on the default stream; the selection is also
 // timed as replays of a CUDA graph captured from GpuSelection::run ("graph ms": its device time without the
-// host work before its first launch). With --mask-dir, each method's mask is written as
+// host work before its first launch), and "host ms" is the host time of one eager call of GpuSelection::run
+// until it returns (its launches queued). With --mask-dir, each method's mask is written as
 // mask_<len>_<label>.npy so that bench/peers.py times FlexAttention on it. A method entry may set its
 // selector's parameters: "rr:key-sums=rounded" (label rr.key-sums-rounded).
 #include <cuda_runtime.h>
@@ -143,15 +144,15 @@ int main(int argc, char** argv) {
 
   std::vector<float> dense_lse;
   HostTensor dense_out(hq.dtype, scene.q.shape());
-  std::printf("%-10s %8s %8s %10s %10s %9s %12s %10s %8s\n", "method", "density", "recall", "out err",
-              "select ms", "graph ms", "attention ms", "total ms", "ws MB");
+  std::printf("%-10s %8s %8s %10s %10s %9s %8s %12s %10s %8s\n", "method", "density", "recall", "out err",
+              "select ms", "graph ms", "host ms", "attention ms", "total ms", "ws MB");
   for (const MethodEntry& parsed : entries) {
     const std::string& method = parsed.method;
     const SelectorSettings& settings = parsed.settings;
     DeviceTensor workspace(cuda::prefill_attention_workspace_size(args, method, settings));
     const double total_ms =
         median_ms(reps, [&] { cuda::prefill_attention(args, method, settings, workspace.ptr, nullptr); });
-    double select_ms = 0, graph_ms = 0, selection_mb = 0;
+    double select_ms = 0, graph_ms = 0, host_ms = 0, selection_mb = 0;
     if (method != "dense") {
       const cuda::GpuSelection selection(method, settings);
       const cuda::DeviceBlockMask mask = cuda::mask_in_workspace(args, method, workspace.ptr);
@@ -165,6 +166,7 @@ int main(int argc, char** argv) {
       select_ms = median_ms(reps, [&] { selection.run(sargs, selection_ws.ptr, nullptr); });
       graph_ms =
           bench::median_graph_ms(reps, [&](cudaStream_t s) { selection.run(sargs, selection_ws.ptr, s); });
+      host_ms = bench::median_host_ms(reps, [&] { selection.run(sargs, selection_ws.ptr, nullptr); });
       cuda::prefill_attention(args, method, settings, workspace.ptr, nullptr);  // the outputs of this method
     }
     check(cudaDeviceSynchronize(), "run");
@@ -191,8 +193,8 @@ int main(int argc, char** argv) {
       recall = summarize(r.head_mean).mean;
       error = output_error(method_out.view(), dense_out.view(), problem).overall;
     }
-    std::printf("%-10s %8.4f %8.4f %10.3e %10.3f %9.3f %12.3f %10.3f %8.1f\n", parsed.label.c_str(),
-                mask_density(mask, problem, true).overall, recall, error, select_ms, graph_ms,
+    std::printf("%-10s %8.4f %8.4f %10.3e %10.3f %9.3f %8.3f %12.3f %10.3f %8.1f\n", parsed.label.c_str(),
+                mask_density(mask, problem, true).overall, recall, error, select_ms, graph_ms, host_ms,
                 total_ms - select_ms, total_ms, selection_mb);
   }
   return 0;

@@ -3,7 +3,8 @@
 # root): build for sm_90a, the selection tests against the CPU, memcheck of the selection pipeline, the
 # end-to-end prefill benchmark of SELECT_METHODS at SELECT_LENS (with PEERS=1 followed by the peers of
 # bench/peers.py: torch SDPA and FlexAttention on the same masks), and, with NCU=1, the time of every selection
-# kernel of NCU_METHODS (default prism, pbs) at the longest length (ncu, one rep), and with NCU_FULL="kernel:method:len
+# kernel of NCU_METHODS (default prism, pbs) at the longest length (ncu, one rep; NCU_CLOCKS=none: at the
+# GPU's own clocks instead of ncu's locked base clocks), and with NCU_FULL="kernel:method:len
 # ..." a full ncu profile of one launch of each named kernel (its throughputs, issue rate and warp stalls are
 # printed), and with NCU_SASS (same form) the executed count and warp stall samples of every SASS instruction
 # of one launch (csv), summed by loop (bench/sass_regions.py). TESTS=0 skips the tests and memcheck; gtest's own
@@ -39,7 +40,7 @@ rm -rf "$out/masks"
 if [ "${NCU:-0}" = 1 ]; then
   longest=${lens##*,}
   for method in ${NCU_METHODS:-prism pbs}; do
-    timeout 240 ncu --metrics gpu__time_duration.sum -k 'regex:pool|energy|scale|score_rows|importance|proxy|segment_rank|last_rows|merge_row|line_|flex|stride' \
+    timeout 240 ncu ${NCU_CLOCKS:+--clock-control "$NCU_CLOCKS"} --metrics gpu__time_duration.sum -k 'regex:pool|energy|scale|score_rows|importance|proxy|segment_rank|last_rows|merge_row|line_|flex|stride' \
       build-gpu/bench/bench_prefill --len "$longest" --reps 1 --methods "dense,$method" > "$out/ncu_$method.txt" 2>&1
     echo "ncu $method at $longest (ms, last launch of each kernel):"
     python3 - "$out/ncu_$method.txt" <<'EOF'

@@ -76,15 +76,30 @@ void launch_flexprefill(const FlexParams& fp, Launch&& launch) {
            fp.lines, slash);
     launch(flex_cover_kernel, per_head, kFlexThreads, std::size_t{0}, fp, slash);
   }
-  const PoolParams pools[2] = {
-      {p.q, p.q_batch, p.q_token, p.q_head, p.lengths, false, p.heads_q, 1, p.d, false, nullptr, p.width, true,
-       fp.pooled_q, fp.lines.nq},
-      {p.k, p.k_batch, p.k_token, p.k_head, p.lengths, true, p.heads_kv, 1, p.d, true, nullptr, p.width, true,
-       fp.pooled_k, fp.lines.nk}};
-  for (const PoolParams& pool : pools) {
-    const int vector = pool_vector_width(pool, sizeof(Element));
-    launch(vector == 8 ? pool_blocks_kernel<Element, 8> : pool_blocks_kernel<Element, 1>,
-           LaunchGrid{static_cast<unsigned>(pool.blocks), batch, 1}, pool_threads(pool, vector), std::size_t{0}, pool);
+  PoolParams pools;  // the queries and the keys in one launch
+  pools.lengths = p.lengths;
+  pools.d = p.d;
+  pools.jobs = 2;
+  for (int j = 0; j < 2; ++j) {
+    PoolJob& job = pools.job[j];
+    job.x = j == 0 ? p.q : p.k;
+    job.s_batch = j == 0 ? p.q_batch : p.k_batch;
+    job.s_token = j == 0 ? p.q_token : p.k_token;
+    job.s_head = j == 0 ? p.q_head : p.k_head;
+    job.keys = job.transposed = j == 1;
+    job.heads = j == 0 ? p.heads_q : p.heads_kv;
+    job.width = p.width;
+    job.by_count = true;
+    job.out = j == 0 ? fp.pooled_q : fp.pooled_k;
+    job.blocks = j == 0 ? fp.lines.nq : fp.lines.nk;
+  }
+  const int vector = std::min(pool_vector_width(pools.job[0], p.d, sizeof(Element)),
+                              pool_vector_width(pools.job[1], p.d, sizeof(Element)));
+  const LaunchGrid pool_grid{pool_layout(pools, vector), batch, 1};
+  if (vector == 8) {
+    launch(pool_blocks_kernel<Element, 8>, pool_grid, kPoolThreads, pool_smem_bytes<Element, 8>(), pools);
+  } else {
+    launch(pool_blocks_kernel<Element, 1>, pool_grid, kPoolThreads, std::size_t{0}, pools);
   }
   launch(flex_plan_kernel<Element>, per_head, kFlexThreads, std::size_t{0}, fp);
   const LaunchGrid map{(nq + kRowsPerCta - 1) / kRowsPerCta, heads, batch};

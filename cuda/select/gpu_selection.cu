@@ -1,9 +1,10 @@
 // Host side of the GPU selectors (see gpu_selection.hpp): validation, workspace layout, launches.
 //
-// Prism: pool Q and K (fp64), band energies per head, band multipliers, then one warp per mask row. Mean
-// pooling (every rule: t1, t2, t4, t5, top-k): the same kernels with one band of every dim and no calibration.
-// RRAttention and XAttention: the stride kernels (stride_selection.cu). MInference and FlexPrefill: the
-// last-rows estimates (minference_selection.cu, flexprefill_selection.cu).
+// Prism: pool Q and K (fp64) in one launch that also takes each pooled block's band energies, the band
+// multipliers, then one warp per mask row. Mean
+// pooling (every rule: t1, t2, t4, t5, top-k): the same kernels with one band of every dim and no
+// calibration. RRAttention and XAttention: the stride kernels (stride_selection.cu). MInference and
+// FlexPrefill: the last-rows estimates (minference_selection.cu, flexprefill_selection.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -51,8 +52,8 @@ std::size_t sizes(const Geometry& g, const PbsShape& pbs, std::int64_t block, st
   const std::size_t key_heads = static_cast<std::size_t>(g.batch) * (pbs.on ? g.heads_q : g.heads_kv);
   bytes[0] = sizeof(double) * (pbs.on ? std::max(bq * g.lk, key_heads * g.nk * d) : bq * g.nq * d);
   bytes[1] = sizeof(double) * (pbs.on ? bq * pbs.chunks * block * 2 : key_heads * g.nk * d);
-  bytes[2] = pbs.on ? 0 : sizeof(double) * bq * 3 * select::kEnergySlices;
-  bytes[3] = pbs.on ? 0 : sizeof(double) * g.batch * g.heads_kv * 3 * select::kEnergySlices;
+  bytes[2] = pbs.on ? 0 : sizeof(double) * bq * g.nq * 3;  // the pooled blocks' energies (Prism)
+  bytes[3] = pbs.on ? 0 : sizeof(double) * g.batch * g.heads_kv * g.nk * 3;
   bytes[4] = pbs.on ? 0 : sizeof(double) * bq * 2;  // PBS scales every logit by 1 / sqrt(d)
   std::size_t total = 0;
   for (std::size_t& b : bytes) total += (b = align256(b));
@@ -86,19 +87,42 @@ std::vector<std::int64_t> all_dims(int d) {
   return dims;
 }
 
-// Pools q (keys = false) or k; PBS pools keys per query head through its key order.
-template <typename Element>
-void pool(const TensorView& t, const Geometry& g, const select::Lengths& lengths, bool keys,
-          const std::int32_t* order, double* out, cudaStream_t s) {
+// A pooling job of q (keys = false) or k into `out`, with per-block energies into `energy` when not null; PBS
+// pools keys per query head through its key order.
+select::PoolJob pool_job(const TensorView& t, const Geometry& g, bool keys, const std::int32_t* order,
+                         double* out, double* energy) {
   const Strides st = strides_of(t, g.varlen);
-  const int heads = keys && !order ? g.heads_kv : g.heads_q;
-  const int group = order ? g.heads_q / g.heads_kv : 1;
-  const select::PoolParams p{t.data, st.batch, st.token, st.head, lengths, keys,  heads, group, g.d,
-                             keys,   order,    g.lk,     false,    out,     keys ? g.nk : g.nq};
-  const int vector = select::pool_vector_width(p, sizeof(Element));
-  const dim3 grid(static_cast<unsigned>(p.blocks), static_cast<unsigned>(g.batch));
-  (vector == 8 ? select::pool_blocks_kernel<Element, 8> : select::pool_blocks_kernel<Element, 1>)<<<
-      grid, select::pool_threads(p, vector), 0, s>>>(p);
+  select::PoolJob job;
+  job.x = t.data;
+  job.s_batch = st.batch, job.s_token = st.token, job.s_head = st.head;
+  job.keys = keys;
+  job.heads = keys && !order ? g.heads_kv : g.heads_q;
+  job.group = order ? g.heads_q / g.heads_kv : 1;
+  job.transposed = keys;
+  job.order = order;
+  job.width = g.lk;
+  job.out = out;
+  job.blocks = keys ? g.nk : g.nq;
+  job.energy = energy;
+  return job;
+}
+
+// One pool_blocks_kernel launch of p's jobs (at the narrower vector width of the two).
+template <typename Element>
+void pool(select::PoolParams& p, int batch, cudaStream_t s) {
+  int vector = 8;
+  for (int j = 0; j < p.jobs; ++j)
+    vector = std::min(vector, select::pool_vector_width(p.job[j], p.d, sizeof(Element)));
+  const dim3 grid(select::pool_layout(p, vector), static_cast<unsigned>(batch));
+  if (vector == 8) {
+    constexpr std::size_t kSmem = select::pool_smem_bytes<Element, 8>();
+    check_cuda(cudaFuncSetAttribute(select::pool_blocks_kernel<Element, 8>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)),
+               "pooling shared memory opt-in");
+    select::pool_blocks_kernel<Element, 8><<<grid, select::kPoolThreads, kSmem, s>>>(p);
+  } else {
+    select::pool_blocks_kernel<Element, 1><<<grid, select::kPoolThreads, 0, s>>>(p);
+  }
 }
 
 // The proxy's three launches (pbs_importance.cuh) for head_dim kD.
@@ -244,9 +268,6 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
                                 g.lk, static_cast<int>(args.block_size)};
   const bool bf16 = args.q.dtype == DType::kBF16;
   if (pbs.on) (bf16 ? permute_keys<__nv_bfloat16> : permute_keys<__half>)(args, g, lengths, pbs, w, s);
-  const std::int32_t* order = pbs.on ? args.key_order : nullptr;
-  if (!pbs.on) (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.q, g, lengths, false, nullptr, w.pooled_q, s);
-  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(args.k, g, lengths, true, order, w.pooled_k, s);
 
   select::ScoringParams p{};
   p.pooled_q = w.pooled_q;
@@ -289,19 +310,26 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     p.force_sink = settings_.meanpool.force_sink;
     p.force_diagonal = settings_.meanpool.force_diagonal;
   }
-  if (calibrate) {
-    select::pooled_energy_kernel<<<dim3(g.batch * g.heads_q, select::kEnergySlices), select::kEnergyThreads, 0, s>>>(
-        w.pooled_q, g.nq, lengths, false, g.heads_q, g.d, g.d, 1, p.band[0], p.band[1], w.energy_q);
-    select::pooled_energy_kernel<<<dim3(g.batch * g.heads_kv, select::kEnergySlices), select::kEnergyThreads, 0, s>>>(
-        w.pooled_k, g.nk, lengths, true, g.heads_kv, g.d, 1, g.nk, p.band[0], p.band[1], w.energy_k);
-  }
+  // One pooling launch: the queries (except PBS's, which the row kernel pools) and the keys, with the bands'
+  // energies for the calibration.
+  select::PoolParams pooling;
+  pooling.lengths = lengths;
+  pooling.d = g.d;
+  if (!pbs.on)
+    pooling.job[pooling.jobs++] =
+        pool_job(args.q, g, false, nullptr, w.pooled_q, calibrate ? w.energy_q : nullptr);
+  pooling.job[pooling.jobs++] = pool_job(args.k, g, true, pbs.on ? args.key_order : nullptr, w.pooled_k,
+                                         calibrate ? w.energy_k : nullptr);
+  select::set_band_bits(p.band[0], pooling.band_bits[0]);
+  select::set_band_bits(p.band[1], pooling.band_bits[1]);
+  (bf16 ? pool<__nv_bfloat16> : pool<__half>)(pooling, g.batch, s);
   if (pbs.on) {
     p.scales = nullptr;
     p.fixed_scale = 1.0 / std::sqrt(static_cast<double>(g.d));
   } else {
-    select::band_scale_kernel<<<g.batch * g.heads_q, 32, 0, s>>>(
-        w.energy_q, w.energy_k, g.batch, g.heads_q, g.heads_kv, lengths, g.d, p.bands, calibrate, p.band[0],
-        p.band[1], w.scales);
+    select::band_scale_kernel<<<g.batch * g.heads_q, select::kScaleThreads, 0, s>>>(
+        w.energy_q, w.energy_k, g.nq, g.nk, g.heads_q, g.heads_kv, lengths, g.d, p.bands, calibrate,
+        p.band[0].count, p.band[1].count, w.scales);
   }
   // Blocks per lane: the smallest capacity that holds every key block (registers follow it).
   if (g.nk <= 8 * 32) {

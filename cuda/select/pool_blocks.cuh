@@ -1,75 +1,187 @@
-// Block mean pooling of Q or K on the GPU, fp64 (the pooled selectors: Prism, mean pooling, PBS-Attn,
-// FlexPrefill).
+// Block mean pooling of Q and K on the GPU, fp64 (the pooled selectors: Prism, mean pooling, PBS-Attn,
+// FlexPrefill), with Prism's band energies taken on the way.
 //
-// One CTA pools one block of one sequence for every head, so it streams whole token rows (heads x d elements)
-// and each thread sums kVector consecutive dims of one head: with kVector = 8 a token's share is one 16-byte
-// load, so the kernel runs at memory bandwidth rather than at one 2-byte load per thread and token. Sums are
-// fp64 in token order, as the CPU's.
+// One launch pools up to two tensors (jobs: the queries and the keys), so that the keys' few heads do not pay
+// a launch and a tail of their own. A CTA pools `blocks_per_cta` consecutive blocks of one job for every
+// head, so it streams whole token rows (heads x d elements); the `lanes` threads of a head (a power of two,
+// adjacent lanes of one warp) each sum kVector consecutive dims at a time. With kVector = 8 a token's share
+// is 16 bytes, copied by cp.async into a ring of kPoolStages slots per thread in shared memory, so that a
+// thread keeps kPoolStages - 1 tokens in flight without holding them in registers (the kernel is bound by how
+// many bytes are in flight). Sums are fp64 in token order, as the CPU's. With an energy output, the head's
+// lanes also reduce their pooled values' squares (every dim, and each band's dims) by shuffles in a fixed
+// order: the statistics Prism's calibration needs, without a second pass over the pooled blocks.
 #pragma once
 #include <cstdint>
 
+#include "common/dynamic_shared.cuh"
 #include "select/element_convert.cuh"
 #include "select/sequence_lengths.cuh"
 
 namespace sparsefill::cuda::select {
 
-struct PoolParams {
-  const void* x;  // [batch, tokens, heads / group, d] at these element strides (batch stride 0 for varlen)
-  std::int64_t s_batch, s_token, s_head;
-  Lengths lengths;
-  bool keys;                  // the key-side lengths
-  int heads, group, d;        // output heads; head h reads input head h / group
-  bool transposed;            // out[b, h, c, u] (pooled keys: the row kernels walk blocks u) instead of out[b, h, u, c]
-  const std::int32_t* order;  // PBS: [batch, heads, width]: position t reads token order[t]; null: t itself
-  int width;
-  bool by_count;  // divide by the tokens present (FlexPrefill's rescaled last block) instead of by the block
-  double* out;
-  int blocks;  // blocks per head in the output layout (the longest sequence's)
+inline constexpr int kPoolThreads = 512;
+inline constexpr int kPoolStages = 8;     // ring slots per thread (16 bytes each on the device)
+inline constexpr int kPoolBandWords = 4;  // 64-bit words of a band's dim set (head_dim <= 256)
+
+// One tensor of a pool_blocks_kernel launch.
+struct PoolJob {
+  const void* x =
+      nullptr;  // [batch, tokens, heads / group, d] at these element strides (batch stride 0: varlen)
+  std::int64_t s_batch = 0, s_token = 0, s_head = 0;
+  bool keys = false;         // the key-side lengths
+  int heads = 0, group = 1;  // output heads; head h reads input head h / group
+  bool transposed =
+      false;  // out[b, h, c, u] (pooled keys: the row kernels walk blocks u), not out[b, h, u, c]
+  const std::int32_t* order =
+      nullptr;  // PBS: [batch, heads, width]: position t reads token order[t]; null: t
+  int width = 0;
+  bool by_count =
+      false;  // divide by the tokens present (FlexPrefill's rescaled last block), not by the block
+  double* out = nullptr;
+  int blocks = 0;            // blocks per head in the output layouts (the longest sequence's)
+  double* energy = nullptr;  // null, or [batch, heads, blocks, 3]: each pooled block's sum of squares over
+                             // every dim, over band 0's dims and over band 1's (zeros past a sequence's end)
+  // The CTA layout (pool_layout): threads a head, blocks a CTA, the job's first CTA.
+  int lanes = 0, blocks_per_cta = 0, first_cta = 0;
 };
 
-// The vector width pool_blocks_kernel may use: 8 when every 8 consecutive dims of a head are one aligned
+struct PoolParams {
+  PoolJob job[2];
+  int jobs = 0;
+  Lengths lengths;
+  int d = 0;
+  unsigned long long band_bits[2][kPoolBandWords] =
+      {};  // the energies' bands: dim c is bit c % 64 of word c / 64
+};
+
+// The vector width of a job's pool_blocks_kernel: 8 when every 8 consecutive dims of a head are one aligned
 // 16-byte load of 2-byte elements.
-inline int pool_vector_width(const PoolParams& p, std::size_t element_bytes) {
+inline int pool_vector_width(const PoolJob& job, int d, std::size_t element_bytes) {
   const std::int64_t align = 16 / static_cast<std::int64_t>(element_bytes);
-  const bool aligned = element_bytes == 2 && reinterpret_cast<std::uintptr_t>(p.x) % 16 == 0 && p.d % 8 == 0 &&
-                       p.s_batch % align == 0 && p.s_token % align == 0 && p.s_head % align == 0;
+  const bool aligned = element_bytes == 2 && reinterpret_cast<std::uintptr_t>(job.x) % 16 == 0 &&
+                       d % 8 == 0 && job.s_batch % align == 0 && job.s_token % align == 0 &&
+                       job.s_head % align == 0;
   return aligned ? 8 : 1;
 }
 
-// Threads of one pooling CTA: the (head, dim group) units, at most 512.
-inline int pool_threads(const PoolParams& p, int vector) {
-  const int units = p.heads * (p.d / vector);
-  return units >= 512 ? 512 : (units + 31) / 32 * 32;
+// Fills the jobs' CTA layouts for vector width `vector` and returns the launch's CTAs per sequence (grid x;
+// grid y is the batch): a head gets the smallest power of two of lanes that covers its dim groups (at most
+// a warp, which then loops over them), and a CTA as many blocks as its kPoolThreads threads hold (one
+// at least).
+inline unsigned pool_layout(PoolParams& p, int vector) {
+  const int groups = p.d / vector;
+  int ctas = 0;
+  for (int j = 0; j < p.jobs; ++j) {
+    PoolJob& job = p.job[j];
+    job.lanes = 1;
+    while (job.lanes < groups && job.lanes < 32) job.lanes *= 2;
+    const int per_block = job.heads * job.lanes;
+    job.blocks_per_cta = per_block < kPoolThreads ? kPoolThreads / per_block : 1;
+    job.first_cta = ctas;
+    ctas += (job.blocks + job.blocks_per_cta - 1) / job.blocks_per_cta;
+  }
+  return static_cast<unsigned>(ctas);
 }
 
-// Block mean pooling: the sum over the block's tokens (token order) of x, fp64, divided by the block (or, with
-// `by_count`, by the tokens present), for every head. Grid (blocks of the longest sequence, batch); blocks
-// past a shorter sequence's end (varlen) are written as zeros.
+// Dynamic shared memory of pool_blocks_kernel<Element, kVector>: the cp.async ring (kVector = 8) or none.
 template <typename Element, int kVector>
-__global__ void pool_blocks_kernel(const PoolParams p) {
-  const int u = blockIdx.x, b = blockIdx.y, block = p.lengths.block;
-  const int start = p.keys ? p.lengths.k_start(b) : p.lengths.q_start(b);
-  const int t_end = min(p.keys ? p.lengths.k(b) : p.lengths.q(b), (u + 1) * block);
-  const int divisor = p.by_count ? max(t_end - u * block, 1) : block;
-  const int groups = p.d / kVector;
-  const auto* x = static_cast<const Element*>(p.x) + b * p.s_batch + static_cast<std::int64_t>(start) * p.s_token;
-  for (int unit = threadIdx.x; unit < p.heads * groups; unit += blockDim.x) {
-    const int h = unit / groups, c0 = (unit % groups) * kVector;
-    const std::int64_t head = static_cast<std::int64_t>(b) * p.heads + h;
-    const std::int32_t* tokens = p.order ? p.order + head * p.width : nullptr;
-    const Element* column = x + (h / p.group) * p.s_head + c0;
-    double sum[kVector] = {};
-#pragma unroll 4
-    for (int t = u * block; t < t_end; ++t) {
-      float v[kVector];
-      load_vector<kVector>(column + static_cast<std::int64_t>(tokens ? tokens[t] : t) * p.s_token, v);
+constexpr std::size_t pool_smem_bytes() {
+  return kVector == 8 ? sizeof(StagedVector<Element>) * kPoolStages * kPoolThreads : 0;
+}
+
+// The sum over tokens [t_begin, t_end) (positions; with kGather, tokens[t] is the token at position t) of the
+// kVector elements at column + token * s_token, fp64 in token order: through this thread's ring slots
+// (ring[s * kPoolThreads], kVector = 8) or by direct loads.
+template <typename Element, int kVector, bool kGather>
+__device__ void sum_tokens(const Element* column, const std::int32_t* tokens, int t_begin, int t_end,
+                           std::int64_t s_token, StagedVector<Element>* ring, double (&sum)[kVector]) {
+  auto row = [&](int t) { return column + static_cast<std::int64_t>(kGather ? tokens[t] : t) * s_token; };
+  if constexpr (kVector == 8) {
+    const int n = t_end - t_begin;
 #pragma unroll
-      for (int i = 0; i < kVector; ++i) sum[i] += static_cast<double>(v[i]);
+    for (int s = 0; s < kPoolStages - 1; ++s) {
+      if (s < n) stage_vector(ring + s * kPoolThreads, row(t_begin + s));
+      stage_commit();
     }
+    const Element* ahead = row(t_begin + kPoolStages - 1);  // the next copy's source (without kGather)
+    for (int i = 0; i < n; ++i) {
+      const int next = i + kPoolStages - 1;
+      if (next < n)
+        stage_vector(ring + next % kPoolStages * kPoolThreads, kGather ? row(t_begin + next) : ahead);
+      ahead += s_token;
+      stage_commit();
+      stage_wait<kPoolStages - 1>();
+      float v[8];
+      staged_vector(ring[i % kPoolStages * kPoolThreads], v);
 #pragma unroll
-    for (int i = 0; i < kVector; ++i) {
-      const int c = c0 + i;
-      p.out[p.transposed ? (head * p.d + c) * p.blocks + u : (head * p.blocks + u) * p.d + c] = sum[i] / divisor;
+      for (int e = 0; e < 8; ++e) sum[e] += static_cast<double>(v[e]);
+    }
+  } else {
+#pragma unroll 4
+    for (int t = t_begin; t < t_end; ++t) {
+      float v[kVector];
+      load_vector<kVector>(row(t), v);
+#pragma unroll
+      for (int e = 0; e < kVector; ++e) sum[e] += static_cast<double>(v[e]);
+    }
+  }
+}
+
+// Block mean pooling: the sum over the block's tokens (token order) of x, fp64, divided by the block (or,
+// with `by_count`, by the tokens present), for every head, and with `energy` the pooled block's sums of
+// squares. Grid (pool_layout's CTAs, batch), kPoolThreads threads, pool_smem_bytes; blocks past a shorter
+// sequence's end (varlen) are written as zeros.
+template <typename Element, int kVector>
+__global__ void __launch_bounds__(kPoolThreads, 2) pool_blocks_kernel(const PoolParams p) {
+  const int j = p.jobs > 1 && static_cast<int>(blockIdx.x) >= p.job[1].first_cta ? 1 : 0;
+  const PoolJob& job = p.job[j];
+  const int b = static_cast<int>(blockIdx.y), block = p.lengths.block, groups = p.d / kVector;
+  const int lanes = job.lanes, per_block = job.heads * lanes, units = job.blocks_per_cta * per_block;
+  const int u0 = (static_cast<int>(blockIdx.x) - job.first_cta) * job.blocks_per_cta;
+  const int start = job.keys ? p.lengths.k_start(b) : p.lengths.q_start(b);
+  const int length = job.keys ? p.lengths.k(b) : p.lengths.q(b);
+  const auto* x =
+      static_cast<const Element*>(job.x) + b * job.s_batch + static_cast<std::int64_t>(start) * job.s_token;
+  StagedVector<Element>* ring = dynamic_shared<StagedVector<Element>>() + threadIdx.x;
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  // Whole warps walk the units, so that a head's lanes shuffle together.
+  for (int base = static_cast<int>(threadIdx.x) - lane; base < units; base += static_cast<int>(blockDim.x)) {
+    const int unit = base + lane, u = u0 + unit / per_block, h = unit % per_block / lanes;
+    const bool active = unit < units && u < job.blocks;
+    const std::int64_t head = static_cast<std::int64_t>(b) * job.heads + h;
+    double energy[3] = {};  // every dim, band 0, band 1
+    if (active) {
+      const int t_begin = u * block, t_end = min(length, (u + 1) * block);
+      const int divisor = job.by_count ? max(t_end - t_begin, 1) : block;
+      const std::int32_t* tokens = job.order ? job.order + head * job.width : nullptr;
+      for (int g = unit % lanes; g < groups; g += lanes) {
+        const int c0 = g * kVector;
+        double sum[kVector] = {};
+        const Element* column = x + (h / job.group) * job.s_head + c0;
+        if (tokens != nullptr) {
+          sum_tokens<Element, kVector, true>(column, tokens, t_begin, t_end, job.s_token, ring, sum);
+        } else {
+          sum_tokens<Element, kVector, false>(column, tokens, t_begin, t_end, job.s_token, ring, sum);
+        }
+#pragma unroll
+        for (int i = 0; i < kVector; ++i) {
+          const int c = c0 + i;
+          const double value = sum[i] / divisor, square = value * value;
+          job.out[job.transposed ? (head * p.d + c) * job.blocks + u : (head * job.blocks + u) * p.d + c] =
+              value;
+          energy[0] += square;
+          energy[1] += (p.band_bits[0][c / 64] >> (c % 64)) & 1u ? square : 0.0;
+          energy[2] += (p.band_bits[1][c / 64] >> (c % 64)) & 1u ? square : 0.0;
+        }
+      }
+    }
+    if (job.energy != nullptr) {
+#pragma unroll
+      for (int i = 0; i < 3; ++i) {
+        for (int offset = lanes / 2; offset > 0; offset /= 2)
+          energy[i] += __shfl_xor_sync(0xffffffffu, energy[i], offset);
+        if (active && unit % lanes == 0) job.energy[(head * job.blocks + u) * 3 + i] = energy[i];
+      }
     }
   }
 }

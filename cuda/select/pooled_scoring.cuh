@@ -7,8 +7,8 @@
 // in another order, so a decision can differ from the CPU's only where a value sits within rounding of the
 // threshold (exact ties are broken by block index, as the CPU does).
 //
-// This file calibrates the bands; pool_blocks.cuh pools Q and K per block, select/score_rows.cuh scores the mask
-// rows.
+// This file calibrates the bands; pool_blocks.cuh pools Q and K per block (and takes the bands' energies),
+// select/score_rows.cuh scores the mask rows.
 #pragma once
 #include <cstdint>
 
@@ -21,76 +21,49 @@ namespace sparsefill::cuda::select {
 
 inline constexpr double kRmsFloor = 1e-6;
 
-inline constexpr int kEnergySlices = 64;  // CTAs per head of the energy sums (partials reduced in order)
-inline constexpr int kEnergyThreads = 256;
-
-// Partial sums of squares of pooled blocks per (b, h) and slice of its sequence's blocks: [0] over every dim,
-// [1 + z] over band z's dims, into partial[(bh * kEnergySlices + slice) * 3 + i]. Element (u, c) of a head sits
-// at u * u_stride + c * c_stride in a layout of nb_max blocks; threads walk the slice's elements in memory order
-// (u-major for u_stride > c_stride) and add each square to the sums of the bands its dim belongs to, one pass.
-__global__ void pooled_energy_kernel(const double* pooled, int nb_max, Lengths lengths, bool keys, int heads, int d,
-                                     int u_stride, int c_stride, Band high, Band low, double* partial) {
-  const int bh = blockIdx.x, slice = blockIdx.y, b = bh / heads;
-  const int nb = keys ? lengths.k_blocks(b) : lengths.q_blocks(b);
-  const double* rows = pooled + static_cast<std::int64_t>(bh) * nb_max * d;
-  const int u_begin = static_cast<int>(static_cast<long long>(nb) * slice / kEnergySlices);
-  const int n = static_cast<int>(static_cast<long long>(nb) * (slice + 1) / kEnergySlices) - u_begin;
-  __shared__ unsigned char bands_of[kMaxBandDims];  // bit z: the dim is in band z
-  for (int c = threadIdx.x; c < d; c += blockDim.x) bands_of[c] = 0;
-  __syncthreads();
-  for (int i = threadIdx.x; i < high.count; i += blockDim.x) bands_of[high.dims[i]] |= 1;
-  __syncthreads();
-  for (int i = threadIdx.x; i < low.count; i += blockDim.x) bands_of[low.dims[i]] |= 2;
-  __syncthreads();
-  const bool u_major = u_stride > c_stride;
-  double all = 0, band0 = 0, band1 = 0;
-  for (int i = threadIdx.x; i < n * d; i += blockDim.x) {
-    const int u = u_begin + (u_major ? i / d : i % n), c = u_major ? i % d : i / n;
-    const double x = rows[u * u_stride + c * c_stride], square = x * x;
-    all += square;
-    band0 += bands_of[c] & 1 ? square : 0.0;
-    band1 += bands_of[c] & 2 ? square : 0.0;
-  }
-  __shared__ double scratch[kCtaScratch];
-  all = cta_sum(all, scratch);
-  band0 = cta_sum(band0, scratch);
-  band1 = cta_sum(band1, scratch);
-  if (threadIdx.x == 0) {
-    double* out = partial + (static_cast<std::int64_t>(bh) * kEnergySlices + slice) * 3;
-    out[0] = all;
-    out[1] = band0;
-    out[2] = band1;
-  }
+// The dim set of a band as pool_blocks_kernel's energies take it (PoolParams::band_bits).
+inline void set_band_bits(const Band& band, unsigned long long (&bits)[kPoolBandWords]) {
+  static_assert(kPoolBandWords * 64 >= kMaxBandDims, "a band's dims fit the words");
+  for (unsigned long long& word : bits) word = 0;
+  for (int i = 0; i < band.count; ++i) bits[band.dims[i] / 64] |= 1ull << (band.dims[i] % 64);
 }
 
-// Sum i of a head's energy partials, in slice order over a warp (the same in every lane).
-__device__ inline double energy_sum(const double* partial, int bh, int i) {
-  double local = 0;
-  for (int slice = threadIdx.x % 32; slice < kEnergySlices; slice += 32) local += partial[(bh * kEnergySlices + slice) * 3 + i];
-  return warp_sum(local);
-}
+inline constexpr int kScaleThreads = 256;
 
 // Prism's band multipliers 1 / (sqrt(d_z) * max(tau_z, 1e-6)), tau_z = sqrt(d_z / d) * rms(Q_z)/rms(Q) *
-// rms(K_z)/rms(K) (1 without calibration); mean pooling: one band, 1 / sqrt(d).
-// One warp per (b, h): grid batch * heads_q, 32 threads.
-__global__ void band_scale_kernel(const double* energy_q, const double* energy_k, int batch, int heads_q,
-                                  int heads_kv, Lengths lengths, int d, int bands, int calibrate, Band high, Band low,
-                                  double* scales) {
+// rms(K_z)/rms(K) (1 without calibration); mean pooling: one band, 1 / sqrt(d). energy_q [batch, heads_q,
+// nq_max, 3] and energy_k [batch, heads_kv, nk_max, 3]: pool_blocks_kernel's per-block energies, summed over
+// the sequence's blocks in a fixed order (each thread a strided share, then cta_sum). Grid batch * heads_q,
+// kScaleThreads threads.
+__global__ void band_scale_kernel(const double* energy_q, const double* energy_k, int nq_max, int nk_max,
+                                  int heads_q, int heads_kv, Lengths lengths, int d, int bands, int calibrate,
+                                  int high_dims, int low_dims, double* scales) {
   const int i = blockIdx.x;
   const int b = i / heads_q, h = i % heads_q, hk = h / (heads_q / heads_kv);
   const int nq = lengths.q_blocks(b), nk = lengths.k_blocks(b);
-  const int bk = b * heads_kv + hk;
+  double e[6] = {};  // the queries' energy over every dim, band 0, band 1; the keys' the same
+  if (calibrate) {
+    const double* eq = energy_q + static_cast<std::int64_t>(i) * nq_max * 3;
+    const double* ek = energy_k + (static_cast<std::int64_t>(b) * heads_kv + hk) * nk_max * 3;
+    for (int u = threadIdx.x; u < nq; u += blockDim.x)
+      for (int j = 0; j < 3; ++j) e[j] += eq[u * 3 + j];
+    for (int u = threadIdx.x; u < nk; u += blockDim.x)
+      for (int j = 0; j < 3; ++j) e[3 + j] += ek[u * 3 + j];
+    __shared__ double scratch[kCtaScratch];
+    for (double& x : e) x = cta_sum(x, scratch);
+  }
+  if (threadIdx.x != 0) return;
   for (int z = 0; z < bands; ++z) {
-    const double dz = z == 0 ? high.count : low.count;
+    const double dz = z == 0 ? high_dims : low_dims;
     double tau = 1.0;
     if (calibrate) {
-      const double rq = sqrt(energy_sum(energy_q, i, 1 + z) / (static_cast<double>(nq) * dz)),
-                   rq_all = sqrt(energy_sum(energy_q, i, 0) / (static_cast<double>(nq) * d));
-      const double rk = sqrt(energy_sum(energy_k, bk, 1 + z) / (static_cast<double>(nk) * dz)),
-                   rk_all = sqrt(energy_sum(energy_k, bk, 0) / (static_cast<double>(nk) * d));
+      const double rq = sqrt(e[1 + z] / (static_cast<double>(nq) * dz)),
+                   rq_all = sqrt(e[0] / (static_cast<double>(nq) * d));
+      const double rk = sqrt(e[4 + z] / (static_cast<double>(nk) * dz)),
+                   rk_all = sqrt(e[3] / (static_cast<double>(nk) * d));
       tau = sqrt(dz / d) * (rq / fmax(rq_all, kRmsFloor)) * (rk / fmax(rk_all, kRmsFloor));
     }
-    if (threadIdx.x == 0) scales[i * bands + z] = 1.0 / (sqrt(dz) * fmax(tau, kRmsFloor));
+    scales[i * bands + z] = 1.0 / (sqrt(dz) * fmax(tau, kRmsFloor));
   }
 }
 

@@ -124,39 +124,6 @@ struct alignas(16) LogitPair {
   double first, second;
 };
 
-// Key loads a warp keeps in flight in band_logits: logit_tiles issues the loads of kLoadsInFlight / kCount
-// k-steps (of its kCount tiles) before their first mma, so that a band of 16-24 k-steps waits for L2 a few
-// times, where a loop of single steps (its loads interleaved with the previous step's mmas) waited about
-// every other step.
-inline constexpr int kLoadsInFlight = 16;
-
-// `steps` k-steps (up to kSteps, from dim i) of logit_tiles' accumulators acc[t][m]: every key of the batch
-// loaded first, then the mmas in k order (the same sums as one step at a time).
-template <int kRowTiles, int kCount, int kSteps>
-__device__ void logit_steps(const double* a_row, int d, const int* key_offsets, int i, int steps,
-                            const char* const (&column)[kCount], double (&acc)[kCount][kRowTiles][2]) {
-  const int frag_k = threadIdx.x % 4;
-  double key[kSteps][kCount];
-#pragma unroll
-  for (int s = 0; s < kSteps; ++s) {
-    const unsigned bytes =
-        s < steps ? static_cast<unsigned>(key_offsets[i + 4 * s + frag_k]) * sizeof(double) : 0u;
-#pragma unroll
-    for (int t = 0; t < kCount; ++t) key[s][t] = *reinterpret_cast<const double*>(column[t] + bytes);
-  }
-#pragma unroll
-  for (int s = 0; s < kSteps; ++s) {
-    if (s >= steps) continue;
-    double a[kRowTiles];
-#pragma unroll
-    for (int m = 0; m < kRowTiles; ++m) a[m] = a_row[m * kRowsPerCta * (d + kQueryRowPad) + i + 4 * s];
-#pragma unroll
-    for (int t = 0; t < kCount; ++t)
-#pragma unroll
-      for (int m = 0; m < kRowTiles; ++m) mma_m8n8k4(acc[t][m], a[m], key[s][t]);
-  }
-}
-
 // kCount key tiles of band_logits, t0 + kRows * t (t < kCount), every one with a column below its `tiles`;
 // `most` gathers the maxima of this lane's rows (row tile m: row 8 m + lane / 4, scoring `scored[m]`) over
 // its columns.
@@ -165,18 +132,26 @@ __device__ void logit_tiles(const double* a_row, int d, const int* key_offsets, 
                             int nk, int t0, double scale, double* logits, int stride,
                             const ScoredBlocks (&scored)[kRows / kRowsPerCta],
                             double (&most)[kRows / kRowsPerCta]) {
-  constexpr int kRowTiles = kRows / kRowsPerCta, kSteps = kLoadsInFlight / kCount;
+  constexpr int kRowTiles = kRows / kRowsPerCta;
   const int lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
   double acc[kCount][kRowTiles][2] = {};
   const char* column[kCount];  // each tile's key block in dim 0; a dim adds a byte offset (cheap addresses)
 #pragma unroll
   for (int t = 0; t < kCount; ++t)
     column[t] = reinterpret_cast<const char*>(pk + min((t0 + t * kRows) * 8 + frag_mn, nk - 1));
-  int i = 0;
-  for (; i + 4 * kSteps <= padded; i += 4 * kSteps)
-    logit_steps<kRowTiles, kCount, kSteps>(a_row, d, key_offsets, i, kSteps, column, acc);
-  if (i < padded)
-    logit_steps<kRowTiles, kCount, kSteps>(a_row, d, key_offsets, i, (padded - i) / 4, column, acc);
+#pragma unroll 4
+  for (int i = 0; i < padded; i += 4) {
+    double a[kRowTiles];
+#pragma unroll
+    for (int m = 0; m < kRowTiles; ++m) a[m] = a_row[m * kRowsPerCta * (d + kQueryRowPad) + i];
+    const unsigned bytes = static_cast<unsigned>(key_offsets[i + frag_k]) * sizeof(double);
+#pragma unroll
+    for (int t = 0; t < kCount; ++t) {
+      const double key = *reinterpret_cast<const double*>(column[t] + bytes);
+#pragma unroll
+      for (int m = 0; m < kRowTiles; ++m) mma_m8n8k4(acc[t][m], a[m], key);
+    }
+  }
 #pragma unroll
   for (int t = 0; t < kCount; ++t)
 #pragma unroll

@@ -14,9 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "select/pooled_scoring.cuh"
 #include "support/device_emulator.hpp"
 #include "support/random_tensors.hpp"
+// After the emulator, which defines the device keywords for the host.
+#include "select/pooled_scoring.cuh"
 
 namespace sparsefill {
 namespace {

@@ -229,16 +229,15 @@ TEST(EmulatedScoreRows, PrismBandsEqualTheHostReference) {
   padded.label = "prism causal, d 20 (bands of 10 dims, padded to the mma's k)";
   padded.d = 20;
   check_case<8>(padded, rng);
-  Case batches = prism;
-  batches.label =
-      "prism non-causal, d 72, 800 key blocks (a warp's 6-7 key tiles taken 4 then 2-3 at a time, bands of "
-      "36 dims: whole batches of key loads and a shorter last one)";
-  batches.causal = false;
-  batches.heads_q = batches.heads_kv = 1;
-  batches.d = 72;
-  batches.lq = {16 * 16};
-  batches.lk = {800 * 16};
-  check_case<32>(batches, rng);
+  Case many_tiles = prism;
+  many_tiles.label =
+      "prism non-causal, d 72, 800 key blocks (a warp's 6-7 key tiles taken 4 then 2-3 at a time)";
+  many_tiles.causal = false;
+  many_tiles.heads_q = many_tiles.heads_kv = 1;
+  many_tiles.d = 72;
+  many_tiles.lq = {16 * 16};
+  many_tiles.lk = {800 * 16};
+  check_case<32>(many_tiles, rng);
   Case long_rows = prism;
   long_rows.label = "prism causal, 300 key blocks (32 per lane)";
   long_rows.heads_q = long_rows.heads_kv = 1;

@@ -93,14 +93,11 @@ void launch_flexprefill(const FlexParams& fp, Launch&& launch) {
     job.out = j == 0 ? fp.pooled_q : fp.pooled_k;
     job.blocks = j == 0 ? fp.lines.nq : fp.lines.nk;
   }
-  const int vector = std::min(pool_vector_width(pools.job[0], p.d, sizeof(Element)),
-                              pool_vector_width(pools.job[1], p.d, sizeof(Element)));
-  const LaunchGrid pool_grid{pool_layout(pools, vector), batch, 1};
-  if (vector == 8) {
-    launch(pool_blocks_kernel<Element, 8>, pool_grid, kPoolThreads, pool_smem_bytes<Element, 8>(), pools);
-  } else {
-    launch(pool_blocks_kernel<Element, 1>, pool_grid, kPoolThreads, std::size_t{0}, pools);
-  }
+  launch_pooling<Element>(pools, p.batch,
+                          [&](auto kernel, unsigned ctas, unsigned sequences, int threads, std::size_t smem,
+                              const PoolParams& params) {
+                            launch(kernel, LaunchGrid{ctas, sequences, 1}, threads, smem, params);
+                          });
   launch(flex_plan_kernel<Element>, per_head, kFlexThreads, std::size_t{0}, fp);
   const LaunchGrid map{(nq + kRowsPerCta - 1) / kRowsPerCta, heads, batch};
   const std::size_t map_smem = flex_map_smem_bytes(p.d, kItems);

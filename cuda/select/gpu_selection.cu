@@ -1,10 +1,10 @@
 // Host side of the GPU selectors (see gpu_selection.hpp): validation, workspace layout, launches.
 //
 // Prism: pool Q and K (fp64) in one launch that also takes each pooled block's band energies, the band
-// multipliers, then one warp per mask row. Mean
-// pooling (every rule: t1, t2, t4, t5, top-k): the same kernels with one band of every dim and no
-// calibration. RRAttention and XAttention: the stride kernels (stride_selection.cu). MInference and
-// FlexPrefill: the last-rows estimates (minference_selection.cu, flexprefill_selection.cu).
+// multipliers, then one warp per mask row. Mean pooling (every rule: t1, t2, t4, t5, top-k): the same kernels
+// with one band of every dim and no calibration. RRAttention and XAttention: the stride kernels
+// (stride_selection.cu). MInference and FlexPrefill: the last-rows estimates (minference_selection.cu,
+// flexprefill_selection.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -47,22 +47,29 @@ PbsShape pbs_shape(const std::string& method, const SelectorSettings& settings, 
   return {method == "pbs", static_cast<int>(settings.pbs.segment), last_rows_chunks(g)};
 }
 
-std::size_t sizes(const Geometry& g, const PbsShape& pbs, std::int64_t block, std::size_t (&bytes)[kParts]) {
+// Whether the selection calibrates its bands (Prism's energy-based temperatures).
+bool calibrates(const std::string& method, const SelectorSettings& settings) {
+  return method == "prism" && settings.prism.calibrate;
+}
+
+// Byte sizes of the workspace parts; `energies`: Prism's calibration (the pooled blocks' band energies).
+std::size_t sizes(const Geometry& g, const PbsShape& pbs, bool energies, std::int64_t block,
+                  std::size_t (&bytes)[kParts]) {
   const std::size_t bq = static_cast<std::size_t>(g.batch) * g.heads_q, d = static_cast<std::size_t>(g.d);
   const std::size_t key_heads = static_cast<std::size_t>(g.batch) * (pbs.on ? g.heads_q : g.heads_kv);
   bytes[0] = sizeof(double) * (pbs.on ? std::max(bq * g.lk, key_heads * g.nk * d) : bq * g.nq * d);
   bytes[1] = sizeof(double) * (pbs.on ? bq * pbs.chunks * block * 2 : key_heads * g.nk * d);
-  bytes[2] = pbs.on ? 0 : sizeof(double) * bq * g.nq * 3;  // the pooled blocks' energies (Prism)
-  bytes[3] = pbs.on ? 0 : sizeof(double) * g.batch * g.heads_kv * g.nk * 3;
+  bytes[2] = energies ? sizeof(double) * bq * g.nq * 3 : 0;
+  bytes[3] = energies ? sizeof(double) * g.batch * g.heads_kv * g.nk * 3 : 0;
   bytes[4] = pbs.on ? 0 : sizeof(double) * bq * 2;  // PBS scales every logit by 1 / sqrt(d)
   std::size_t total = 0;
   for (std::size_t& b : bytes) total += (b = align256(b));
   return total;
 }
 
-Workspace carve(const Geometry& g, const PbsShape& pbs, std::int64_t block, void* base) {
+Workspace carve(const Geometry& g, const PbsShape& pbs, bool energies, std::int64_t block, void* base) {
   std::size_t bytes[kParts];
-  sizes(g, pbs, block, bytes);
+  sizes(g, pbs, energies, block, bytes);
   double* parts[kParts];
   auto* cursor = static_cast<unsigned char*>(base);
   for (int i = 0; i < kParts; ++i) {
@@ -107,22 +114,19 @@ select::PoolJob pool_job(const TensorView& t, const Geometry& g, bool keys, cons
   return job;
 }
 
-// One pool_blocks_kernel launch of p's jobs (at the narrower vector width of the two).
+// One pool_blocks_kernel launch of p's jobs.
 template <typename Element>
 void pool(select::PoolParams& p, int batch, cudaStream_t s) {
-  int vector = 8;
-  for (int j = 0; j < p.jobs; ++j)
-    vector = std::min(vector, select::pool_vector_width(p.job[j], p.d, sizeof(Element)));
-  const dim3 grid(select::pool_layout(p, vector), static_cast<unsigned>(batch));
-  if (vector == 8) {
-    constexpr std::size_t kSmem = select::pool_smem_bytes<Element, 8>();
-    check_cuda(cudaFuncSetAttribute(select::pool_blocks_kernel<Element, 8>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)),
-               "pooling shared memory opt-in");
-    select::pool_blocks_kernel<Element, 8><<<grid, select::kPoolThreads, kSmem, s>>>(p);
-  } else {
-    select::pool_blocks_kernel<Element, 1><<<grid, select::kPoolThreads, 0, s>>>(p);
-  }
+  select::launch_pooling<Element>(
+      p, batch,
+      [&](auto kernel, unsigned ctas, unsigned sequences, int threads, std::size_t smem,
+          const select::PoolParams& params) {
+        if (smem > 0)
+          check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(smem)),
+                     "pooling shared memory opt-in");
+        kernel<<<dim3(ctas, sequences), threads, smem, s>>>(params);
+      });
 }
 
 // The proxy's three launches (pbs_importance.cuh) for head_dim kD.
@@ -242,7 +246,7 @@ std::size_t GpuSelection::workspace_size(const GpuSelectionArgs& args) const {
   if (method_ == "flexprefill") return flexprefill_workspace_size(settings_, args, g);
   if (method_ == "pbs") check_pbs(settings_, args, g);
   std::size_t bytes[kParts];
-  return sizes(g, pbs_shape(method_, settings_, g), args.block_size, bytes);
+  return sizes(g, pbs_shape(method_, settings_, g), calibrates(method_, settings_), args.block_size, bytes);
 }
 
 void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stream) const {
@@ -263,7 +267,7 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
   }
   const PbsShape pbs = pbs_shape(method_, settings_, g);
   if (pbs.on) check_pbs(settings_, args, g);
-  const Workspace w = carve(g, pbs, args.block_size, workspace);
+  const Workspace w = carve(g, pbs, calibrates(method_, settings_), args.block_size, workspace);
   const select::Lengths lengths{g.varlen ? args.cu_seqlens_q : nullptr, g.varlen ? args.cu_seqlens_k : nullptr, g.lq,
                                 g.lk, static_cast<int>(args.block_size)};
   const bool bf16 = args.q.dtype == DType::kBF16;
@@ -282,7 +286,7 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
   p.causal = args.causal ? 1 : 0;
   p.kv_num_blocks = args.kv_num_blocks;
   p.kv_indices = args.kv_indices;
-  int calibrate = 0;
+  const int calibrate = calibrates(method_, settings_) ? 1 : 0;
   if (method_ == "prism") {
     const PrismBands bands = prism_bands(settings_.prism, g.d, args.rope_layout);
     p.bands = 2;
@@ -290,7 +294,6 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     p.band[1] = to_band(bands.low.dims, bands.low.p);
     p.force_sink = settings_.prism.force_sink;
     p.force_diagonal = settings_.prism.force_recent;
-    calibrate = settings_.prism.calibrate;
   } else if (pbs.on) {
     p.bands = 1;
     p.band[0] = to_band(all_dims(g.d), settings_.pbs.tau);

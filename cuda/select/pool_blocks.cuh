@@ -11,6 +11,7 @@
 // lanes also reduce their pooled values' squares (every dim, and each band's dims) by shuffles in a fixed
 // order: the statistics Prism's calibration needs, without a second pass over the pooled blocks.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "common/dynamic_shared.cuh"
@@ -87,6 +88,24 @@ inline unsigned pool_layout(PoolParams& p, int vector) {
 template <typename Element, int kVector>
 constexpr std::size_t pool_smem_bytes() {
   return kVector == 8 ? sizeof(StagedVector<Element>) * kPoolStages * kPoolThreads : 0;
+}
+
+template <typename Element, int kVector>
+__global__ void pool_blocks_kernel(const PoolParams p);
+
+// Launches p's jobs through launch(kernel, grid x, grid y, threads, dynamic shared bytes, p) at the narrower
+// vector width of the jobs (pool_layout fills their CTA layouts); `batch` sequences.
+template <typename Element, typename Launch>
+void launch_pooling(PoolParams& p, int batch, Launch&& launch) {
+  int vector = 8;
+  for (int j = 0; j < p.jobs; ++j)
+    vector = std::min(vector, pool_vector_width(p.job[j], p.d, sizeof(Element)));
+  const unsigned ctas = pool_layout(p, vector), sequences = static_cast<unsigned>(batch);
+  if (vector == 8) {
+    launch(pool_blocks_kernel<Element, 8>, ctas, sequences, kPoolThreads, pool_smem_bytes<Element, 8>(), p);
+  } else {
+    launch(pool_blocks_kernel<Element, 1>, ctas, sequences, kPoolThreads, std::size_t{0}, p);
+  }
 }
 
 // The sum over tokens [t_begin, t_end) (positions; with kGather, tokens[t] is the token at position t) of the

@@ -70,6 +70,23 @@ TEST(EmulatedPooling, BlockMeansEnergiesAndBandScalesEqualTheHostComputation) {
       sum += x[(static_cast<std::size_t>(positions ? positions[t] : t) * heads + h) * d + c];
     return sum / block;
   };
+  // Pooled value (h, u, c) in the queries' layout [h][u][c] or the keys' transposed one [h][c][u].
+  auto at = [&](const std::vector<double>& pooled, bool keys, int h, int u, int c) {
+    return keys ? pooled[(static_cast<std::size_t>(h) * d + c) * nb + u]
+                : pooled[(static_cast<std::size_t>(h) * nb + u) * d + c];
+  };
+  // Every pooled value of `heads` output heads equals its block mean of input head h / (heads / in_heads),
+  // through head h's key order when `orders` is given.
+  auto expect_means = [&](const std::vector<double>& pooled, bool keys, const std::vector<float>& x,
+                          int in_heads, int heads, const std::int32_t* orders) {
+    for (int h = 0; h < heads; ++h)
+      for (int u = 0; u < nb; ++u)
+        for (int c = 0; c < d; ++c)
+          ASSERT_EQ(at(pooled, keys, h, u, c),
+                    mean(x, in_heads, h / (heads / in_heads), u, c,
+                         orders ? orders + static_cast<std::size_t>(h) * L : nullptr))
+              << h << " " << u << " " << c;
+  };
   // Both vector widths: 8 dims a lane (16-byte staged copies of 2-byte inputs; 8 lanes a head) and one (32
   // lanes a head, two dims each); the queries and the keys in one launch, with their energies.
   for (const int vector : {8, 1}) {
@@ -92,18 +109,8 @@ TEST(EmulatedPooling, BlockMeansEnergiesAndBandScalesEqualTheHostComputation) {
     auto kernel = vector == 8 ? gpu::pool_blocks_kernel<float, 8> : gpu::pool_blocks_kernel<float, 1>;
     const std::size_t smem = vector == 8 ? gpu::pool_smem_bytes<float, 8>() : 0;
     testing::emulated::launch({ctas, 1, 1}, gpu::kPoolThreads, smem, [&] { kernel(p); });
-    for (int h = 0; h < heads_q; ++h)
-      for (int u = 0; u < nb; ++u)
-        for (int c = 0; c < d; ++c)
-          ASSERT_EQ(pooled_q[(static_cast<std::size_t>(h) * nb + u) * d + c],
-                    mean(q, heads_q, h, u, c, nullptr))
-              << h << " " << u << " " << c;
-    for (int h = 0; h < heads_kv; ++h)
-      for (int u = 0; u < nb; ++u)
-        for (int c = 0; c < d; ++c)
-          ASSERT_EQ(pooled_k[(static_cast<std::size_t>(h) * d + c) * nb + u],
-                    mean(k, heads_kv, h, u, c, nullptr))
-              << h << " " << u << " " << c;
+    expect_means(pooled_q, false, q, heads_q, heads_q, nullptr);
+    expect_means(pooled_k, true, k, heads_kv, heads_kv, nullptr);
     // Each pooled block's sums of squares (every dim, each band), to fp64 rounding (a shuffle tree's order).
     auto check_energy = [&](const std::vector<double>& pooled, const std::vector<double>& energy, int heads,
                             bool keys) {
@@ -111,8 +118,7 @@ TEST(EmulatedPooling, BlockMeansEnergiesAndBandScalesEqualTheHostComputation) {
         for (int u = 0; u < nb; ++u) {
           double want[3] = {};
           for (int c = 0; c < d; ++c) {
-            const double x = keys ? pooled[(static_cast<std::size_t>(h) * d + c) * nb + u]
-                                  : pooled[(static_cast<std::size_t>(h) * nb + u) * d + c];
+            const double x = at(pooled, keys, h, u, c);
             want[0] += x * x;
             want[1] += std::count(high.dims, high.dims + high.count, c) ? x * x : 0.0;
             want[2] += std::count(low.dims, low.dims + low.count, c) ? x * x : 0.0;
@@ -136,8 +142,7 @@ TEST(EmulatedPooling, BlockMeansEnergiesAndBandScalesEqualTheHostComputation) {
       for (int u = 0; u < nb; ++u)
         for (int i = 0; i < count; ++i) {
           const int c = band ? band->dims[i] : i;
-          const double x = keys ? pooled[(static_cast<std::size_t>(h) * d + c) * nb + u]
-                                : pooled[(static_cast<std::size_t>(h) * nb + u) * d + c];
+          const double x = at(pooled, keys, h, u, c);
           sum += x * x;
         }
       return std::sqrt(sum / (static_cast<double>(nb) * count));
@@ -165,12 +170,7 @@ TEST(EmulatedPooling, BlockMeansEnergiesAndBandScalesEqualTheHostComputation) {
     g.job[0] = job(k, heads_kv, true, order.data(), gathered, nullptr);
     const unsigned gather_ctas = gpu::pool_layout(g, vector);
     testing::emulated::launch({gather_ctas, 1, 1}, gpu::kPoolThreads, smem, [&] { kernel(g); });
-    for (int h = 0; h < heads_q; ++h)
-      for (int u = 0; u < nb; ++u)
-        for (int c = 0; c < d; ++c)
-          ASSERT_EQ(gathered[(static_cast<std::size_t>(h) * d + c) * nb + u],
-                    mean(k, heads_kv, h / 2, u, c, order.data() + static_cast<std::size_t>(h) * L))
-              << h << " " << u << " " << c;
+    expect_means(gathered, true, k, heads_kv, heads_q, order.data());
   }
 }
 

@@ -29,26 +29,36 @@ inline std::vector<std::string> split(const std::string& s, char separator = ','
   return out;
 }
 
+// The median of the last `reps` of reps + 2 calls of sample() (two warm-ups), each returning milliseconds.
+template <typename Sample>
+double median_after_warmups(int reps, Sample&& sample) {
+  std::vector<double> times;
+  for (int r = 0; r < reps + 2; ++r) {
+    const double ms = sample();
+    if (r >= 2) times.push_back(ms);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
 // Median time of `reps` runs of body(stream) after two warm-ups, CUDA events on `stream`.
 template <typename F>
 double median_ms_on(cudaStream_t stream, int reps, F&& body) {
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
-  std::vector<float> times;
-  for (int r = 0; r < reps + 2; ++r) {
+  const double median = median_after_warmups(reps, [&] {
     cudaEventRecord(start, stream);
     body(stream);
     cudaEventRecord(stop, stream);
     check(cudaEventSynchronize(stop), "timed run");
     float ms = 0;
     cudaEventElapsedTime(&ms, start, stop);
-    if (r >= 2) times.push_back(ms);
-  }
+    return static_cast<double>(ms);
+  });
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return median;
 }
 
 // Median time of `reps` runs of body() after two warm-ups, CUDA events on the default stream: the host work
@@ -82,17 +92,14 @@ double median_graph_ms(int reps, F&& body) {
 // launches queued, not run), the device idle before each call. What an eager caller's thread spends.
 template <typename F>
 double median_host_ms(int reps, F&& body) {
-  std::vector<double> times;
-  for (int r = 0; r < reps + 2; ++r) {
+  const double median = median_after_warmups(reps, [&] {
     check(cudaDeviceSynchronize(), "before a host-timed call");
     const auto start = std::chrono::steady_clock::now();
     body();
-    const auto stop = std::chrono::steady_clock::now();
-    if (r >= 2) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
-  }
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  });
   check(cudaDeviceSynchronize(), "after the host-timed calls");
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return median;
 }
 
 }  // namespace sparsefill::bench

@@ -3,9 +3,11 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,66 +31,113 @@ inline std::vector<std::string> split(const std::string& s, char separator = ','
   return out;
 }
 
-// The median of the last `reps` of reps + 2 calls of sample() (two warm-ups), each returning milliseconds.
+// Warm-up before timed calls: at least two calls and kWarmupMs of wall time, so that the clocks and power
+// state that earlier work left have settled (right after the end-to-end reps, whose attention runs the GPU at
+// its power limit, a Prism selection timed with two warm-ups took 1.23 ms and 1.10 ms ~40 ms later:
+// docs/results/gpu-h200-2026-12-04f-eager-order).
+inline constexpr double kWarmupMs = 100.0;
+
+// Medians of interleaved timings: each round calls every sampler once, in order, so that every form timed
+// sees the same state of the GPU; the warm-up rounds come first. samplers[i]() returns milliseconds; the
+// result holds each one's median over `reps` timed rounds.
+template <std::size_t N>
+std::array<double, N> interleaved_medians(int reps, const std::array<std::function<double()>, N>& samplers) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int round = 0;
+       round < 2 ||
+       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() <
+           kWarmupMs;
+       ++round)
+    for (const auto& sample : samplers) sample();
+  std::array<std::vector<double>, N> times;
+  for (int r = 0; r < reps; ++r)
+    for (std::size_t i = 0; i < N; ++i) times[i].push_back(samplers[i]());
+  std::array<double, N> medians{};
+  for (std::size_t i = 0; i < N; ++i) {
+    std::sort(times[i].begin(), times[i].end());
+    medians[i] = times[i][times[i].size() / 2];
+  }
+  return medians;
+}
+
+// The median of `reps` calls of sample() (milliseconds) after the warm-up.
 template <typename Sample>
 double median_after_warmups(int reps, Sample&& sample) {
-  std::vector<double> times;
-  for (int r = 0; r < reps + 2; ++r) {
-    const double ms = sample();
-    if (r >= 2) times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return interleaved_medians<1>(reps, {std::function<double()>(sample)})[0];
 }
 
-// Median time of `reps` runs of body(stream) after two warm-ups, CUDA events on `stream`.
+// Device time of one call of body(stream) between two CUDA events on `stream` (the host work body() does
+// before its first launch counts too when the stream was idle).
+class EventTimer {
+ public:
+  EventTimer() {
+    check(cudaEventCreate(&start_), "timer event");
+    check(cudaEventCreate(&stop_), "timer event");
+  }
+  ~EventTimer() {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  template <typename F>
+  double time(cudaStream_t stream, F&& body) {
+    check(cudaEventRecord(start_, stream), "timer start");
+    body(stream);
+    check(cudaEventRecord(stop_, stream), "timer stop");
+    check(cudaEventSynchronize(stop_), "timed run");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start_, stop_), "timer elapsed");
+    return static_cast<double>(ms);
+  }
+
+ private:
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+};
+
+// Median time of `reps` runs of body(stream) after the warm-up, CUDA events on `stream`.
 template <typename F>
 double median_ms_on(cudaStream_t stream, int reps, F&& body) {
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  const double median = median_after_warmups(reps, [&] {
-    cudaEventRecord(start, stream);
-    body(stream);
-    cudaEventRecord(stop, stream);
-    check(cudaEventSynchronize(stop), "timed run");
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    return static_cast<double>(ms);
-  });
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return median;
+  EventTimer timer;
+  return median_after_warmups(reps, [&] { return timer.time(stream, body); });
 }
 
-// Median time of `reps` runs of body() after two warm-ups, CUDA events on the default stream: the host work
+// Median time of `reps` runs of body() after the warm-up, CUDA events on the default stream: the host work
 // body() does before its first launch counts too.
 template <typename F>
 double median_ms(int reps, F&& body) {
   return median_ms_on(nullptr, reps, [&](cudaStream_t) { body(); });
 }
 
-// Median time of `reps` replays of one CUDA graph captured from body(stream), after two warm-up replays: the
-// device time of body's launches, without its host work (as a serving stack that replays graphs sees it).
-template <typename F>
-double median_graph_ms(int reps, F&& body) {
-  cudaStream_t stream;
-  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "graph stream");
-  cudaGraph_t graph;
-  check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
-  body(stream);
-  check(cudaStreamEndCapture(stream, &graph), "end capture");
-  cudaGraphExec_t exec;
-  check(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
-  const double ms =
-      median_ms_on(stream, reps, [&](cudaStream_t s) { check(cudaGraphLaunch(exec, s), "graph launch"); });
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  cudaStreamDestroy(stream);
-  return ms;
-}
+// One CUDA graph captured from body(stream) on a stream of its own, replayed by launch(): the device time of
+// body's launches without its host work (as a serving stack that replays graphs sees it).
+class CapturedGraph {
+ public:
+  template <typename F>
+  explicit CapturedGraph(F&& body) {
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "graph stream");
+    cudaGraph_t graph;
+    check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin capture");
+    body(stream_);
+    check(cudaStreamEndCapture(stream_, &graph), "end capture");
+    check(cudaGraphInstantiate(&exec_, graph, 0), "instantiate graph");
+    cudaGraphDestroy(graph);
+  }
+  ~CapturedGraph() {
+    cudaGraphExecDestroy(exec_);
+    cudaStreamDestroy(stream_);
+  }
+  CapturedGraph(const CapturedGraph&) = delete;
+  CapturedGraph& operator=(const CapturedGraph&) = delete;
+  cudaStream_t stream() const { return stream_; }
+  void launch() const { check(cudaGraphLaunch(exec_, stream_), "graph launch"); }
 
-// Median host time of `reps` calls of body() after two warm-ups: from the call until it returns (its
+ private:
+  cudaStream_t stream_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
+// Median host time of `reps` calls of body() after the warm-up: from the call until it returns (its
 // launches queued, not run), the device idle before each call. What an eager caller's thread spends.
 template <typename F>
 double median_host_ms(int reps, F&& body) {

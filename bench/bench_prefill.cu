@@ -3,15 +3,17 @@
 // alone (GpuSelection::run), the whole prefill_attention (select + plan + attend) and, by difference, the
 // attention; the mask's density, and recall (exp(lse - lse_dense), mean over (head, query block)) and output
 // error (relative L2) against our dense path (method "dense", every visible block) on the same inputs.
-// Medians of --reps timed runs after two warm-ups, CUDA events on the default stream; the selection is also
-// timed as replays of a CUDA graph captured from GpuSelection::run ("graph ms": its device time without the
-// host work before its first launch), and "host ms" is the host time of one eager call of GpuSelection::run
-// until it returns (its launches queued). With --mask-dir, each method's mask is written as
+// Medians of --reps timed runs after a warm-up of at least 100 ms (bench_common.hpp), CUDA events on the
+// default stream; the selection is also timed as replays of a CUDA graph captured from GpuSelection::run
+// ("graph ms": its device time without the host work before its first launch), its samples interleaved with
+// the eager call's, and "host ms" is the host time of one eager call of GpuSelection::run until it returns
+// (its launches queued). With --mask-dir, each method's mask is written as
 // mask_<len>_<label>.npy so that bench/peers.py times FlexAttention on it. A method entry may set its
 // selector's parameters: "rr:key-sums=rounded" (label rr.key-sums-rounded).
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -163,9 +165,18 @@ int main(int argc, char** argv) {
       if (method == "pbs") sargs.key_order = static_cast<std::int32_t*>(key_order.ptr);
       DeviceTensor selection_ws(selection.workspace_size(sargs));
       selection_mb = selection_ws.bytes / 1e6;
-      select_ms = median_ms(reps, [&] { selection.run(sargs, selection_ws.ptr, nullptr); });
-      graph_ms =
-          bench::median_graph_ms(reps, [&](cudaStream_t s) { selection.run(sargs, selection_ws.ptr, s); });
+      // The eager call (default stream) and the graph replay interleaved, so that both see the same state of
+      // the GPU (the end-to-end reps just before leave it at its power limit).
+      bench::EventTimer timer;
+      const bench::CapturedGraph graph([&](cudaStream_t s) { selection.run(sargs, selection_ws.ptr, s); });
+      const std::array<double, 2> medians = bench::interleaved_medians<2>(
+          reps, {[&] {
+                   return timer.time(nullptr,
+                                     [&](cudaStream_t) { selection.run(sargs, selection_ws.ptr, nullptr); });
+                 },
+                 [&] { return timer.time(graph.stream(), [&](cudaStream_t) { graph.launch(); }); }});
+      select_ms = medians[0];
+      graph_ms = medians[1];
       host_ms = bench::median_host_ms(reps, [&] { selection.run(sargs, selection_ws.ptr, nullptr); });
       cuda::prefill_attention(args, method, settings, workspace.ptr, nullptr);  // the outputs of this method
     }

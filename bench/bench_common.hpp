@@ -42,6 +42,10 @@ inline constexpr double kWarmupMs = 100.0;
 // result holds each one's median over `reps` timed rounds.
 template <std::size_t N>
 std::array<double, N> interleaved_medians(int reps, const std::array<std::function<double()>, N>& samplers) {
+  if (reps < 1) {
+    std::fprintf(stderr, "--reps must be at least 1, got %d\n", reps);
+    std::exit(2);
+  }
   const auto start = std::chrono::steady_clock::now();
   for (int round = 0;
        round < 2 ||

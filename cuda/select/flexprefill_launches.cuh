@@ -80,19 +80,10 @@ void launch_flexprefill(const FlexParams& fp, Launch&& launch) {
   pools.lengths = p.lengths;
   pools.d = p.d;
   pools.jobs = 2;
-  for (int j = 0; j < 2; ++j) {
-    PoolJob& job = pools.job[j];
-    job.x = j == 0 ? p.q : p.k;
-    job.s_batch = j == 0 ? p.q_batch : p.k_batch;
-    job.s_token = j == 0 ? p.q_token : p.k_token;
-    job.s_head = j == 0 ? p.q_head : p.k_head;
-    job.keys = job.transposed = j == 1;
-    job.heads = j == 0 ? p.heads_q : p.heads_kv;
-    job.width = p.width;
-    job.by_count = true;
-    job.out = j == 0 ? fp.pooled_q : fp.pooled_k;
-    job.blocks = j == 0 ? fp.lines.nq : fp.lines.nk;
-  }
+  pools.job[0] = pool_job(p.q, p.q_batch, p.q_token, p.q_head, false, p.heads_q, fp.lines.nq, fp.pooled_q);
+  pools.job[1] = pool_job(p.k, p.k_batch, p.k_token, p.k_head, true, p.heads_kv, fp.lines.nk, fp.pooled_k);
+  for (PoolJob& job : pools.job)
+    job.by_count = true;  // the rescaled last block: divide by the tokens present
   launch_pooling<Element>(pools, p.batch,
                           [&](auto kernel, unsigned ctas, unsigned sequences, int threads, std::size_t smem,
                               const PoolParams& params) {

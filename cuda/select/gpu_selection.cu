@@ -99,17 +99,11 @@ std::vector<std::int64_t> all_dims(int d) {
 select::PoolJob pool_job(const TensorView& t, const Geometry& g, bool keys, const std::int32_t* order,
                          double* out, double* energy) {
   const Strides st = strides_of(t, g.varlen);
-  select::PoolJob job;
-  job.x = t.data;
-  job.s_batch = st.batch, job.s_token = st.token, job.s_head = st.head;
-  job.keys = keys;
-  job.heads = keys && !order ? g.heads_kv : g.heads_q;
+  select::PoolJob job = select::pool_job(t.data, st.batch, st.token, st.head, keys,
+                                         keys && !order ? g.heads_kv : g.heads_q, keys ? g.nk : g.nq, out);
   job.group = order ? g.heads_q / g.heads_kv : 1;
-  job.transposed = keys;
   job.order = order;
   job.width = g.lk;
-  job.out = out;
-  job.blocks = keys ? g.nk : g.nq;
   job.energy = energy;
   return job;
 }

@@ -48,6 +48,20 @@ struct PoolJob {
   int lanes = 0, blocks_per_cta = 0, first_cta = 0;
 };
 
+// A job of `heads` output heads pooled from x into `out` (`blocks` a head): the keys (key-side lengths, the
+// transposed output) or the queries; the other fields keep their defaults.
+inline PoolJob pool_job(const void* x, std::int64_t s_batch, std::int64_t s_token, std::int64_t s_head,
+                        bool keys, int heads, int blocks, double* out) {
+  PoolJob job;
+  job.x = x;
+  job.s_batch = s_batch, job.s_token = s_token, job.s_head = s_head;
+  job.keys = job.transposed = keys;
+  job.heads = heads;
+  job.out = out;
+  job.blocks = blocks;
+  return job;
+}
+
 struct PoolParams {
   PoolJob job[2];
   int jobs = 0;

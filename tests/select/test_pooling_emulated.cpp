@@ -50,16 +50,11 @@ TEST(EmulatedPooling, BlockMeansEnergiesAndBandScalesEqualTheHostComputation) {
   }
   auto job = [&](const std::vector<float>& x, int heads, bool keys, const std::int32_t* by_order,
                  std::vector<double>& out, std::vector<double>* energy) {
-    gpu::PoolJob j;
-    j.x = x.data();
-    j.s_batch = static_cast<std::int64_t>(L) * heads * d, j.s_token = heads * d, j.s_head = d;
-    j.keys = j.transposed = keys;
-    j.heads = by_order ? heads_q : heads;
+    gpu::PoolJob j = gpu::pool_job(x.data(), static_cast<std::int64_t>(L) * heads * d, heads * d, d, keys,
+                                   by_order ? heads_q : heads, nb, out.data());
     j.group = by_order ? heads_q / heads_kv : 1;
     j.order = by_order;
     j.width = L;
-    j.out = out.data();
-    j.blocks = nb;
     j.energy = energy ? energy->data() : nullptr;
     return j;
   };

@@ -69,6 +69,11 @@ Selection pbs_select_with_order(const SelectorInputs& inputs, const PBSConfig& c
 // (zeros outside a sequence's blocks). Error(<parameter>) for an invalid configuration, as make_selector.
 std::vector<double> rr_block_scores(const SelectorInputs& inputs, const RRConfig& config);
 std::vector<double> xattention_block_scores(const SelectorInputs& inputs, const XAttentionConfig& config);
+// The pooled selectors' block scores, fp64, likewise (for the GPU's fp32-precision softmax numerators): each
+// row's causal block softmax of mean pooling, [batch, heads_q, nq, nk], and of Prism's bands, [2 (high, low),
+// batch, heads_q, nq, nk]. Error(<parameter>) for an invalid configuration (Prism's bands).
+std::vector<double> meanpool_block_scores(const SelectorInputs& inputs);
+std::vector<double> prism_block_scores(const SelectorInputs& inputs, const PrismConfig& config);
 
 // Known method names, in the order the CLI lists them.
 std::vector<std::string> selector_names();

@@ -33,6 +33,51 @@ double pooled_rms(const std::vector<double>& pooled, std::int64_t dim,
   return count ? std::sqrt(sum / static_cast<double>(count)) : 0.0;
 }
 
+// 1 / (sqrt(d_z) * tau_z), with tau_z = sqrt(d_z / d) * rms(Q_z)/rms(Q) * rms(K_z)/rms(K) (1 without
+// calibration).
+double band_scale(const PrismConfig& c, const PrismBand& band, const std::vector<double>& pq,
+                  const std::vector<double>& pk, std::int64_t d) {
+  const double dz = static_cast<double>(band.dims.size());
+  double tau = 1.0;
+  if (c.calibrate) {
+    tau = std::sqrt(dz / static_cast<double>(d)) *
+          (pooled_rms(pq, d, band.dims) / std::max(pooled_rms(pq, d, {}), kRmsFloor)) *
+          (pooled_rms(pk, d, band.dims) / std::max(pooled_rms(pk, d, {}), kRmsFloor));
+  }
+  return 1.0 / (std::sqrt(dz) * std::max(tau, kRmsFloor));
+}
+
+// Both bands' causal block softmax of one (sequence, query head): band[z][u * nk + v], the probability of key
+// block v in row u (zeros outside the row's candidates); geo: the sequence's block geometry.
+struct HeadBands {
+  BlockGeometry geo;
+  std::vector<double> band[2];  // high, low
+};
+
+HeadBands head_bands(const SelectorInputs& in, const AttentionProblem& p, const PrismConfig& c,
+                     const PrismBands& bands, const std::vector<double>& pk, std::int64_t b, std::int64_t h) {
+  const std::int64_t d = p.head_dim, block = in.block_size;
+  const std::vector<double> pq = pool_blocks(load_head_rows(in.q, p, true, b, h), p.seqlen_q[b], d, block);
+  HeadBands out{BlockGeometry(p.seqlen_q[b], p.seqlen_k[b], block, in.causal), {}};
+  const BlockGeometry& geo = out.geo;
+  std::vector<double> logits(static_cast<std::size_t>(geo.nk));
+  const PrismBand* band[2] = {&bands.high, &bands.low};
+  for (int z = 0; z < 2; ++z) {
+    const double scale = band_scale(c, *band[z], pq, pk, d);
+    out.band[z].assign(static_cast<std::size_t>(geo.nq * geo.nk), 0.0);
+    for (std::int64_t u = 0; u < geo.nq; ++u) {
+      const std::vector<std::int32_t> candidates = geo.candidates(u);
+      for (std::int32_t v : candidates) {
+        double s = 0;
+        for (std::int64_t ch : band[z]->dims) s += pq[u * d + ch] * pk[v * d + ch];
+        logits[v] = s * scale;
+      }
+      softmax_over(logits.data(), candidates, geo.nk, out.band[z].data() + u * geo.nk);
+    }
+  }
+  return out;
+}
+
 class PrismSelector final : public Selector {
  public:
   explicit PrismSelector(const PrismConfig& c) : c_(c) {}
@@ -40,33 +85,19 @@ class PrismSelector final : public Selector {
 
   Selection select(const SelectorInputs& in) const override {
     const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
-    const std::int64_t d = p.head_dim;
-    const PrismBands bands = prism_bands(c_, d, in.rope_layout);
-    const PrismBand &high = bands.high, &low = bands.low;
-    const std::int64_t block = in.block_size;
-
-    const auto pooled_keys = pool_keys_per_kv_head(in.k, p, block);
+    const PrismBands bands = prism_bands(c_, p.head_dim, in.rope_layout);
+    const auto pooled_keys = pool_keys_per_kv_head(in.k, p, in.block_size);
     Selection out;
-    out.mask = build_per_head_mask(p, block, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
-      const std::vector<double> pq =
-          pool_blocks(load_head_rows(in.q, p, true, b, h), p.seqlen_q[b], d, block);
-      const std::vector<double>& pk = pooled_keys[b][p.kv_head_of(h)];
-      const BlockGeometry geo(p.seqlen_q[b], p.seqlen_k[b], block, in.causal);
-      const double scale_high = band_scale(high, pq, pk, d), scale_low = band_scale(low, pq, pk, d);
-      std::vector<double> logits(static_cast<std::size_t>(geo.nk)), probs(static_cast<std::size_t>(geo.nk));
+    out.mask = build_per_head_mask(p, in.block_size, [&](std::int64_t b, std::int64_t h, BlockMask& mask) {
+      const HeadBands head = head_bands(in, p, c_, bands, pooled_keys[b][p.kv_head_of(h)], b, h);
+      const BlockGeometry& geo = head.geo;
       for (std::int64_t u = 0; u < geo.nq; ++u) {
         const std::vector<std::int32_t> candidates = geo.candidates(u);
         std::vector<std::int32_t> kept;
-        for (const auto& [band, scale] :
-             {std::pair<const PrismBand*, double>{&high, scale_high}, {&low, scale_low}}) {
-          for (std::int32_t v : candidates) {
-            double s = 0;
-            for (std::int64_t c : band->dims) s += pq[u * d + c] * pk[v * d + c];
-            logits[v] = s * scale;
-          }
-          if (softmax_over(logits.data(), candidates, geo.nk, probs.data())) {
-            kept = merge_blocks(kept, select_t1(probs.data(), candidates, band->p, 1.0));
-          }
+        if (!candidates.empty()) {
+          kept = select_t1(head.band[0].data() + u * geo.nk, candidates, bands.high.p, 1.0);
+          kept =
+              merge_blocks(kept, select_t1(head.band[1].data() + u * geo.nk, candidates, bands.low.p, 1.0));
         }
         mask.set_row(b, h, u, geo.with_forced(u, std::move(kept), c_.force_sink, c_.force_recent));
       }
@@ -75,20 +106,6 @@ class PrismSelector final : public Selector {
   }
 
  private:
-  // 1 / (sqrt(d_z) * tau_z), with tau_z = sqrt(d_z / d) * rms(Q_z)/rms(Q) * rms(K_z)/rms(K) (1 without
-  // calibration).
-  double band_scale(const PrismBand& band, const std::vector<double>& pq, const std::vector<double>& pk,
-                    std::int64_t d) const {
-    const double dz = static_cast<double>(band.dims.size());
-    double tau = 1.0;
-    if (c_.calibrate) {
-      tau = std::sqrt(dz / static_cast<double>(d)) *
-            (pooled_rms(pq, d, band.dims) / std::max(pooled_rms(pq, d, {}), kRmsFloor)) *
-            (pooled_rms(pk, d, band.dims) / std::max(pooled_rms(pk, d, {}), kRmsFloor));
-    }
-    return 1.0 / (std::sqrt(dz) * std::max(tau, kRmsFloor));
-  }
-
   PrismConfig c_;
 };
 
@@ -96,6 +113,21 @@ class PrismSelector final : public Selector {
 
 std::unique_ptr<Selector> make_prism_selector(const PrismConfig& config) {
   return std::make_unique<PrismSelector>(config);
+}
+
+std::vector<double> prism_block_scores(const SelectorInputs& in, const PrismConfig& config) {
+  const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
+  const PrismBands bands = prism_bands(config, p.head_dim, in.rope_layout);
+  const auto pooled_keys = pool_keys_per_kv_head(in.k, p, in.block_size);
+  std::vector<double> scores;
+  for (int z = 0; z < 2; ++z) {
+    const std::vector<double> band =
+        gather_block_scores(p, in.block_size, [&](std::int64_t b, std::int64_t h) {
+          return head_bands(in, p, config, bands, pooled_keys[b][p.kv_head_of(h)], b, h).band[z];
+        });
+    scores.insert(scores.end(), band.begin(), band.end());
+  }
+  return scores;
 }
 
 }  // namespace sparsefill

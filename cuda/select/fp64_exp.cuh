@@ -1,4 +1,5 @@
-// exp(x) for x <= 0 in fp64 without branches, for the row kernel's softmax numerators exp(logit - max).
+// exp(x) for x <= 0 in fp64 without branches, for the selectors' softmax numerators exp(logit - max), and
+// the row kernel's faster form at fp32's precision (exp_nonpositive_fp32, at the end).
 //
 // CUDA's exp(double) takes a branch to a slow path for large |x|, which keeps the compiler from interleaving
 // the unrolled copies of the exp pass, so each copy's chain of ~15 dependent DFMA runs alone. This form has
@@ -76,6 +77,23 @@ SPARSEFILL_HOST_DEVICE inline double exp_nonpositive(double x) {
   const int e = static_cast<int>(static_cast<std::uint32_t>(bits_of_double(shifted)));
   const int half = e / 2;
   return p * power_of_two(e - half) * power_of_two(half);
+}
+
+// exp(x) for x <= 0 at fp32's precision, returned as a double: 2^y, y = fp32(x) * log2 e, on the
+// special-function unit (ex2.approx, 2 ulp), results below fp32's normal range flushed to zero; exp(0) is
+// exactly 1. The relative error is below (2 |x| + 4) * 2^-23 (the rounding of y dominates for large |x|;
+// tests/select/test_fp64_exp.cpp bounds the host form). The host form (the device emulator's) rounds
+// std::exp2 to fp32 and flushes alike, so it may differ from the device's in the last fp32 bits.
+SPARSEFILL_HOST_DEVICE inline double exp_nonpositive_fp32(double x) {
+  const float y = static_cast<float>(x) * 1.44269504088896341f;
+#if defined(__CUDA_ARCH__)
+  float e;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(y));
+#else
+  float e = static_cast<float>(std::exp2(static_cast<double>(y)));
+  if (e < 1.17549435e-38f) e = 0.0f;
+#endif
+  return static_cast<double>(e);
 }
 
 #undef SPARSEFILL_HOST_DEVICE

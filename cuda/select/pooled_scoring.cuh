@@ -2,10 +2,12 @@
 //
 // Every step mirrors the CPU reference (src/select/prism_selector.cpp, meanpool_selector.cpp) in fp64 and in
 // the same summation order where the order is per element: block pooling sums a block's tokens in token
-// order and divides by the block; a logit sums its band's dims in the reference's dim order. Reductions over
-// many elements (the bands' RMS statistics, the softmax normaliser, the prefix mass of the top-p rule) run
-// in another order, so a decision can differ from the CPU's only where a value sits within rounding of the
-// threshold (exact ties are broken by block index, as the CPU does).
+// order and divides by the block; a logit sums its band's dims in the reference's dim order. The softmax
+// numerators of the mass rules are exponentials at fp32's precision (score_rows.cuh's row_exp), and
+// reductions over many elements (the bands' RMS statistics, the softmax normaliser, the prefix mass of the
+// top-p rule) run in another order, so a decision can differ from the CPU's only where a mass sits within
+// a few 1e-6, relative, of the threshold, or where two blocks' numerators agree to that rounding and the cut
+// falls between them (exact ties are broken by block index, as the CPU does).
 //
 // This file calibrates the bands; pool_blocks.cuh pools Q and K per block (and takes the bands' energies),
 // select/score_rows.cuh scores the mask rows.

@@ -226,7 +226,14 @@ __device__ double row_maximum(const double* maxima, int row) {
 // as they are), m their maximum (band_logits' row_maximum). Returns the candidates for cut() (total: the
 // numerators' sum, the softmax's denominator, or their count when `counting`: the top-k rule), with cut()'s
 // first histogram level built into `scratch` when one is given. The row must have a candidate.
-template <int kItems>
+// kFp32Exp: each numerator at fp32's precision (exp_nonpositive_fp32: 4 instructions instead of the fp64
+// exp's ~35 with its constants); the mass rules take it (a prefix mass then differs from the CPU's by a few
+// 1e-6, relative, at most, so a decision can differ only where a mass lies that close to the threshold, or
+// where two blocks' numerators agree to that rounding and the cut falls between them). Prism and mean
+// pooling's mass rules take it; the top-k rule keeps the fp64 exp, whose order of the blocks fp32 would flush
+// to zero (2^-126 below the row's maximum) is the CPU's, and so does PBS-Attn, whose masks stay equal to the
+// CPU's.
+template <int kItems, bool kFp32Exp>
 __device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, double m, bool counting,
                           CutScratch* scratch) {
   const int lane = threadIdx.x % 32, columns = min(kItems, (candidates + kKeyChunk - 1) / kKeyChunk);
@@ -234,11 +241,14 @@ __device__ CutRow row_exp(double* row, int candidates, unsigned long long exclud
   if (scratch != nullptr) clear_histogram(*scratch);
   NumeratorRowBuilder builder(counting, scratch != nullptr ? scratch->bins : nullptr);
   for (int c0 = 0; c0 < columns; c0 += 4) {
-    // 4 columns' exponentials computed unconditionally (branch-free, so their DFMA chains interleave; entries
-    // that are not candidates hold stale values, whose results are discarded), then written in column order.
+    // 4 columns' exponentials computed unconditionally (branch-free, so their chains interleave; entries that
+    // are not candidates hold stale values, whose results are discarded), then written in column order.
     double e[4];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) e[j] = exp_nonpositive(row[(c0 + j) * kKeyChunk + lane] - m);
+    for (int j = 0; j < 4; ++j) {
+      const double x = row[(c0 + j) * kKeyChunk + lane] - m;
+      e[j] = kFp32Exp ? exp_nonpositive_fp32(x) : exp_nonpositive(x);
+    }
     const auto here = static_cast<unsigned>(present >> c0) & 15u,
                scored = static_cast<unsigned>(live >> c0) & 15u;
 #pragma unroll
@@ -250,11 +260,11 @@ __device__ CutRow row_exp(double* row, int candidates, unsigned long long exclud
   return builder.finish(row, live, columns);
 }
 
-// The softmax of one logit row, in place (row_exp's numerators divided by their sum); m: as for row_exp.
+// The softmax of one logit row, in place (row_exp's fp64 numerators divided by their sum); m: as for row_exp.
 template <int kItems>
 __device__ void row_softmax(double* row, int candidates, unsigned long long excluded, double m) {
   const int lane = threadIdx.x % 32;
-  const CutRow r = row_exp<kItems>(row, candidates, excluded, m, false, nullptr);
+  const CutRow r = row_exp<kItems, false>(row, candidates, excluded, m, false, nullptr);
   for (int c = 0; c < r.columns; ++c)
     if (c * kKeyChunk + lane < candidates) row[c * kKeyChunk + lane] /= r.total;
 }
@@ -338,8 +348,11 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
     if (!scored) continue;
     // The rule on the softmax numerators: a mass p of the probabilities is p times the numerators' sum.
     double* row = logits + warp * kStride;
-    const CutRow r =
-        row_exp<kItems>(row, candidates, own, row_maximum<kRows>(maxima, warp), p.rule == kTopK, &scratch);
+    const double m = row_maximum<kRows>(maxima, warp);
+    const bool counting = p.rule == kTopK;
+    const CutRow r = counting || p.segment_blocks > 0
+                         ? row_exp<kItems, false>(row, candidates, own, m, counting, &scratch)
+                         : row_exp<kItems, true>(row, candidates, own, m, false, &scratch);
     kept |= cut<kItems>(row, r, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p * r.total, 0.0,
                         scratch);
   }

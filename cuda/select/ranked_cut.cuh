@@ -258,28 +258,37 @@ __device__ unsigned long long cut(const double* row, const CutRow& r, int rule, 
         level_kept = in_bin = 0;
         in_boundary = 0;
         unsigned long long bin_top = 0;
-        for (int c = 0; c < columns; ++c) {
-          const bool candidate = (live >> c) & 1ull;
-          const double x = candidate ? row[c * kKeyChunk + lane] : 0.0;
-          const unsigned long long key = pattern_of(x);
-          const int bin = candidate && in_range(key) ? bin_of(key) : -1;
-          if (bin >= 0 && bin < boundary) {
-            level_kept |= 1ull << c;
-            a += weight(x);
-          }
-          const bool here = bin == boundary;
-          const unsigned ballot = __ballot_sync(0xffffffffu, here);
-          if (here) {
-            in_bin |= 1ull << c;
-            w += weight(x);
-            bin_top = key > bin_top ? key : bin_top;
-            const int slot = in_boundary + __popc(ballot & ((1u << lane) - 1u));
-            if (slot < kKeyChunk) {
-              scratch.value[slot] = x;
-              scratch.index[slot] = c * kKeyChunk + lane;
+        for (int c0 = 0; c0 < columns;
+             c0 += 4) {  // 4 columns' loads in flight (columns past the row are empty)
+          double xs[4];
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            xs[j] = (live >> (c0 + j)) & 1ull ? row[(c0 + j) * kKeyChunk + lane] : 0.0;
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            const int c = c0 + j;
+            const bool candidate = (live >> c) & 1ull;
+            const double x = xs[j];
+            const unsigned long long key = pattern_of(x);
+            const int bin = candidate && in_range(key) ? bin_of(key) : -1;
+            if (bin >= 0 && bin < boundary) {
+              level_kept |= 1ull << c;
+              a += weight(x);
             }
+            const bool here = bin == boundary;
+            const unsigned ballot = __ballot_sync(0xffffffffu, here);
+            if (here) {
+              in_bin |= 1ull << c;
+              w += weight(x);
+              bin_top = key > bin_top ? key : bin_top;
+              const int slot = in_boundary + __popc(ballot & ((1u << lane) - 1u));
+              if (slot < kKeyChunk) {
+                scratch.value[slot] = x;
+                scratch.index[slot] = c * kKeyChunk + lane;
+              }
+            }
+            in_boundary += __popc(ballot);
           }
-          in_boundary += __popc(ballot);
         }
         bin_above = warp_sum(a);
         bin_weight = warp_sum(w);

@@ -172,14 +172,16 @@ void expect_same_mask(const std::string& method, const SelectorSettings& setting
 }
 
 // The stride selectors (RRAttention, XAttention) take their logits from tensor cores (fp32 sums of exact
-// products) where the CPU sums in fp64, and FlexPrefill sums its divergence, cover mass and map mass in
-// another order, so a block may flip where a value sits at a threshold. A difference counts as such when the
-// CPU's own decision on that block changes between a threshold times (1 - kEps) and times (1 + kEps) (RR,
-// XAttention: tau; FlexPrefill: gamma or tau). For the stride selectors a difference may also be a swap at
-// the cut: two blocks of one row whose fp64 scores (rr_block_scores, xattention_block_scores) agree to kEps,
-// relative, rank the other way round, and the cut between them keeps the other one (seen once in ~10 runs:
-// RRAttention on 70000 random tokens, one swap among 2.4 M decisions). Any other difference fails. The test
-// prints how many decisions differ and how each was explained.
+// products) where the CPU sums in fp64, Prism and mean pooling take fp32-precision softmax numerators, and
+// FlexPrefill sums its divergence, cover mass and map mass in another order, so a block may flip where a
+// value sits at a threshold. A difference counts as such when the CPU's own decision on that block changes
+// between a threshold times (1 - kEps) and times (1 + kEps) (RR, XAttention: tau; Prism: both bands' p; mean
+// pooling: its threshold; FlexPrefill: gamma or tau). For the stride and pooled selectors a difference may
+// also be a swap at the cut: two blocks of one row whose fp64 scores (rr_block_scores,
+// xattention_block_scores, prism_block_scores, meanpool_block_scores) agree to kEps, relative, rank the other
+// way round, and the cut between them keeps the other one (seen once in ~10 runs for RRAttention on 70000
+// random tokens, one swap among 2.4 M decisions, and once for mean pooling's t1 on the same inputs). Any
+// other difference fails. The test prints how many decisions differ and how each was explained.
 constexpr double kThresholdEps = 1e-4;
 
 std::vector<std::pair<SelectorSettings, SelectorSettings>> threshold_brackets(const std::string& method,

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Fourteenth session: A/B of a working-tree patch (exp/$PATCH) against main (the patch reversed), on one machine:
+# builds both bench_prefill (+ new's test_gpu_selection), new's pooled-selector mask tests, bench_prefill at 128K
+# in the order new main new main, then ncu of the row kernel (locked clocks) for both.
+set -uo pipefail
+out=${OUT:-out}; mkdir -p "$out"
+eval "$(scripts/device/unpack_deps.sh)"
+scripts/fetch_cutlass.sh > /dev/null
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+rm -rf /tmp/v && mkdir -p /tmp/v && cp -r . /tmp/v/new && cp -r . /tmp/v/main
+(cd /tmp/v/main && git apply -R exp/$PATCH && echo "main copy: patch reversed") || exit 1
+for v in main new; do
+  targets=bench_prefill; [ $v = new ] && targets="bench_prefill test_gpu_selection"
+  (cd /tmp/v/$v && cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_CUDA=ON \
+     -DCMAKE_CUDA_ARCHITECTURES=90a > /tmp/v/$v.cfg 2>&1 && cmake --build build-gpu --parallel 8 --target $targets > /tmp/v/$v.build 2>&1; echo "$v build rc=$?") &
+done
+wait
+grep -E "error" -A3 /tmp/v/new.build | head -20
+(cd /tmp/v/new && timeout 200 build-gpu/tests/test_gpu_selection --gtest_filter="${GTEST_FILTER:-*MasksEqualTheCpuSelectors*:*Pbs*:*Varlen*}" > "$out/gpu_selection.log" 2>&1)
+echo "gpu selection: $(grep -cE '^\[       OK \]' "$out/gpu_selection.log") ok, $(grep -cE '^\[  FAILED  \] .*\(' "$out/gpu_selection.log") failed"
+grep -E "differ|equal" "$out/gpu_selection.log" | head -30
+for v in new main new main; do
+  echo "== $v" >> "$out/ab.txt"
+  timeout 120 /tmp/v/$v/build-gpu/bench/bench_prefill --len 131072 --reps 15 --methods dense,prism,meanpool,pbs >> "$out/ab.txt" 2>&1
+  echo "$v: $(grep -E '^(prism|meanpool|pbs) ' "$out/ab.txt" | tail -3 | awk '{printf "%s %s/%s  ", $1, $5, $6}')"
+done
+for v in new main; do
+  timeout 100 ncu --metrics gpu__time_duration.sum -k regex:score_rows /tmp/v/$v/build-gpu/bench/bench_prefill --len 131072 --reps 1 --methods dense,prism > "$out/ncu_$v.txt" 2>&1
+  echo "ncu $v, Prism's row kernel at locked clocks (us): $(grep -E 'gpu__time_duration' "$out/ncu_$v.txt" | awk '{print $NF}' | sort -n | awk '{a[NR]=$1} END {print "launches", NR, "min", a[1], "median", a[int((NR+1)/2)], "max", a[NR]}')"
+done

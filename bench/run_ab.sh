@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Fourteenth session: A/B of a working-tree patch (exp/$PATCH) against main (the patch reversed), on one machine:
-# builds both bench_prefill (+ new's test_gpu_selection), new's pooled-selector mask tests, bench_prefill at 128K
-# in the order new main new main, then ncu of the row kernel (locked clocks) for both.
+# A/B of a change to the pooled selectors on one GPU machine (run from the repository root there): "new" is
+# the working tree, "main" the same with exp/$PATCH reversed (PATCH: `git diff` of the change; exp/ is an
+# untracked folder, ignored through .git/info/exclude and named in the run's carry list). Builds both
+# bench_prefill (and new's test_gpu_selection) under /tmp/v, runs new's selection tests (GTEST_FILTER, default
+# the pooled masks, PBS and varlen), bench_prefill at 128K for dense, Prism, mean pooling and PBS in the order
+# new main new main (ab.txt; one line of select / graph ms each), then ncu on Prism's row kernel at locked
+# clocks for both (the median of its launches).
 set -uo pipefail
 out=${OUT:-out}; mkdir -p "$out"
 eval "$(scripts/device/unpack_deps.sh)"

@@ -227,12 +227,11 @@ __device__ double row_maximum(const double* maxima, int row) {
 // numerators' sum, the softmax's denominator, or their count when `counting`: the top-k rule), with cut()'s
 // first histogram level built into `scratch` when one is given. The row must have a candidate.
 // kFp32Exp: each numerator at fp32's precision (exp_nonpositive_fp32: 4 instructions instead of the fp64
-// exp's ~35 with its constants); the mass rules take it (a prefix mass then differs from the CPU's by a few
-// 1e-6, relative, at most, so a decision can differ only where a mass lies that close to the threshold, or
-// where two blocks' numerators agree to that rounding and the cut falls between them). Prism and mean
-// pooling's mass rules take it; the top-k rule keeps the fp64 exp, whose order of the blocks fp32 would flush
-// to zero (2^-126 below the row's maximum) is the CPU's, and so does PBS-Attn, whose masks stay equal to the
-// CPU's.
+// exp's ~35 with its constants), for Prism's and mean pooling's mass rules: a prefix mass then differs from
+// the CPU's by a few 1e-6, relative, at most, so a decision can differ only where a mass lies that close to
+// the threshold, or where two blocks' numerators agree to that rounding and the cut falls between them. The
+// top-k rule keeps the fp64 exp (fp32 flushes blocks 2^-126 below the row's maximum to equal zeros, which the
+// CPU ranks apart), and so does PBS-Attn, whose masks stay equal to the CPU's.
 template <int kItems, bool kFp32Exp>
 __device__ CutRow row_exp(double* row, int candidates, unsigned long long excluded, double m, bool counting,
                           CutScratch* scratch) {
@@ -353,7 +352,7 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
     const CutRow r = counting || p.segment_blocks > 0
                          ? row_exp<kItems, false>(row, candidates, own, m, counting, &scratch)
                          : row_exp<kItems, true>(row, candidates, own, m, false, &scratch);
-    kept |= cut<kItems>(row, r, p.rule, p.rule == kTopK ? static_cast<double>(p.top_k) : p.band[z].p * r.total, 0.0,
+    kept |= cut<kItems>(row, r, p.rule, counting ? static_cast<double>(p.top_k) : p.band[z].p * r.total, 0.0,
                         scratch);
   }
   if (u >= p.nq) return;

@@ -5,7 +5,7 @@
 # bench_prefill (and new's test_gpu_selection) under /tmp/v, runs new's selection tests (GTEST_FILTER, default
 # the pooled masks, PBS and varlen), bench_prefill at 128K for dense, Prism, mean pooling and PBS in the order
 # new main new main (ab.txt; one line of select / graph ms each), then ncu on Prism's row kernel at locked
-# clocks for both (the median of its launches).
+# clocks for both (the median of its launches; NCU=0 skips it, for changes that rename that kernel).
 set -uo pipefail
 out=${OUT:-out}; mkdir -p "$out"
 eval "$(scripts/device/unpack_deps.sh)"
@@ -29,6 +29,7 @@ for v in new main new main; do
   echo "$v: $(grep -E '^(prism|meanpool|pbs) ' "$out/ab.txt" | tail -3 | awk '{printf "%s %s/%s  ", $1, $5, $6}')"
 done
 for v in new main; do
+  [ "${NCU:-1}" = 1 ] || break
   timeout 100 ncu --metrics gpu__time_duration.sum -k regex:score_rows /tmp/v/$v/build-gpu/bench/bench_prefill --len 131072 --reps 1 --methods dense,prism > "$out/ncu_$v.txt" 2>&1
   echo "ncu $v, Prism's row kernel at locked clocks (us): $(grep -E 'gpu__time_duration' "$out/ncu_$v.txt" | awk '{print $NF}' | sort -n | awk '{a[NR]=$1} END {print "launches", NR, "min", a[1], "median", a[int((NR+1)/2)], "max", a[NR]}')"
 done

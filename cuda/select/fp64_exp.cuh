@@ -15,13 +15,9 @@
 #include <cstdint>
 #include <cstring>
 
-namespace sparsefill::cuda::select {
+#include "common/host_device.hpp"
 
-#if defined(__CUDACC__)
-#define SPARSEFILL_HOST_DEVICE __host__ __device__
-#else
-#define SPARSEFILL_HOST_DEVICE
-#endif
+namespace sparsefill::cuda::select {
 
 SPARSEFILL_HOST_DEVICE inline double double_from_bits(std::uint64_t bits) {
 #if defined(__CUDA_ARCH__)
@@ -95,7 +91,5 @@ SPARSEFILL_HOST_DEVICE inline double exp_nonpositive_fp32(double x) {
 #endif
   return static_cast<double>(e);
 }
-
-#undef SPARSEFILL_HOST_DEVICE
 
 }  // namespace sparsefill::cuda::select

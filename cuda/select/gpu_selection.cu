@@ -1,10 +1,12 @@
 // Host side of the GPU selectors (see gpu_selection.hpp): validation, workspace layout, launches.
 //
-// Prism: pool Q and K (fp64) in one launch that also takes each pooled block's band energies, the band
-// multipliers, then one warp per mask row. Mean pooling (every rule: t1, t2, t4, t5, top-k): the same kernels
-// with one band of every dim and no calibration. RRAttention and XAttention: the stride kernels
-// (stride_selection.cu). MInference and FlexPrefill: the last-rows estimates (minference_selection.cu,
-// flexprefill_selection.cu).
+// Prism: one launch (pooled_pipeline.cuh) that pools Q and K a chunk of heads at a time, with each pooled
+// block's band energies, computes a chunk's band multipliers once it is pooled and scores its mask rows (one
+// warp a row) while the next chunk is pooled. Mean pooling (every rule: t1, t2, t4, t5, top-k): the same
+// launch with one band of every dim and no calibration. PBS-Attn: its key order (the proxy's launches),
+// then the keys pooled in that order and the rows scored (pooling its queries in the row kernel). RRAttention
+// and XAttention: the stride kernels (stride_selection.cu). MInference and FlexPrefill: the last-rows
+// estimates (minference_selection.cu, flexprefill_selection.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -18,7 +20,7 @@
 #include "select/minference_selection.hpp"
 #include "select/pbs_importance.cuh"
 #include "select/pbs_kernels.cuh"
-#include "select/pooled_scoring.cuh"
+#include "select/pooled_pipeline_launch.cuh"
 #include "select/prism_bands.hpp"
 #include "select/selection_geometry.hpp"
 #include "select/stride_selection.hpp"
@@ -36,8 +38,9 @@ static_assert(select::kMaxBandDims >= kMaxHeadDim, "a band may hold every dim");
 struct Workspace {
   double *pooled_q, *pooled_k, *energy_q, *energy_k, *scales;
   double *importance, *partial;  // PBS
+  unsigned* control;             // the pipeline's (Prism, mean pooling)
 };
-constexpr int kParts = 5;
+constexpr int kParts = 6;
 
 struct PbsShape {
   bool on;
@@ -62,6 +65,11 @@ std::size_t sizes(const Geometry& g, const PbsShape& pbs, bool energies, std::in
   bytes[2] = energies ? sizeof(double) * bq * g.nq * 3 : 0;
   bytes[3] = energies ? sizeof(double) * g.batch * g.heads_kv * g.nk * 3 : 0;
   bytes[4] = pbs.on ? 0 : sizeof(double) * bq * 2;  // PBS scales every logit by 1 / sqrt(d)
+  const int chunk = select::score_rows_chunk(static_cast<int>(g.heads_q), static_cast<int>(g.heads_kv));
+  bytes[5] = pbs.on ? 0
+                    : sizeof(unsigned) *
+                          select::pipeline_control_words(static_cast<int>(g.batch) *
+                                                         ((static_cast<int>(g.heads_q) + chunk - 1) / chunk));
   std::size_t total = 0;
   for (std::size_t& b : bytes) total += (b = align256(b));
   return total;
@@ -76,8 +84,9 @@ Workspace carve(const Geometry& g, const PbsShape& pbs, bool energies, std::int6
     parts[i] = reinterpret_cast<double*>(cursor);
     cursor += bytes[i];
   }
-  if (pbs.on) return {nullptr, parts[0], parts[2], parts[3], parts[4], parts[0], parts[1]};
-  return {parts[0], parts[1], parts[2], parts[3], parts[4], nullptr, nullptr};
+  if (pbs.on) return {nullptr, parts[0], parts[2], parts[3], parts[4], parts[0], parts[1], nullptr};
+  return {parts[0], parts[1], parts[2], parts[3],
+          parts[4], nullptr,  nullptr,  reinterpret_cast<unsigned*>(parts[5])};
 }
 
 select::Band to_band(const std::vector<std::int64_t>& dims, double p) {
@@ -307,27 +316,37 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     p.force_sink = settings_.meanpool.force_sink;
     p.force_diagonal = settings_.meanpool.force_diagonal;
   }
-  // One pooling launch: the queries (except PBS's, which the row kernel pools) and the keys, with the bands'
-  // energies for the calibration.
+  if (!pbs.on) {
+    select::PipelineParams pipeline{};
+    pipeline.scoring = p;
+    pipeline.scales = w.scales;
+    select::PoolParams& pooling = pipeline.pooling;
+    pooling.lengths = lengths;
+    pooling.d = g.d;
+    pooling.jobs = 2;
+    pooling.job[0] = pool_job(args.q, g, false, nullptr, w.pooled_q, calibrate ? w.energy_q : nullptr);
+    pooling.job[1] = pool_job(args.k, g, true, nullptr, w.pooled_k, calibrate ? w.energy_k : nullptr);
+    select::set_band_bits(p.band[0], pooling.band_bits[0]);
+    select::set_band_bits(p.band[1], pooling.band_bits[1]);
+    const int chunk = select::score_rows_chunk(g.heads_q, g.heads_kv);
+    pipeline.stage_heads[0] = chunk;
+    pipeline.stage_heads[1] = chunk / (g.heads_q / g.heads_kv);
+    pipeline.chunks = (g.heads_q + chunk - 1) / chunk;
+    pipeline.calibrate = calibrate;
+    pipeline.control = w.control;
+    (bf16 ? select::launch_pooled_pipeline<__nv_bfloat16> : select::launch_pooled_pipeline<__half>)(pipeline,
+                                                                                                    s);
+    check_cuda(cudaGetLastError(), "selection kernels launch");
+    return;
+  }
+  // PBS: its keys pooled in its key order (its queries are pooled by the row kernel), no calibration.
   select::PoolParams pooling;
   pooling.lengths = lengths;
   pooling.d = g.d;
-  if (!pbs.on)
-    pooling.job[pooling.jobs++] =
-        pool_job(args.q, g, false, nullptr, w.pooled_q, calibrate ? w.energy_q : nullptr);
-  pooling.job[pooling.jobs++] = pool_job(args.k, g, true, pbs.on ? args.key_order : nullptr, w.pooled_k,
-                                         calibrate ? w.energy_k : nullptr);
-  select::set_band_bits(p.band[0], pooling.band_bits[0]);
-  select::set_band_bits(p.band[1], pooling.band_bits[1]);
+  pooling.job[pooling.jobs++] = pool_job(args.k, g, true, args.key_order, w.pooled_k, nullptr);
   (bf16 ? pool<__nv_bfloat16> : pool<__half>)(pooling, g.batch, s);
-  if (pbs.on) {
-    p.scales = nullptr;
-    p.fixed_scale = 1.0 / std::sqrt(static_cast<double>(g.d));
-  } else {
-    select::band_scale_kernel<<<g.batch * g.heads_q, select::kScaleThreads, 0, s>>>(
-        w.energy_q, w.energy_k, g.nq, g.nk, g.heads_q, g.heads_kv, lengths, g.d, p.bands, calibrate,
-        p.band[0].count, p.band[1].count, w.scales);
-  }
+  p.scales = nullptr;
+  p.fixed_scale = 1.0 / std::sqrt(static_cast<double>(g.d));
   // Blocks per lane: the smallest capacity that holds every key block (registers follow it).
   if (g.nk <= 8 * 32) {
     (bf16 ? score_rows<__nv_bfloat16, 8> : score_rows<__half, 8>)(p, g, s);

@@ -1,12 +1,14 @@
-// Block mean pooling of Q and K on the GPU, fp64 (the pooled selectors: Prism, mean pooling, PBS-Attn,
-// FlexPrefill), with Prism's band energies taken on the way.
+// Block mean pooling of Q and K on the GPU (the pooled selectors: Prism, mean pooling, PBS-Attn,
+// FlexPrefill), with Prism's band energies taken on the way: pool_units pools a CTA's share of blocks with a
+// given token sum; pool_blocks_kernel (PBS-Attn, FlexPrefill) sums in fp64 in token order, as the CPU, and
+// the pooled pipeline (Prism, mean pooling; pooled_pipeline.cuh) by sum_tokens_fp32.
 //
-// One launch pools up to two tensors (jobs: the queries and the keys), so that the keys' few heads do not pay
-// a launch and a tail of their own. A CTA pools `blocks_per_cta` consecutive blocks of one job for every
-// head, so it streams whole token rows (heads x d elements); the `lanes` threads of a head (a power of two,
-// adjacent lanes of one warp) each sum kVector consecutive dims at a time. With kVector = 8 a token's share
-// is 16 bytes, copied by cp.async into a ring of kPoolStages slots per thread in shared memory, so that a
-// thread keeps kPoolStages - 1 tokens in flight without holding them in registers (2% faster than direct
+// pool_blocks_kernel pools up to two tensors (jobs: the queries and the keys), so that the keys' few heads do
+// not pay a launch and a tail of their own. A CTA pools `blocks_per_cta` consecutive blocks of one job for
+// every head, so it streams whole token rows (heads x d elements); the `lanes` threads of a head (a power of
+// two, adjacent lanes of one warp) each sum kVector consecutive dims at a time. With kVector = 8 a token's
+// share is 16 bytes, copied by cp.async into a ring of kPoolStages slots per thread in shared memory, so that
+// a thread keeps kPoolStages - 1 tokens in flight without holding them in registers (2% faster than direct
 // 16-byte loads on an H200, both at ~3.7 TB/s). Sums are fp64 in token order, as the CPU's. With an energy
 // output, the head's lanes also reduce their pooled values' squares (every dim, and each band's dims) by
 // shuffles in a fixed order: the statistics Prism's calibration needs, without a second pass over the pooled
@@ -85,15 +87,19 @@ inline int pool_vector_width(const PoolJob& job, int d, std::size_t element_byte
 // grid y is the batch): a head gets the smallest power of two of lanes that covers its dim groups (at most
 // a warp, which then loops over them), and a CTA as many blocks as its kPoolThreads threads hold (one
 // at least).
+// A job's lanes a head and blocks a CTA when its CTAs of `threads` threads pool `heads` heads at once.
+inline void pool_cta_layout(PoolJob& job, int heads, int d, int vector, int threads) {
+  job.lanes = 1;
+  while (job.lanes < d / vector && job.lanes < 32) job.lanes *= 2;
+  const int per_block = heads * job.lanes;
+  job.blocks_per_cta = per_block < threads ? threads / per_block : 1;
+}
+
 inline unsigned pool_layout(PoolParams& p, int vector) {
-  const int groups = p.d / vector;
   int ctas = 0;
   for (int j = 0; j < p.jobs; ++j) {
     PoolJob& job = p.job[j];
-    job.lanes = 1;
-    while (job.lanes < groups && job.lanes < 32) job.lanes *= 2;
-    const int per_block = job.heads * job.lanes;
-    job.blocks_per_cta = per_block < kPoolThreads ? kPoolThreads / per_block : 1;
+    pool_cta_layout(job, job.heads, p.d, vector, kPoolThreads);
     job.first_cta = ctas;
     ctas += (job.blocks + job.blocks_per_cta - 1) / job.blocks_per_cta;
   }
@@ -107,7 +113,7 @@ constexpr std::size_t pool_smem_bytes() {
 }
 
 template <typename Element, int kVector>
-__global__ void pool_blocks_kernel(const PoolParams p);
+__global__ void pool_blocks_kernel(const __grid_constant__ PoolParams p);
 
 // Launches p's jobs through launch(kernel, grid x, grid y, threads, dynamic shared bytes, p) at the narrower
 // vector width of the jobs (pool_layout fills their CTA layouts); `batch` sequences.
@@ -163,27 +169,66 @@ __device__ void sum_tokens(const Element* column, const std::int32_t* tokens, in
   }
 }
 
-// Block mean pooling: the sum over the block's tokens (token order) of x, fp64, divided by the block (or,
-// with `by_count`, by the tokens present), for every head, and with `energy` the pooled block's sums of
-// squares. Grid (pool_layout's CTAs, batch), kPoolThreads threads, pool_smem_bytes; blocks past a shorter
-// sequence's end (varlen) are written as zeros.
+// The fp32 sum of kVector elements of up to kPartialTokens tokens, their loads issued together.
+inline constexpr int kPartialTokens = 16;
+
+// Adds the kVector elements at column + t * s_token of tokens t0 .. t0 + n - 1 (n <= kPartialTokens; every
+// one when kFull) to `partial` in token order, their loads issued first.
+template <bool kFull, typename Element, int kVector>
+__device__ void add_partial_tokens(const Element* column, int t0, int n, std::int64_t s_token,
+                                   float (&partial)[kVector]) {
+  RawVector<Element, kVector> raw[kPartialTokens];
+#pragma unroll
+  for (int i = 0; i < kPartialTokens; ++i)
+    if (kFull || i < n) raw[i] = load_raw<kVector>(column + static_cast<std::int64_t>(t0 + i) * s_token);
+#pragma unroll
+  for (int i = 0; i < kPartialTokens; ++i) {
+    if (!kFull && i >= n) break;
+    float v[kVector];
+    raw_to_float(raw[i], v);
+#pragma unroll
+    for (int e = 0; e < kVector; ++e) partial[e] += v[e];
+  }
+}
+
+// The sum over tokens [t_begin, t_end) of the kVector elements at column + token * s_token: fp32 sums of
+// kPartialTokens consecutive tokens (in token order), each added to the fp64 total. Four times less SM work
+// an element than fp64 in token order (no fp64 conversion an element), at the cost of rounding where a run of
+// 16 tokens spans more than the fp32 sum's 24 bits (values 2^12 and more apart in magnitude).
 template <typename Element, int kVector>
-__global__ void __launch_bounds__(kPoolThreads, 2) pool_blocks_kernel(const PoolParams p) {
-  const int j = p.jobs > 1 && static_cast<int>(blockIdx.x) >= p.job[1].first_cta ? 1 : 0;
-  const PoolJob& job = p.job[j];
-  const int b = static_cast<int>(blockIdx.y), block = p.lengths.block, groups = p.d / kVector;
-  const int lanes = job.lanes, per_block = job.heads * lanes, units = job.blocks_per_cta * per_block;
-  const int u0 = (static_cast<int>(blockIdx.x) - job.first_cta) * job.blocks_per_cta;
+__device__ void sum_tokens_fp32(const Element* column, int t_begin, int t_end, std::int64_t s_token,
+                                double (&sum)[kVector]) {
+  for (int t0 = t_begin; t0 < t_end; t0 += kPartialTokens) {
+    float partial[kVector] = {};
+    if (t0 + kPartialTokens <= t_end) {
+      add_partial_tokens<true>(column, t0, kPartialTokens, s_token, partial);
+    } else {
+      add_partial_tokens<false>(column, t0, t_end - t0, s_token, partial);
+    }
+#pragma unroll
+    for (int e = 0; e < kVector; ++e) sum[e] += static_cast<double>(partial[e]);
+  }
+}
+
+// Pools `blocks` blocks from u0 of the `heads` heads from h0 of `job` (those that exist) with the CTA's
+// threads: a head's `job.lanes` lanes (adjacent in a warp) each take kVector dims at a time, the block mean
+// is sum(column, tokens, t_begin, t_end, sums) (column: the head's first of those dims; tokens: the job's key
+// order of the head or null) divided by the block (or by the tokens present), and with job.energy the pooled
+// block's sums of squares. Blocks past a shorter sequence's end (varlen) are written as zeros.
+template <typename Element, int kVector, typename SumTokens>
+__device__ void pool_units(const PoolParams& p, const PoolJob& job, int b, int h0, int heads, int u0,
+                           int blocks, SumTokens&& sum) {
+  const int block = p.lengths.block, groups = p.d / kVector;
+  const int lanes = job.lanes, per_block = heads * lanes, units = blocks * per_block;
   const int start = job.keys ? p.lengths.k_start(b) : p.lengths.q_start(b);
   const int length = job.keys ? p.lengths.k(b) : p.lengths.q(b);
   const auto* x =
       static_cast<const Element*>(job.x) + b * job.s_batch + static_cast<std::int64_t>(start) * job.s_token;
-  StagedVector<Element>* ring = dynamic_shared<StagedVector<Element>>() + threadIdx.x;
   const int lane = static_cast<int>(threadIdx.x % 32);
   // Whole warps walk the units, so that a head's lanes shuffle together.
   for (int base = static_cast<int>(threadIdx.x) - lane; base < units; base += static_cast<int>(blockDim.x)) {
-    const int unit = base + lane, u = u0 + unit / per_block, h = unit % per_block / lanes;
-    const bool active = unit < units && u < job.blocks;
+    const int unit = base + lane, u = u0 + unit / per_block, h = h0 + unit % per_block / lanes;
+    const bool active = unit < units && u < job.blocks && h < job.heads;
     const std::int64_t head = static_cast<std::int64_t>(b) * job.heads + h;
     double energy[3] = {};  // every dim, band 0, band 1
     if (active) {
@@ -192,17 +237,12 @@ __global__ void __launch_bounds__(kPoolThreads, 2) pool_blocks_kernel(const Pool
       const std::int32_t* tokens = job.order ? job.order + head * job.width : nullptr;
       for (int g = unit % lanes; g < groups; g += lanes) {
         const int c0 = g * kVector;
-        double sum[kVector] = {};
-        const Element* column = x + (h / job.group) * job.s_head + c0;
-        if (tokens != nullptr) {
-          sum_tokens<Element, kVector, true>(column, tokens, t_begin, t_end, job.s_token, ring, sum);
-        } else {
-          sum_tokens<Element, kVector, false>(column, tokens, t_begin, t_end, job.s_token, ring, sum);
-        }
+        double sums[kVector] = {};
+        sum(x + (h / job.group) * job.s_head + c0, tokens, t_begin, t_end, sums);
 #pragma unroll
         for (int i = 0; i < kVector; ++i) {
           const int c = c0 + i;
-          const double value = sum[i] / divisor, square = value * value;
+          const double value = sums[i] / divisor, square = value * value;
           job.out[job.transposed ? (head * p.d + c) * job.blocks + u : (head * job.blocks + u) * p.d + c] =
               value;
           energy[0] += square;
@@ -220,6 +260,26 @@ __global__ void __launch_bounds__(kPoolThreads, 2) pool_blocks_kernel(const Pool
       }
     }
   }
+}
+
+// Block mean pooling: the sum over the block's tokens (token order) of x, fp64, divided by the block (or,
+// with `by_count`, by the tokens present), for every head, and with `energy` the pooled block's sums of
+// squares (pool_units). Grid (pool_layout's CTAs, batch), kPoolThreads threads, pool_smem_bytes.
+template <typename Element, int kVector>
+__global__ void __launch_bounds__(kPoolThreads, 2) pool_blocks_kernel(const __grid_constant__ PoolParams p) {
+  const int j = p.jobs > 1 && static_cast<int>(blockIdx.x) >= p.job[1].first_cta ? 1 : 0;
+  const PoolJob& job = p.job[j];
+  StagedVector<Element>* ring = dynamic_shared<StagedVector<Element>>() + threadIdx.x;
+  pool_units<Element, kVector>(
+      p, job, static_cast<int>(blockIdx.y), 0, job.heads,
+      (static_cast<int>(blockIdx.x) - job.first_cta) * job.blocks_per_cta, job.blocks_per_cta,
+      [&](const Element* column, const std::int32_t* tokens, int t_begin, int t_end, double(&sums)[kVector]) {
+        if (tokens != nullptr) {
+          sum_tokens<Element, kVector, true>(column, tokens, t_begin, t_end, job.s_token, ring, sums);
+        } else {
+          sum_tokens<Element, kVector, false>(column, tokens, t_begin, t_end, job.s_token, ring, sums);
+        }
+      });
 }
 
 }  // namespace sparsefill::cuda::select

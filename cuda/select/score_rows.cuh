@@ -72,8 +72,12 @@ constexpr int score_rows_per_cta(int items) { return items <= 32 ? 2 * kRowsPerC
 struct ScoreRowsGrid {
   unsigned x, y, z;
 };
+inline int score_rows_chunk(int heads_q, int heads_kv) {
+  const int group = heads_q / heads_kv;
+  return std::min(heads_q, (4 + group - 1) / group * group);
+}
 inline ScoreRowsGrid score_rows_grid(int batch, int heads_q, int heads_kv, int nq, int items) {
-  const int group = heads_q / heads_kv, chunk = std::min(heads_q, (4 + group - 1) / group * group);
+  const int chunk = score_rows_chunk(heads_q, heads_kv);
   const int rows = score_rows_per_cta(items);
   return {static_cast<unsigned>(chunk), static_cast<unsigned>((nq + rows - 1) / rows),
           static_cast<unsigned>((heads_q + chunk - 1) / chunk * batch)};
@@ -268,13 +272,14 @@ __device__ void row_softmax(double* row, int candidates, unsigned long long excl
     if (c * kKeyChunk + lane < candidates) row[c * kKeyChunk + lane] /= r.total;
 }
 
-// One CTA scores kRows = score_rows_per_cta(kItems) consecutive mask rows of one (sequence, query head), one
-// warp per row; lane l owns key blocks v = 32 c + l (c < kItems). Per band, the CTA's logits are one fp64
-// GEMM over the band's dims (band_logits: the warps split the key blocks into 8-column tiles, the pooled keys
-// read from L2 in the transposed layout) into shared memory; then each warp takes its row's softmax and the
-// rule's cut (see cut()). Grid: score_rows_grid.
+// One CTA scores kRows = score_rows_per_cta(kItems) consecutive mask rows u0 .. of query head h of
+// sequence b, one warp per row; lane l owns key blocks v = 32 c + l (c < kItems). Per band, the CTA's logits
+// are one fp64 GEMM over the band's dims (band_logits: the warps split the key blocks into 8-column tiles,
+// the pooled keys read from L2 in the transposed layout) into shared memory; then each warp takes its row's
+// softmax and the rule's cut (see cut()). Every thread of the CTA calls it (kRows warps,
+// score_rows_smem_bytes of dynamic shared memory).
 template <typename Element, int kItems>
-__global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows_kernel(const ScoringParams p) {
+__device__ void score_row_tile(const ScoringParams& p, int b, int h, int u0) {
   static_assert(kItems <= 64 && kItems % 4 == 0, "the kept set is a 64-bit mask per lane, read 4 columns at a time");
   constexpr int kRows = score_rows_per_cta(kItems);
   double* shared = dynamic_shared<double>();
@@ -288,12 +293,6 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
   ScoredBlocks* row_blocks = reinterpret_cast<ScoredBlocks*>(band_dims + kMaxBandDims);  // [kRows]
   CutScratch& scratch = reinterpret_cast<CutScratch*>(row_blocks + kRows)[threadIdx.x / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int chunks = (p.heads_q + static_cast<int>(gridDim.x) - 1) / static_cast<int>(gridDim.x);
-  const int u0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kRows,
-            b = static_cast<int>(blockIdx.z) / chunks;
-  const int h =
-      static_cast<int>(blockIdx.z) % chunks * static_cast<int>(gridDim.x) + static_cast<int>(blockIdx.x);
-  if (h >= p.heads_q) return;  // the last chunk's heads past heads_q (the whole CTA)
   const int nq = p.lengths.q_blocks(b), nk = p.lengths.k_blocks(b);  // this sequence's (varlen: <= p.nq, p.nk)
   const int rows = max(0, min(kRows, nq - u0)), u = u0 + warp;
   const int hk = h / (p.heads_q / p.heads_kv), shift = nk - nq;
@@ -372,6 +371,20 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1) score_rows
     kept |= 1ull << (diagonal / kKeyChunk);
   const std::int64_t mask_row = (static_cast<std::int64_t>(b) * p.heads_q + h) * p.nq + u;
   write_mask_row<kItems>(kept, p.nk, p.kv_indices + mask_row * p.nk, p.kv_num_blocks + mask_row);
+}
+
+// score_row_tile over the grid of score_rows_grid: CTA (x, y, z) takes head chunk z % chunks, head x of the
+// chunk, of sequence z / chunks, and the row tile gridDim.y - 1 - y (the longest causal rows first).
+template <typename Element, int kItems>
+__global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1)
+    score_rows_kernel(const __grid_constant__ ScoringParams p) {
+  const int chunks = (p.heads_q + static_cast<int>(gridDim.x) - 1) / static_cast<int>(gridDim.x);
+  const int b = static_cast<int>(blockIdx.z) / chunks;
+  const int h =
+      static_cast<int>(blockIdx.z) % chunks * static_cast<int>(gridDim.x) + static_cast<int>(blockIdx.x);
+  if (h >= p.heads_q) return;  // the last chunk's heads past heads_q (the whole CTA)
+  score_row_tile<Element, kItems>(p, b, h,
+                                  static_cast<int>(gridDim.y - 1 - blockIdx.y) * score_rows_per_cta(kItems));
 }
 
 }  // namespace sparsefill::cuda::select

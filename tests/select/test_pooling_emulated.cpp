@@ -127,9 +127,9 @@ TEST(EmulatedPooling, BlockMeansEnergiesAndBandScalesEqualTheHostComputation) {
     check_energy(pooled_k, energy_k, heads_kv, true);
 
     std::vector<double> scales(static_cast<std::size_t>(heads_q) * 2, -7.0);
-    testing::emulated::launch({static_cast<unsigned>(heads_q), 1, 1}, gpu::kScaleThreads, 0, [&] {
-      gpu::band_scale_kernel(energy_q.data(), energy_k.data(), nb, nb, heads_q, heads_kv, p.lengths, d, 2, 1,
-                             high.count, low.count, scales.data());
+    testing::emulated::launch({static_cast<unsigned>(heads_q), 1, 1}, 32, 0, [&] {
+      gpu::band_scales(energy_q.data(), energy_k.data(), nb, nb, heads_q, heads_kv, p.lengths, d, 2, 1,
+                       high.count, low.count, 0, static_cast<int>(blockIdx.x), scales.data());
     });
     auto rms = [&](const std::vector<double>& pooled, bool keys, int h, const gpu::Band* band) {
       double sum = 0;

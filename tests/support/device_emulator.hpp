@@ -27,6 +27,7 @@
 #define __forceinline__
 #define __shared__ static
 #define __launch_bounds__(...)
+#define __grid_constant__
 
 struct EmulatedIndex {
   unsigned x, y, z;
@@ -122,6 +123,11 @@ inline double __longlong_as_double(long long x) {
 // The host compiles without fused multiply-adds (no FMA in the baseline x86-64 target), as these intrinsics ask.
 inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
+// A load through L2 (no host cache to bypass).
+template <typename T>
+T __ldcg(const T* address) {
+  return *address;
+}
 // One thread runs at a time, so an atomic is a plain read-modify-write.
 template <typename T>
 T atomicAdd(T* address, T value) {

@@ -11,6 +11,21 @@ inline void load_vector(const Element* x, float (&out)[kVector]) {
   for (int i = 0; i < kVector; ++i) out[i] = to_float(x[i]);
 }
 
+template <typename Element, int kVector>
+struct RawVector {
+  Element e[kVector];
+};
+template <int kVector, typename Element>
+inline RawVector<Element, kVector> load_raw(const Element* x) {
+  RawVector<Element, kVector> r;
+  for (int i = 0; i < kVector; ++i) r.e[i] = x[i];
+  return r;
+}
+template <typename Element, int kVector>
+inline void raw_to_float(const RawVector<Element, kVector>& r, float (&out)[kVector]) {
+  for (int i = 0; i < kVector; ++i) out[i] = to_float(r.e[i]);
+}
+
 template <typename Element>
 struct StagedVector {
   Element v[8];

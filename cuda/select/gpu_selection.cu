@@ -65,11 +65,9 @@ std::size_t sizes(const Geometry& g, const PbsShape& pbs, bool energies, std::in
   bytes[2] = energies ? sizeof(double) * bq * g.nq * 3 : 0;
   bytes[3] = energies ? sizeof(double) * g.batch * g.heads_kv * g.nk * 3 : 0;
   bytes[4] = pbs.on ? 0 : sizeof(double) * bq * 2;  // PBS scales every logit by 1 / sqrt(d)
-  const int chunk = select::score_rows_chunk(static_cast<int>(g.heads_q), static_cast<int>(g.heads_kv));
-  bytes[5] = pbs.on ? 0
-                    : sizeof(unsigned) *
-                          select::pipeline_control_words(static_cast<int>(g.batch) *
-                                                         ((static_cast<int>(g.heads_q) + chunk - 1) / chunk));
+  const int stages = static_cast<int>(g.batch) *
+                     select::pipeline_chunks(static_cast<int>(g.heads_q), static_cast<int>(g.heads_kv));
+  bytes[5] = pbs.on ? 0 : sizeof(unsigned) * select::pipeline_control_words(stages);
   std::size_t total = 0;
   for (std::size_t& b : bytes) total += (b = align256(b));
   return total;
@@ -331,7 +329,7 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     const int chunk = select::score_rows_chunk(g.heads_q, g.heads_kv);
     pipeline.stage_heads[0] = chunk;
     pipeline.stage_heads[1] = chunk / (g.heads_q / g.heads_kv);
-    pipeline.chunks = (g.heads_q + chunk - 1) / chunk;
+    pipeline.chunks = select::pipeline_chunks(g.heads_q, g.heads_kv);
     pipeline.calibrate = calibrate;
     pipeline.control = w.control;
     (bf16 ? select::launch_pooled_pipeline<__nv_bfloat16> : select::launch_pooled_pipeline<__half>)(pipeline,

@@ -13,6 +13,12 @@
 
 namespace sparsefill::cuda::select {
 
+// A sequence's stages: its query heads in chunks of score_rows_chunk (PipelineParams::chunks).
+inline int pipeline_chunks(int heads_q, int heads_kv) {
+  const int chunk = score_rows_chunk(heads_q, heads_kv);
+  return (heads_q + chunk - 1) / chunk;
+}
+
 // The control words of a pipeline over `stages` stages (PipelineParams::control).
 inline int pipeline_control_words(int stages) {
   return 1 + 2 * stages;

@@ -38,17 +38,47 @@ struct PipelineParams {
   unsigned* control;
 };
 
+// The control words of a pipeline over `stages` stages (PipelineParams::control).
+inline int pipeline_control_words(int stages) {
+  return 1 + 2 * stages;
+}
+
+// Completes p's layout for kItems and the pooling's vector width (8: 16-byte loads, pool_vector_width): the
+// pooling jobs' CTA layouts for a stage's heads, the row tiles and the plan. Set by the caller: p.scoring
+// (every field score_rows_kernel reads), p.scales, p.pooling's two jobs with its lengths, d and band bits,
+// p.stage_heads, p.chunks, p.calibrate and p.control (pipeline_control_words(batch * chunks) words).
+template <int kItems>
+inline void plan_pipeline(PipelineParams& p, int vector) {
+  constexpr int kRows = score_rows_per_cta(kItems);
+  for (int j = 0; j < 2; ++j)
+    pool_cta_layout(p.pooling.job[j], p.stage_heads[j], p.scoring.d, vector, kRows * 32);
+  const PoolJob &q = p.pooling.job[0], &k = p.pooling.job[1];
+  p.row_tiles = (p.scoring.nq + kRows - 1) / kRows;
+  p.plan =
+      pipeline_plan(p.scoring.batch * p.chunks, (q.blocks + q.blocks_per_cta - 1) / q.blocks_per_cta,
+                    (k.blocks + k.blocks_per_cta - 1) / k.blocks_per_cta, p.stage_heads[0] * p.row_tiles);
+}
+
+// The stage marks' accesses (the device emulator, which runs one thread at a time, reads and writes plainly).
 __device__ inline unsigned load_acquire(const unsigned* x) {
+#if defined(__CUDA_ARCH__)
   unsigned v;
   asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(x) : "memory");
   return v;
+#else
+  return *x;
+#endif
 }
 __device__ inline void store_release(unsigned* x, unsigned v) {
+#if defined(__CUDA_ARCH__)
   asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(x), "r"(v) : "memory");
+#else
+  *x = v;
+#endif
 }
 
 // Grid: pipeline_tickets(p.plan) CTAs of score_rows_per_cta(kItems) warps, score_rows_smem_bytes of dynamic
-// shared memory.
+// shared memory; p as plan_pipeline<kItems> left it, with its control words zeroed.
 template <typename Element, int kItems, int kVector>
 __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1)
     pooled_pipeline_kernel(const __grid_constant__ PipelineParams p) {

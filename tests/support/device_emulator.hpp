@@ -123,6 +123,9 @@ inline double __longlong_as_double(long long x) {
 // The host compiles without fused multiply-adds (no FMA in the baseline x86-64 target), as these intrinsics ask.
 inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
+// One thread runs at a time: every write is seen by the next, and a wait never sleeps.
+inline void __threadfence() {}
+inline void __nanosleep(unsigned) {}
 // A load through L2 (no host cache to bypass).
 template <typename T>
 T __ldcg(const T* address) {

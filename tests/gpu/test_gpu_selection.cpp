@@ -118,28 +118,28 @@ Inputs equal_length_inputs(std::mt19937_64& rng, std::int64_t d = 64) {
   return in;
 }
 
-Inputs random_inputs(std::mt19937_64& rng, bool causal) {
+// Random fp16 inputs, interleaved RoPE, block 64: `batch` sequences of lq queries (4 heads) and lk keys (2
+// heads) of d dims.
+Inputs random_fp16_inputs(std::mt19937_64& rng, bool causal, std::int64_t batch, std::int64_t lq,
+                          std::int64_t lk, std::int64_t d) {
   Inputs in;
-  in.q = testing::random_tensor(DType::kFP16, {2, 700, 4, 64}, rng, 3.0);
-  in.k = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
-  in.v = testing::random_tensor(DType::kFP16, {2, 900, 2, 64}, rng);
+  in.q = testing::random_tensor(DType::kFP16, {batch, lq, 4, d}, rng, 3.0);
+  in.k = testing::random_tensor(DType::kFP16, {batch, lk, 2, d}, rng);
+  in.v = testing::random_tensor(DType::kFP16, {batch, lk, 2, d}, rng);
   in.layout = RopeLayout::kInterleaved;
   in.causal = causal;
   in.block = 64;
   return in;
 }
 
-// One causal fp16 sequence of 500 tokens, 4/2 heads of 36 dims, block 64: rows of 72 bytes, which the pooled
-// pipeline pools by 2-byte loads (its 16-byte form needs 8-dim aligned rows).
+Inputs random_inputs(std::mt19937_64& rng, bool causal) {
+  return random_fp16_inputs(rng, causal, 2, 700, 900, 64);
+}
+
+// One causal sequence of 500 tokens of 36 dims: rows of 72 bytes, which the pooled pipeline pools by 2-byte
+// loads (its 16-byte form needs 8-dim aligned rows).
 Inputs narrow_row_inputs(std::mt19937_64& rng) {
-  Inputs in;
-  in.q = testing::random_tensor(DType::kFP16, {1, 500, 4, 36}, rng, 3.0);
-  in.k = testing::random_tensor(DType::kFP16, {1, 500, 2, 36}, rng);
-  in.v = testing::random_tensor(DType::kFP16, {1, 500, 2, 36}, rng);
-  in.layout = RopeLayout::kInterleaved;
-  in.causal = true;
-  in.block = 64;
-  return in;
+  return random_fp16_inputs(rng, true, 1, 500, 500, 36);
 }
 
 // Counts equal block decisions over every (batch, head, row, key block); prints each difference.

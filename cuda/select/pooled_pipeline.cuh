@@ -4,8 +4,9 @@
 // Pooling Q and K reads every token once and is memory-bound (~0.36 ms at 128K on an H200, at ~3.7 TB/s);
 // scoring the rows is latency-bound and reads little. Run one after the other, the times add up. Here every
 // CTA takes a ticket and does one item: a pooling item (some blocks of a stage's queries or keys, pooled
-// with fp32 sums of 16 tokens added in fp64: sum_tokens_fp32, four times less SM work than fp64 in token
-// order, so that a pooling SM runs well ahead of its share of DRAM bandwidth) or a row item (score_row_tile).
+// with fp32 sums of 16 tokens added in fp64: sum_tokens_fp32, about twice the elements a clock of fp64 in
+// token order, so that a pooling SM runs well ahead of its share of DRAM bandwidth) or a row item
+// (score_row_tile).
 // The last pooling item of a stage to finish (a counter) computes the stage's band scales and then marks
 // the stage ready; a row item's thread 0 waits for that mark (an acquire load, which also drops the SM's L1
 // lines, so the pooled blocks are read fresh) before the CTA scores. The control words (ticket counter,

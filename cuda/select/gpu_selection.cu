@@ -326,10 +326,6 @@ void GpuSelection::run(const GpuSelectionArgs& args, void* workspace, void* stre
     pooling.job[1] = pool_job(args.k, g, true, nullptr, w.pooled_k, calibrate ? w.energy_k : nullptr);
     select::set_band_bits(p.band[0], pooling.band_bits[0]);
     select::set_band_bits(p.band[1], pooling.band_bits[1]);
-    const int chunk = select::score_rows_chunk(g.heads_q, g.heads_kv);
-    pipeline.stage_heads[0] = chunk;
-    pipeline.stage_heads[1] = chunk / (g.heads_q / g.heads_kv);
-    pipeline.chunks = select::pipeline_chunks(g.heads_q, g.heads_kv);
     pipeline.calibrate = calibrate;
     pipeline.control = w.control;
     (bf16 ? select::launch_pooled_pipeline<__nv_bfloat16> : select::launch_pooled_pipeline<__half>)(pipeline,

@@ -83,10 +83,6 @@ inline int pool_vector_width(const PoolJob& job, int d, std::size_t element_byte
   return aligned ? 8 : 1;
 }
 
-// Fills the jobs' CTA layouts for vector width `vector` and returns the launch's CTAs per sequence (grid x;
-// grid y is the batch): a head gets the smallest power of two of lanes that covers its dim groups (at most
-// a warp, which then loops over them), and a CTA as many blocks as its kPoolThreads threads hold (one
-// at least).
 // A job's lanes a head and blocks a CTA when its CTAs of `threads` threads pool `heads` heads at once.
 inline void pool_cta_layout(PoolJob& job, int heads, int d, int vector, int threads) {
   job.lanes = 1;
@@ -95,6 +91,10 @@ inline void pool_cta_layout(PoolJob& job, int heads, int d, int vector, int thre
   job.blocks_per_cta = per_block < threads ? threads / per_block : 1;
 }
 
+// Fills the jobs' CTA layouts for vector width `vector` and returns the launch's CTAs per sequence (grid x;
+// grid y is the batch): a head gets the smallest power of two of lanes that covers its dim groups (at most
+// a warp, which then loops over them), and a CTA as many blocks as its kPoolThreads threads hold (one
+// at least).
 inline unsigned pool_layout(PoolParams& p, int vector) {
   int ctas = 0;
   for (int j = 0; j < p.jobs; ++j) {

@@ -44,13 +44,23 @@ inline int pipeline_control_words(int stages) {
   return 1 + 2 * stages;
 }
 
+// A sequence's stages: its query heads in chunks of score_rows_chunk (PipelineParams::chunks).
+inline int pipeline_chunks(int heads_q, int heads_kv) {
+  const int chunk = score_rows_chunk(heads_q, heads_kv);
+  return (heads_q + chunk - 1) / chunk;
+}
+
 // Completes p's layout for kItems and the pooling's vector width (8: 16-byte loads, pool_vector_width): the
-// pooling jobs' CTA layouts for a stage's heads, the row tiles and the plan. Set by the caller: p.scoring
-// (every field score_rows_kernel reads), p.scales, p.pooling's two jobs with its lengths, d and band bits,
-// p.stage_heads, p.chunks, p.calibrate and p.control (pipeline_control_words(batch * chunks) words).
+// stages' heads, the pooling jobs' CTA layouts for a stage's heads, the row tiles and the plan. Set by the
+// caller: p.scoring (every field score_rows_kernel reads), p.scales, p.pooling's two jobs with its lengths, d
+// and band bits, p.calibrate and p.control (pipeline_control_words(batch * pipeline_chunks) words).
 template <int kItems>
 inline void plan_pipeline(PipelineParams& p, int vector) {
   constexpr int kRows = score_rows_per_cta(kItems);
+  const int heads_q = p.scoring.heads_q, heads_kv = p.scoring.heads_kv;
+  p.stage_heads[0] = score_rows_chunk(heads_q, heads_kv);
+  p.stage_heads[1] = p.stage_heads[0] / (heads_q / heads_kv);
+  p.chunks = pipeline_chunks(heads_q, heads_kv);
   for (int j = 0; j < 2; ++j)
     pool_cta_layout(p.pooling.job[j], p.stage_heads[j], p.scoring.d, vector, kRows * 32);
   const PoolJob &q = p.pooling.job[0], &k = p.pooling.job[1];
@@ -115,8 +125,9 @@ __global__ void __launch_bounds__(score_rows_per_cta(kItems) * 32, 1)
   }
   __syncthreads();
   if (!last) return;
-  __threadfence();                     // the other items' writes, counted before ours
-  const ScoringParams& s = p.scoring;  // a warp a head
+  __threadfence();  // the other items' writes, counted before ours
+  const ScoringParams& s = p.scoring;
+  // The stage's band scales, a warp a head.
   for (int h = c * p.stage_heads[0] + static_cast<int>(threadIdx.x / 32);
        h < min(s.heads_q, (c + 1) * p.stage_heads[0]); h += static_cast<int>(blockDim.x / 32))
     band_scales(p.pooling.job[0].energy, p.pooling.job[1].energy, s.nq, s.nk, s.heads_q, s.heads_kv,

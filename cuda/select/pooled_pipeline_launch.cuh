@@ -13,12 +13,6 @@
 
 namespace sparsefill::cuda::select {
 
-// A sequence's stages: its query heads in chunks of score_rows_chunk (PipelineParams::chunks).
-inline int pipeline_chunks(int heads_q, int heads_kv) {
-  const int chunk = score_rows_chunk(heads_q, heads_kv);
-  return (heads_q + chunk - 1) / chunk;
-}
-
 // Completes p's layout (plan_pipeline), zeroes its control words and launches the pipeline.
 template <typename Element, int kItems>
 void launch_pooled_pipeline_items(PipelineParams& p, cudaStream_t stream) {

@@ -83,10 +83,6 @@ gpu::PipelineParams params_of(const Method& m, const std::vector<float>& q, cons
   }
   gpu::set_band_bits(s.band[0], pool.band_bits[0]);
   gpu::set_band_bits(s.band[1], pool.band_bits[1]);
-  const int chunk = gpu::score_rows_chunk(kHeadsQ, kHeadsKv);
-  pp.stage_heads[0] = chunk;
-  pp.stage_heads[1] = chunk / (kHeadsQ / kHeadsKv);
-  pp.chunks = (kHeadsQ + chunk - 1) / chunk;
   pp.calibrate = m.calibrate;
   return pp;
 }

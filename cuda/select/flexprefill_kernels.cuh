@@ -23,9 +23,10 @@
 // 5. The raster (flex_map_kernel's last pass): verticals, slashes, block (0, 0) and the map's entries.
 //
 // Sums over many values (softmax normalisers, the divergence, the cover mass) run in another order than the
-// CPU's sequential ones, and the map's mass is summed exactly in fixed point (2^-50 a unit): a decision can
-// differ from the CPU's only where a value sits within rounding of its threshold (tau, gamma).
-// Sequences of at most max(2 B, ceil(min_budget / B) B) tokens run dense, as the reference does.
+// CPU's sequential ones, the last rows' logits and numerators are fp32-precision (last_rows.cuh), and the
+// map's mass is summed exactly in fixed point (2^-50 a unit): a decision can differ from the CPU's only where
+// a value sits within rounding of its threshold (tau, gamma) or two block sums tie to that rounding at a
+// top-k cut. Sequences of at most max(2 B, ceil(min_budget / B) B) tokens run dense, as the reference does.
 #pragma once
 #include <cstdint>
 

@@ -2,19 +2,22 @@
 // MInference's and FlexPrefill's estimates (minference_kernels.cuh, flexprefill_kernels.cuh, line_sums.cuh).
 // PBS-Attn's proxy (pbs_importance.cuh) shares the parameters and the chunking of the keys.
 //
-// Logits are fp64 tensor-core products (mma m8n8k4: the bf16/fp16 inputs are exact fp64 operands, so a logit is
-// the CPU's fp64 dot product up to the order of its roundings). One pass over key chunks keeps each chunk's row
-// maximum and exp-sum; merged_row_stats merges them per row (another summation order than the CPU's: fp64
-// rounding). A CTA holds the rows in whole warps, 32 rows (4 mma row tiles) a warp; per step of 32 staged keys
-// (4 column tiles) each lane ends with 4 rows x 8 keys of logits and folds them into its rows' running
-// statistics (the 4 lanes of a row merge at the end).
+// Logits are bf16/fp16 tensor-core products with fp32 accumulation (mma m16n8k16, f32_mma.cuh: every product
+// exact, the sum of a logit's d products rounded in fp32, as the stride selectors' logits), and each
+// probability's numerator is an fp32-precision exponential (exp_nonpositive_fp32), so a line sum or a row's
+// exp-sum agrees with the CPU's fp64 one to ~1e-6, relative: a selection can differ from the CPU's only where
+// two lines or blocks tie to that rounding at a cut, or a mass at a threshold. One pass over key chunks keeps
+// each chunk's row maximum and exp-sum (fp64 sums); merged_row_stats merges them per row. A CTA holds the
+// rows in whole warps, 32 rows (2 mma row tiles of 16) a warp; per step of 32 staged keys (4 column tiles of
+// 8) each lane ends with 4 rows x 8 keys of logits and folds them into its rows' running statistics (the 4
+// lanes of a row merge at the end).
 #pragma once
 #include <cstdint>
 
 #include "common/dynamic_shared.cuh"
 #include "select/element_convert.cuh"
+#include "select/f32_mma.cuh"
 #include "select/fp64_exp.cuh"
-#include "select/fp64_mma.cuh"
 #include "select/sequence_lengths.cuh"
 
 namespace sparsefill::cuda::select {
@@ -110,27 +113,39 @@ __device__ void stage_rows(const Element* in, std::int64_t in_stride, int count,
   }
 }
 
-// One warp's fp64 logits (unscaled) over d dims: staged query rows row0 + 8 mt + l / 4 (mt < 4) against
+// One warp's logits (unscaled, fp32) over d dims: staged query rows row0 + 8 mt + l / 4 (mt < 4) against
 // staged keys key0 + 8 nt + l / 4 (nt < kKeyTiles), both in the input dtype, as mma fragments: acc[mt][nt][e]
-// is row row0 + 8 mt + l / 4, key key0 + 8 nt + 2 (l % 4) + e.
+// is row row0 + 8 mt + l / 4, key key0 + 8 nt + 2 (l % 4) + e (mt = 2 m + 1 the bottom half of row tile m).
 template <typename Element, int kKeyTiles>
 __device__ void tile_logits(const Element* qs, int q_stride, int row0, const Element* ks, int k_stride,
-                            int key0, int d, double (&acc)[4][kKeyTiles][2]) {
-  const int lane = threadIdx.x % 32, frag_mn = lane / 4, frag_k = lane % 4;
+                            int key0, int d, float (&acc)[4][kKeyTiles][2]) {
+  const int lane = threadIdx.x % 32, g = lane / 4, pair = 2 * (lane % 4);
   for (int mt = 0; mt < 4; ++mt)
-    for (int nt = 0; nt < kKeyTiles; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = 0.0;
-  for (int c0 = 0; c0 < d; c0 += 4) {
-    const int c = c0 + frag_k;
-    double a[4], bk[kKeyTiles];
+    for (int nt = 0; nt < kKeyTiles; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = 0.0f;
+  using Pair = decltype(load_pair(qs, 0, d));
+  for (int c0 = 0; c0 < d; c0 += 16) {
+    const int c = c0 + pair;  // the lane's first pair of the 16-dim step
+    Pair a[2][4], b[kKeyTiles][2];
 #pragma unroll
-    for (int t = 0; t < 4; ++t) a[t] = c < d ? static_cast<double>(to_float(qs[(row0 + 8 * t + frag_mn) * q_stride + c])) : 0.0;
+    for (int m = 0; m < 2; ++m) {
+      const Element* top = qs + (row0 + 16 * m + g) * q_stride;
+      const Element* bottom = top + 8 * q_stride;
+      a[m][0] = load_pair(top, c, d);
+      a[m][1] = load_pair(bottom, c, d);
+      a[m][2] = load_pair(top, c + 8, d);
+      a[m][3] = load_pair(bottom, c + 8, d);
+    }
 #pragma unroll
-    for (int t = 0; t < kKeyTiles; ++t)
-      bk[t] = c < d ? static_cast<double>(to_float(ks[(key0 + 8 * t + frag_mn) * k_stride + c])) : 0.0;
+    for (int nt = 0; nt < kKeyTiles; ++nt) {
+      const Element* key = ks + (key0 + 8 * nt + g) * k_stride;
+      b[nt][0] = load_pair(key, c, d);
+      b[nt][1] = load_pair(key, c + 8, d);
+    }
 #pragma unroll
-    for (int mt = 0; mt < 4; ++mt)
+    for (int m = 0; m < 2; ++m)
 #pragma unroll
-      for (int nt = 0; nt < kKeyTiles; ++nt) mma_m8n8k4(acc[mt][nt], a[mt], bk[nt]);
+      for (int nt = 0; nt < kKeyTiles; ++nt)
+        mma_16x8x16<Element>(acc[2 * m][nt], acc[2 * m + 1][nt], a[m], b[nt]);
   }
 }
 
@@ -187,7 +202,7 @@ __global__ void __launch_bounds__(kLastRowsMaxThreads, 4) last_rows_stats_kernel
     __syncthreads();
     stage_rows(k + static_cast<std::int64_t>(t0) * p.k_token, p.k_token, n, kProxyTile, d, ks, stride);
     __syncthreads();
-    double acc[4][4][2];  // [row tile][column tile][element]
+    float acc[4][4][2];  // [row tile][column tile][element]
     tile_logits<Element, 4>(qs, stride, 32 * warp, ks, stride, 0, d, acc);
     // Per row: the tile's maximum over the keys the row sees, the running sum rescaled to it once, then
     // the tile's exponentials added (no branch per key).
@@ -209,7 +224,7 @@ __global__ void __launch_bounds__(kLastRowsMaxThreads, 4) last_rows_stats_kernel
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
           const int key = 8 * nt + 2 * frag_k + i;
-          const double e = exp_nonpositive(fmin(acc[mt][nt][i] * p.scale - next, 0.0));
+          const double e = exp_nonpositive_fp32(fmin(acc[mt][nt][i] * p.scale - next, 0.0));
           sum += key < n && t0 + key <= last[mt] ? e : 0.0;
         }
       m[mt] = next;

@@ -8,9 +8,10 @@
 // A CTA sums kLines = 128 lines of one (sequence, query head), one line a thread. It takes the rows in groups
 // of 32 (kLineGroupRows), in row order: for a group, the keys its pairs on the CTA's lines meet (the columns,
 // or up to 32 + kLines - 1 keys for diagonals) are staged 32 at a time and multiplied with the group's rows
-// as fp64 mma tiles (each of the 4 warps takes 8 of the 32 keys against the 32 rows; bf16/fp16 inputs are
-// exact fp64 operands); the pairs on the CTA's lines become probabilities in shared memory, by line; then
-// each thread adds its line's 32 probabilities to its running sum. Only a group's probabilities are held, so
+// as mma tiles (each of the 4 warps takes 8 of the 32 keys against the 32 rows; fp32 logits and
+// fp32-precision exponentials, as last_rows.cuh's pass, so the sums agree with the CPU's to ~1e-6,
+// relative); the pairs on the CTA's lines become probabilities (fp64) in shared memory, by line; then each
+// thread adds its line's 32 probabilities to its running sum. Only a group's probabilities are held, so
 // several CTAs share an SM.
 #pragma once
 #include <cmath>
@@ -123,7 +124,7 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
       __syncthreads();  // the group's rows are staged; the previous key tile is consumed
       stage_rows(k + static_cast<std::int64_t>(t0) * p.k_token, p.k_token, n, kProxyTile, d, ks, stride);
       __syncthreads();
-      double acc[4][1][2];  // [row tile][key tile][element]
+      float acc[4][1][2];  // [row tile][key tile][element]
       tile_logits<Element, 1>(qs, stride, 0, ks, stride, 8 * warp, d, acc);
 #pragma unroll
       for (int mt = 0; mt < 4; ++mt) {
@@ -136,7 +137,7 @@ __global__ void line_sums_kernel(const LineParams lp, int slash) {
           // The logit is at most the row's maximum. One multiply for the CPU's two divisions: within an ulp
           // of them when term_divisor is a power of two (FlexPrefill's block, MInference's 1).
           probs[line * kLineProbStride + (r - r0)] =
-              exp_nonpositive(acc[mt][0][e] * p.scale - stats[2 * r]) * stats[2 * r + 1];
+              exp_nonpositive_fp32(acc[mt][0][e] * p.scale - stats[2 * r]) * stats[2 * r + 1];
         }
       }
     }

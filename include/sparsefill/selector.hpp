@@ -75,6 +75,22 @@ std::vector<double> xattention_block_scores(const SelectorInputs& inputs, const 
 std::vector<double> meanpool_block_scores(const SelectorInputs& inputs);
 std::vector<double> prism_block_scores(const SelectorInputs& inputs, const PrismConfig& config);
 
+// The line scores the vertical-slash selectors rank by top-k, fp64, likewise (for the GPU's fp32 logits and
+// fp32-precision numerators), forced lines +inf: per (batch, query head), `scores` holds the vertical lines
+// then the slash lines, [batch, heads_q, 2, width], and `kept` how many of each the top-k keeps,
+// [batch, heads_q, 2]. MInference (algorithms.md §4.4): the last queries' column sums and diagonal sums by
+// offset, width max_seqlen_k (zeros past a sequence's keys). FlexPrefill (§4.3): those sums pooled to key
+// blocks (the slashes indexed as the reference's L - 1 - offset), width ceil(max_seqlen_k / block), the
+// budgets in `kept` (zeros for sequences that run dense). Error(<parameter>) for invalid inputs or
+// configuration, as the selectors.
+struct RankedLines {
+  std::vector<double> scores;
+  std::vector<std::int64_t> kept;
+  std::int64_t width = 0;
+};
+RankedLines minference_line_scores(const SelectorInputs& inputs, const MInferenceConfig& config);
+RankedLines flexprefill_block_line_scores(const SelectorInputs& inputs, const FlexPrefillConfig& config);
+
 // Known method names, in the order the CLI lists them.
 std::vector<std::string> selector_names();
 // Error("method") for an unknown name; Error(<parameter>) for an invalid configuration.

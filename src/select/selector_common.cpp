@@ -156,4 +156,23 @@ std::vector<double> gather_block_scores(
   return scores;
 }
 
+RankedLines gather_ranked_lines(
+    const AttentionProblem& p, std::int64_t width,
+    const std::function<HeadRankedLines(std::int64_t, std::int64_t)>& head_lines) {
+  RankedLines out;
+  out.width = width;
+  out.scores.assign(static_cast<std::size_t>(p.batch * p.heads_q * 2 * width), 0.0);
+  out.kept.assign(static_cast<std::size_t>(p.batch * p.heads_q * 2), 0);
+  parallel_for(p.batch * p.heads_q, [&](std::int64_t item) {
+    const HeadRankedLines head = head_lines(item / p.heads_q, item % p.heads_q);
+    require(static_cast<std::int64_t>(std::max(head.vertical.size(), head.slash.size())) <= width,
+            "head_lines", "must hold at most width lines a kind");
+    std::copy(head.vertical.begin(), head.vertical.end(), out.scores.begin() + 2 * item * width);
+    std::copy(head.slash.begin(), head.slash.end(), out.scores.begin() + (2 * item + 1) * width);
+    out.kept[static_cast<std::size_t>(2 * item)] = head.keep_vertical;
+    out.kept[static_cast<std::size_t>(2 * item + 1)] = head.keep_slash;
+  });
+  return out;
+}
+
 }  // namespace sparsefill

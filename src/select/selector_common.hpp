@@ -75,4 +75,16 @@ std::vector<double> gather_block_scores(
     const AttentionProblem& p, std::int64_t block,
     const std::function<std::vector<double>(std::int64_t, std::int64_t)>& head_scores);
 
+// One (sequence, query head)'s lines for RankedLines (selector.hpp): vertical and slash scores (at most
+// `width` each) and how many of each the top-k keeps.
+struct HeadRankedLines {
+  std::vector<double> vertical, slash;
+  std::int64_t keep_vertical = 0, keep_slash = 0;
+};
+
+// Lays each (sequence b, query head h)'s lines (head_lines(b, h), computed in parallel) into a RankedLines of
+// `width` lines a kind, zeros past a head's own.
+RankedLines gather_ranked_lines(const AttentionProblem& p, std::int64_t width,
+                                const std::function<HeadRankedLines(std::int64_t, std::int64_t)>& head_lines);
+
 }  // namespace sparsefill

@@ -1,11 +1,13 @@
 // FlexPrefill's GPU selection, the whole launch sequence of cuda/select/flexprefill_launches.cuh with its
-// workspace aliasing (the slashes overwrite the verticals, the pooled queries both), run on the device emulator
-// on fresh fp32 inputs (every product exact in fp64) and compared block by block with the CPU selector, which
-// defines the method: heads on the vertical-slash path, query-aware heads cutting their pooled map (every head,
-// with tau above the divergence's bound), budgets clamped by max_budget, the dense fallback, and keys all
-// equal, which makes every map row uniform so that the T5 boundary falls inside a run of equal entries taken in
-// flattened order. The workspace starts poisoned. The GPU sums in another order than the CPU, so a decision
-// could flip only where a value sits within fp64 rounding of tau or gamma; none is expected at these sizes.
+// workspace aliasing (the slashes overwrite the verticals, the pooled queries both), run on the device
+// emulator on fresh fp32 inputs (every product exact in fp64) and compared block by block with the CPU
+// selector, which defines the method: heads on the vertical-slash path, query-aware heads cutting their
+// pooled map (every head, with tau above the divergence's bound), budgets clamped by max_budget, the dense
+// fallback, and keys all equal, which makes every map row uniform so that the T5 boundary falls inside a run
+// of equal entries taken in flattened order. The workspace starts poisoned. The GPU sums in another order
+// than the CPU and takes the last rows' logits and numerators at fp32 precision (f32_mma.cuh's host form,
+// exp_nonpositive_fp32), so a decision could flip only where a value sits within ~1e-6 of tau or gamma, or
+// two block sums tie to that rounding at a cut; none is expected at these sizes.
 #include <gtest/gtest.h>
 
 #include <algorithm>

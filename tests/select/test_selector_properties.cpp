@@ -4,6 +4,8 @@
 // layout.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "sparsefill/error.hpp"
 #include "sparsefill/scene.hpp"
 #include "sparsefill/selector.hpp"
@@ -213,6 +215,74 @@ TEST(SelectorProperties, StrideBlockScoresHoldEachRowsProbabilityMass) {
   XAttentionConfig bad_x;
   bad_x.stride = 7;
   EXPECT_EQ(testing::error_argument([&] { xattention_block_scores(in, bad_x); }), "xattn.stride");
+}
+
+// The vertical-slash selectors' published line scores: MInference's columns and diagonals each hold the last
+// rows' probability mass (every row's softmax sums to 1, so the unforced lines of a kind sum to the rows,
+// less what the forced lines held), the forced lines are +inf (30 columns, 100 diagonals), the kept counts
+// are the clamped sizes; FlexPrefill's block lines hold the last block's averaged mass (1 a kind, less the
+// forced block's), its budgets lie within [ceil(min_budget / B), nb]; bad settings name the parameter.
+TEST(SelectorProperties, VerticalSlashLineScoresHoldTheLastRowsMass) {
+  const std::uint64_t seed = testing::fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const Scene scene = small_scene(seed, 900);
+  const AttentionProblem p = describe_attention(scene.q.view(), scene.k.view(), scene.v.view());
+  const std::int64_t block = 64, L = p.seqlen_q[0], nb = (L + block - 1) / block;
+  const SelectorInputs in = inputs_of(scene.q.view(), scene.k.view(), scene.v.view(), block);
+  MInferenceConfig minference;
+  minference.last_q = 40;
+  minference.vertical_size = 200;
+  minference.slash_size = 7;  // below the reference's floor of 50
+  const RankedLines lines = minference_line_scores(in, minference);
+  ASSERT_EQ(lines.width, L);
+  ASSERT_EQ(lines.scores.size(), static_cast<std::size_t>(p.heads_q * 2 * L));
+  for (std::int64_t h = 0; h < p.heads_q; ++h)
+    for (std::int64_t kind = 0; kind < 2; ++kind) {
+      const double* x = lines.scores.data() + (h * 2 + kind) * L;
+      const std::int64_t forced = kind == 0 ? 30 : 100;
+      double mass = 0;
+      for (std::int64_t j = 0; j < L; ++j) {
+        if (j < forced) {
+          ASSERT_TRUE(std::isinf(x[j])) << "head " << h << " kind " << kind << " line " << j;
+        } else {
+          ASSERT_GE(x[j], 0.0);
+          mass += x[j];
+        }
+      }
+      EXPECT_GT(mass, 0.0);
+      EXPECT_LT(mass, 40.0 + 1e-9) << "head " << h << " kind " << kind;
+      EXPECT_EQ(lines.kept[h * 2 + kind], kind == 0 ? 200 : 50);
+    }
+  FlexPrefillConfig flex;
+  flex.min_budget = 128;
+  const RankedLines blocks = flexprefill_block_line_scores(in, flex);
+  ASSERT_EQ(blocks.width, nb);
+  for (std::int64_t h = 0; h < p.heads_q; ++h)
+    for (std::int64_t kind = 0; kind < 2; ++kind) {
+      const double* x = blocks.scores.data() + (h * 2 + kind) * nb;
+      const std::int64_t forced =
+          kind == 0 ? 0 : nb - 1;  // block 0 of the verticals, the main diagonal's slash
+      double mass = 0;
+      for (std::int64_t v = 0; v < nb; ++v) {
+        if (v == forced) {
+          ASSERT_TRUE(std::isinf(x[v]));
+        } else {
+          mass += x[v];
+        }
+      }
+      EXPECT_GT(mass, 0.0);
+      EXPECT_LT(mass, 1.0 + 1e-9);
+      EXPECT_GE(blocks.kept[h * 2 + kind], 2);
+      EXPECT_LE(blocks.kept[h * 2 + kind], nb);
+    }
+  MInferenceConfig bad_minference;
+  bad_minference.slash_size = 0;
+  EXPECT_EQ(testing::error_argument([&] { minference_line_scores(in, bad_minference); }),
+            "minference.slash-size");
+  FlexPrefillConfig bad_flex;
+  bad_flex.gamma = 0;
+  EXPECT_EQ(testing::error_argument([&] { flexprefill_block_line_scores(in, bad_flex); }),
+            "flexprefill.gamma");
 }
 
 // The stride selectors' settings check (RRConfig / XAttentionConfig::check, which the CPU and GPU selectors

@@ -507,6 +507,8 @@ TEST(GpuSelection, MasksEqualTheCpuSelectors) {
   expect_mask_up_to_threshold_rounding("prism", narrow_bands, narrow, "random causal 500, d 36");
   expect_mask_up_to_threshold_rounding("meanpool", t1, narrow, "random causal 500, d 36, t1 0.8");
   expect_mask_up_to_threshold_rounding("minference", narrow_lines, narrow, "random causal 500, d 36");
+  const Inputs odd = random_fp16_inputs(rng, true, 1, 500, 500, 33);  // the last rows' mma takes 2-byte pairs
+  expect_mask_up_to_threshold_rounding("minference", narrow_lines, odd, "random causal 500, d 33");
   const Inputs long_rows = long_inputs(rng);
   expect_mask_up_to_threshold_rounding("prism", {}, long_rows, "random causal 70000 (1094 key blocks)");
   expect_mask_up_to_threshold_rounding("meanpool", t1, long_rows,

@@ -202,10 +202,11 @@ TEST(EmulatedLastRows, PbsKeyOrderRanksEachCompleteSegment) {
 // Line sums through line_sums_kernel<float, kRows> with `rows` last rows: MInference's form (forced lines, plain
 // sums) or FlexPrefill's (no forced lines, each probability divided by the rows).
 template <int kRows>
-void expect_line_sums(std::mt19937_64& rng, int rows, bool flexprefill) {
+void expect_line_sums(std::mt19937_64& rng, int rows, bool flexprefill, int d = 16) {
   LastRowsCase c;
   c.causal = true;
   c.rows = rows;
+  c.d = d;
   c.lq = 300;
   c.lk = 420;  // chunked prefill: keys before the queries
   Problem pr = make_problem(c, rng);
@@ -264,6 +265,7 @@ TEST(EmulatedLastRows, MInferenceLineSumsEqualTheHostComputation) {
   std::mt19937_64 rng(seed);
   expect_line_sums<64>(rng, 40, false);   // last_q 40
   expect_line_sums<128>(rng, 100, false);  // last_q 100: the four-row-group layout
+  expect_line_sums<64>(rng, 40, false, 20);  // d 20: the mma's last 16-dim step is partly past d
 }
 
 TEST(EmulatedLastRows, FlexPrefillLineSumsEqualTheHostComputation) {

@@ -45,6 +45,7 @@ inline constexpr int kPatternBits = 62;  // probabilities lie in [0, 1]: the two
 inline constexpr int kRadixLevels = (kPatternBits + kRadixBits - 1) / kRadixBits;
 inline constexpr double kFixedUnit = 1125899906842624.0;  // 2^50: the map's mass in units of 2^-50
 inline constexpr int kCoverDigitBits = 8, kCoverBins = 1 << kCoverDigitBits;  // flex_cover_kernel's radix
+inline constexpr int kCoverLoads = 8;  // loads a thread of flex_cover_kernel keeps in flight
 static_assert(kCoverBins == 256, "first_crossing_from_top searches 256 bins");
 enum FlexPlanField : int { kPlanDense = 0, kPlanQueryAware, kPlanVertical, kPlanSlash, kPlanFields };
 enum MapPass : int { kMapHistogram = 0, kMapTies, kMapRaster };
@@ -102,14 +103,31 @@ __global__ void __launch_bounds__(kFlexThreads) flex_cover_kernel(const FlexPara
   const std::int64_t row = static_cast<std::int64_t>(b) * p.heads_q + h;
   const double* x = (slash ? fp.lines.slash : fp.lines.vertical) + row * p.width;
   double* sums = fp.block_sums + (row * 2 + slash) * fp.lines.nk;
-  for (int v = threadIdx.x; v < fp.lines.nk; v += blockDim.x) {
-    double s = 0.0;  // the CPU's order: ascending reference index (a slash's is L - 1 - offset)
-    for (int j = v * block; j < min(L, (v + 1) * block); ++j) s += x[slash ? L - 1 - j : j];
-    sums[v] = s;
+  const int lane = threadIdx.x % 32, warps = static_cast<int>(blockDim.x) / 32;
+  for (int v = static_cast<int>(threadIdx.x) / 32; v < fp.lines.nk;
+       v += warps) {  // a warp a block, coalesced
+    double s = 0.0;   // reference index j (a slash's is L - 1 - offset); the lanes' sums added by shuffles
+    for (int j = v * block + lane; j < min(L, (v + 1) * block); j += 32) s += x[slash ? L - 1 - j : j];
+    for (int offset = 16; offset > 0; offset /= 2) s += __shfl_down_sync(0xffffffffu, s, offset);
+    if (lane == 0) sums[v] = s;
   }
+  // Calls f(value) for the thread's values x[j], j = threadIdx.x + i blockDim.x in order of i, with
+  // kCoverLoads loads in flight: one CTA a head reads its L values ~12 times, so a pass is bound by the
+  // loads' latency unless several overlap.
+  auto for_each_value = [&](auto&& f) {
+    const int threads = static_cast<int>(blockDim.x);
+    for (int j0 = threadIdx.x; j0 < L; j0 += kCoverLoads * threads) {
+      double value[kCoverLoads];
+#pragma unroll
+      for (int t = 0; t < kCoverLoads; ++t) value[t] = j0 + t * threads < L ? x[j0 + t * threads] : 0.0;
+#pragma unroll
+      for (int t = 0; t < kCoverLoads; ++t)
+        if (j0 + t * threads < L) f(value[t]);
+    }
+  };
   auto mass_above = [&](unsigned long long key) {
     double s = 0.0;
-    for (int j = threadIdx.x; j < L; j += blockDim.x) s += pattern_of(x[j]) > key ? x[j] : 0.0;
+    for_each_value([&](double value) { s += pattern_of(value) > key ? value : 0.0; });
     return cta_sum(s, scratch);
   };
   // The smallest pattern `lo` whose strictly larger values fit in gamma: those are all kept, and of the
@@ -126,14 +144,14 @@ __global__ void __launch_bounds__(kFlexThreads) flex_cover_kernel(const FlexPara
     // would otherwise take every thread's atomics one after the other.
     unsigned long long run_mass = 0;
     int run_digit = -1;
-    for (int j = threadIdx.x; j < L; j += blockDim.x) {
-      const unsigned long long key = pattern_of(x[j]), mass = fixed_mass(x[j]);
-      if ((key & found_mask) != lo || mass == 0) continue;
+    for_each_value([&](double value) {
+      const unsigned long long key = pattern_of(value), mass = fixed_mass(value);
+      if ((key & found_mask) != lo || mass == 0) return;
       const int digit = static_cast<int>((key >> shift) & (kCoverBins - 1));
       if (digit != run_digit && run_digit >= 0) atomicAdd(&cover_bins[run_digit], run_mass), run_mass = 0;
       run_digit = digit;
       run_mass += mass;
-    }
+    });
     if (run_digit >= 0) atomicAdd(&cover_bins[run_digit], run_mass);
     __syncthreads();
     if (threadIdx.x < 32) {
@@ -149,10 +167,10 @@ __global__ void __launch_bounds__(kFlexThreads) flex_cover_kernel(const FlexPara
     above_class = cover_above;
   }
   long long above = 0, equal = 0;
-  for (int j = threadIdx.x; j < L; j += blockDim.x) {
-    above += pattern_of(x[j]) > lo;
-    equal += pattern_of(x[j]) == lo;
-  }
+  for_each_value([&](double value) {
+    above += pattern_of(value) > lo;
+    equal += pattern_of(value) == lo;
+  });
   above = cta_sum(above, counts);
   equal = cta_sum(equal, counts);
   const double mass = mass_above(lo);

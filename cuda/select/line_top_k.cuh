@@ -6,7 +6,8 @@
 // k-th largest pattern 8 bits at a time: each pass counts the entries that match the bits found so far by
 // their next byte (a 256-bin shared histogram; lanes of a warp with the same byte add once,
 // __match_any_sync), and one warp finds the byte where the count from the top reaches the entries still
-// wanted. The entries are read coalesced, a CTA's threads striding over the line array. A last pass over
+// wanted. The entries are read coalesced, a CTA's threads striding over the line array, 8 loads a thread at a
+// time. A last pass over
 // chunks of the array in index order keeps the entries above the boundary and its first ties: a CTA-wide
 // exclusive scan of each chunk's (above, tied) counts gives every kept entry its tie rank and, for the slash,
 // its place among the kept offsets (ascending).
@@ -21,6 +22,7 @@ namespace sparsefill::cuda::select {
 inline constexpr int kTopKThreads = 1024;
 inline constexpr int kTopKWarps = kTopKThreads / 32;
 inline constexpr int kTopKDigitBits = 8, kTopKBins = 1 << kTopKDigitBits;
+inline constexpr int kTopKLoads = 8;  // loads a thread keeps in flight in a histogram pass
 static_assert(kTopKBins == 256, "first_crossing_from_top searches 256 bins");
 
 // Top-k of the vertical (slash = 0) or slash (1) sums of (b, h) = (blockIdx.z, blockIdx.y), kTopKThreads
@@ -44,13 +46,24 @@ __global__ void __launch_bounds__(kTopKThreads) line_top_k_kernel(const LinePara
   for (int shift = 64 - kTopKDigitBits; shift >= 0; shift -= kTopKDigitBits) {
     for (int i = threadIdx.x; i < kTopKBins; i += threads) bins[i] = 0;
     __syncthreads();
-    for (int x0 = 0; x0 < lk; x0 += threads) {  // whole warps in step, for the warp's match
-      const int x = x0 + static_cast<int>(threadIdx.x);
-      const unsigned long long key = x < lk ? key_of(x) : 0;
-      const int digit =
-          x < lk && (key & found_mask) == boundary ? static_cast<int>((key >> shift) & (kTopKBins - 1)) : -1;
-      const unsigned same = __match_any_sync(0xffffffffu, digit);
-      if (digit >= 0 && lane == __ffs(static_cast<int>(same)) - 1) atomicAdd(&bins[digit], __popc(same));
+    // Whole warps in step, for the warp's match; kTopKLoads loads in flight a thread (one CTA a head reads
+    // the line array 9 times, so a pass would otherwise wait on each load's latency).
+    for (int x0 = 0; x0 < lk; x0 += kTopKLoads * threads) {
+      unsigned long long key[kTopKLoads];
+#pragma unroll
+      for (int t = 0; t < kTopKLoads; ++t) {
+        const int x = x0 + t * threads + static_cast<int>(threadIdx.x);
+        key[t] = x < lk ? key_of(x) : 0;
+      }
+#pragma unroll
+      for (int t = 0; t < kTopKLoads; ++t) {
+        const bool present = x0 + t * threads + static_cast<int>(threadIdx.x) < lk;
+        const int digit = present && (key[t] & found_mask) == boundary
+                              ? static_cast<int>((key[t] >> shift) & (kTopKBins - 1))
+                              : -1;
+        const unsigned same = __match_any_sync(0xffffffffu, digit);
+        if (digit >= 0 && lane == __ffs(static_cast<int>(same)) - 1) atomicAdd(&bins[digit], __popc(same));
+      }
     }
     __syncthreads();
     if (threadIdx.x < 32) {  // a crossing exists: wanted <= the entries matching the bytes found

@@ -341,6 +341,7 @@ TEST(EmulatedLastRows, MInferenceTopKEqualsAStableSort) {
     expect_top_k(rng, 2500, shape, 700, 1300);  // three chunks of the CTA's threads
     expect_top_k(rng, 700, shape, 10, 20);      // below the floors of 30 and 50
   }
+  expect_top_k(rng, 9000, 0, 3000, 100);  // past the 8 loads a thread of one histogram step
   expect_top_k(rng, 40, 1, 1000, 1000);  // every line kept
   expect_top_k(rng, 1, 0, 1000, 1000);
 }

@@ -31,6 +31,7 @@
 #include <cstdint>
 
 #include "select/cta_reduce.cuh"
+#include "select/element_convert.cuh"
 #include "select/line_sums.cuh"
 #include "select/score_rows.cuh"
 

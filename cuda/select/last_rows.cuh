@@ -15,7 +15,6 @@
 #include <cstdint>
 
 #include "common/dynamic_shared.cuh"
-#include "select/element_convert.cuh"
 #include "select/f32_mma.cuh"
 #include "select/fp64_exp.cuh"
 #include "select/sequence_lengths.cuh"

@@ -18,7 +18,6 @@
 #include <cstdint>
 
 #include "common/dynamic_shared.cuh"
-#include "select/element_convert.cuh"
 #include "select/fp64_exp.cuh"
 #include "select/last_rows.cuh"
 

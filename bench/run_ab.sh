@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A/B of a change to the pooled selectors on one GPU machine (run from the repository root there): "new" is
+# A/B of a change to the selectors on one GPU machine (run from the repository root there): "new" is
 # the working tree, "main" the same with exp/$PATCH reversed (PATCH: `git diff` of the change; exp/ is an
 # untracked folder, ignored through .git/info/exclude and named in the run's carry list). Builds both
 # bench_prefill (and new's test_gpu_selection) under /tmp/v, runs new's selection tests (GTEST_FILTER, default
@@ -34,5 +34,6 @@ done
 for v in new main; do
   [ "${NCU:-1}" = 1 ] || break
   timeout 100 ncu --metrics gpu__time_duration.sum -k "regex:${NCU_KERNEL:-score_rows}" /tmp/v/$v/build-gpu/bench/bench_prefill --len 131072 --reps 1 --methods "$methods" > "$out/ncu_$v.txt" 2>&1
-  echo "ncu $v, ${NCU_KERNEL:-score_rows} at locked clocks (us): $(grep -E 'gpu__time_duration' "$out/ncu_$v.txt" | awk '{print $NF}' | sort -n | awk '{a[NR]=$1} END {print "launches", NR, "min", a[1], "median", a[int((NR+1)/2)], "max", a[NR]}')"
+  echo "ncu $v, ${NCU_KERNEL:-score_rows} at locked clocks (ms):"
+  python3 bench/ncu_kernel_times.py --templates "$out/ncu_$v.txt"
 done

@@ -42,20 +42,8 @@ if [ "${NCU:-0}" = 1 ]; then
   for method in ${NCU_METHODS:-prism pbs}; do
     timeout 240 ncu ${NCU_CLOCKS:+--clock-control "$NCU_CLOCKS"} --metrics gpu__time_duration.sum -k 'regex:pool|energy|scale|score_rows|importance|proxy|segment_rank|last_rows|merge_row|line_|flex|stride' \
       build-gpu/bench/bench_prefill --len "$longest" --reps 1 --methods "dense,$method" > "$out/ncu_$method.txt" 2>&1
-    echo "ncu $method at $longest (ms, last launch of each kernel):"
-    python3 - "$out/ncu_$method.txt" <<'EOF'
-import re, sys
-last, name = {}, None
-for line in open(sys.argv[1]):
-    if ")x(" in line:
-        name = re.search(r"(\w+)(<[^()]*>)?\(", line).group(1)
-    m = re.search(r"gpu__time_duration.sum\s+(\S+)\s+([\d.,]+)", line)
-    if m and name:
-        scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3, "nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}[m.group(1)]
-        last.setdefault(name, []).append(float(m.group(2).replace(",", "")) * scale)
-for k, v in last.items():
-    print(f"  {k:32s} {v[-1]:9.3f}  ({len(v)} launches)")
-EOF
+    echo "ncu $method at $longest (ms):"
+    python3 bench/ncu_kernel_times.py "$out/ncu_$method.txt"
   done
 fi
 for spec in ${NCU_SASS:-}; do  # per-instruction executed counts of one launch (SASS, csv) for instruction hunting

@@ -6,7 +6,8 @@
 # the pooled masks, PBS and varlen), bench_prefill at 128K for AB_METHODS (default dense, Prism, mean pooling
 # and PBS; dense first) in the order new main new main (ab.txt; one line of select / graph ms each), then ncu
 # on NCU_KERNEL (a kernel name regex, default Prism's row kernel, score_rows) at locked clocks for both, run on
-# AB_METHODS (the median of its launches; NCU=0 skips it, for changes that rename that kernel).
+# AB_METHODS (each template instance's last and median launch, bench/ncu_kernel_times.py; NCU=0 skips it, for
+# changes that rename the kernel).
 set -uo pipefail
 out=${OUT:-out}; mkdir -p "$out"
 eval "$(scripts/device/unpack_deps.sh)"

@@ -21,6 +21,11 @@ constexpr std::int64_t kMinVertical = 30;
 constexpr std::int64_t kMinSlash = 50;
 constexpr double kReferenceScale = 0.08838834764831845;  // 1 / sqrt(128), as hard-coded in the reference
 
+void check_config(const MInferenceConfig& c) {
+  require(c.vertical_size >= 1, "minference.vertical-size", "must be positive");
+  require(c.slash_size >= 1, "minference.slash-size", "must be positive");
+}
+
 AttentionProblem checked_problem(const SelectorInputs& in, const MInferenceConfig& c) {
   const AttentionProblem p = describe_attention(in.q, in.k, in.v, in.varlen);
   require(in.causal, "causal", "MInference vertical-slash is defined for causal attention only");
@@ -106,13 +111,12 @@ class MInferenceSelector final : public Selector {
 }  // namespace
 
 std::unique_ptr<Selector> make_minference_selector(const MInferenceConfig& config) {
-  require(config.vertical_size >= 1, "minference.vertical-size", "must be positive");
-  require(config.slash_size >= 1, "minference.slash-size", "must be positive");
+  check_config(config);
   return std::make_unique<MInferenceSelector>(config);
 }
 
 RankedLines minference_line_scores(const SelectorInputs& in, const MInferenceConfig& config) {
-  make_minference_selector(config);  // the configuration's checks
+  check_config(config);
   const AttentionProblem p = checked_problem(in, config);
   return gather_ranked_lines(p, p.max_seqlen_k(),
                              [&](std::int64_t b, std::int64_t h) { return head_lines(in, p, config, b, h); });

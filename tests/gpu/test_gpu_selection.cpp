@@ -416,8 +416,7 @@ OrderCheck check_key_order(const std::vector<std::int32_t>& order, const Selecti
   const std::int64_t heads = in.q.shape()[varlen ? 1 : 2], S = cpu.segment;
   const std::int64_t width = static_cast<std::int64_t>(importance.size()) / (batch * heads);
   for (std::int64_t b = 0; b < batch; ++b) {
-    const std::int64_t L = varlen ? in.cu_q[b + 1] - in.cu_q[b] : in.q.shape()[1],
-                       complete = L > S ? L / S * S : 0;
+    const std::int64_t L = sequence_lengths(in, b).first, complete = L > S ? L / S * S : 0;
     for (std::int64_t h = 0; h < heads; ++h) {
       const std::int64_t row = (b * heads + h) * width;
       for (std::int64_t p = 0; p < width; ++p) check.moved += order[row + p] != cpu.key_order[row + p];
@@ -864,9 +863,10 @@ struct DevicePrefill {
       // Equal lengths share one array (PBS's form of seqlen_q == seqlen_k).
       args.cu_seqlens_k = in.cu_k == in.cu_q ? args.cu_seqlens_q : static_cast<const std::int32_t*>(cu_k.get());
       args.varlen_batch = static_cast<std::int64_t>(in.cu_q.size()) - 1;
-      for (std::size_t b = 0; b + 1 < in.cu_q.size(); ++b) {
-        args.max_seqlen_q = std::max<std::int64_t>(args.max_seqlen_q, in.cu_q[b + 1] - in.cu_q[b]);
-        args.max_seqlen_k = std::max<std::int64_t>(args.max_seqlen_k, in.cu_k[b + 1] - in.cu_k[b]);
+      for (std::int64_t b = 0; b < args.varlen_batch; ++b) {
+        const auto [lq, lk] = sequence_lengths(in, b);
+        args.max_seqlen_q = std::max(args.max_seqlen_q, lq);
+        args.max_seqlen_k = std::max(args.max_seqlen_k, lk);
       }
     }
   }

@@ -14,10 +14,11 @@
 // The mask it writes is the canonical per-query-head mask (block_mask.hpp) of the CPU selector with the same
 // settings: kv_num_blocks [batch, heads_q, nQb] and kv_indices [batch, heads_q, nQb, nKb] (ascending, zeros
 // after the count), in device memory. Decisions equal the CPU's except where a value lies within rounding of
-// the threshold, or two blocks' scores agree to that rounding at the cut: fp64 rounding for PBS and
-// MInference (tree reductions sum in another order), fp32 for Prism and mean pooling (pooled means from fp32
-// sums of 16 tokens; fp32-precision softmax numerators for the mass rules) and the stride methods'
-// tensor-core logits (see the kernels' notes).
+// the threshold, or two blocks' (or lines') scores agree to that rounding at the cut: fp64 rounding for PBS
+// (tree reductions sum in another order), fp32 for Prism and mean pooling (pooled means from fp32 sums of 16
+// tokens; fp32-precision softmax numerators for the mass rules), the stride methods' tensor-core logits and
+// MInference's and FlexPrefill's (tensor-core logits of the last rows, fp32-precision numerators; see the
+// kernels' notes).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -61,7 +61,7 @@ Geometry geometry_of(const BlockSparseAttentionArgs& a) {
   const int rank = g.varlen ? 3 : 4;
   for (const auto& [t, name] :
        {std::pair<const TensorView*, const char*>{&a.q, "q"}, {&a.k, "k"}, {&a.v, "v"}, {&a.out, "out"}}) {
-    require(t->data != nullptr, name, "data pointer is null");
+    require_data(*t, name);
     require(t->rank == rank, name,
             std::string("expected rank ") + std::to_string(rank) + ", got " + t->shape_string());
     require(t->stride[rank - 1] == 1, name, "the last (head_dim) dimension must be contiguous");

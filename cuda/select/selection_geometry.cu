@@ -21,7 +21,7 @@ Geometry geometry_of(const GpuSelectionArgs& a) {
   const bool varlen = a.cu_seqlens_q != nullptr || a.cu_seqlens_k != nullptr;
   const int rank = varlen ? 3 : 4;
   for (const auto& [t, name] : {std::pair<const TensorView*, const char*>{&a.q, "q"}, {&a.k, "k"}}) {
-    require(t->data != nullptr, name, "data pointer is null");
+    require_data(*t, name);
     require(t->rank == rank, name,
             std::string(varlen ? "varlen selection takes [total_tokens, heads, head_dim]"
                                : "GPU selection takes [batch, seqlen, heads, head_dim] (or varlen with cu_seqlens)") +

@@ -32,6 +32,10 @@ struct TensorView {
   }
 };
 
+// Throws Error(name) when `view` has no data: an empty view (an extent of 0) is named as empty, any other as
+// a null data pointer.
+void require_data(const TensorView& view, const std::string& name);
+
 // True when every element of a floating view (any strides) is finite; other dtypes are always finite.
 bool all_finite(const TensorView& view);
 

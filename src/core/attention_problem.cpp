@@ -12,7 +12,7 @@ constexpr std::int64_t kMaxSeqlen = std::int64_t{1} << 24;
 constexpr std::int64_t kMaxHeadDim = 512;
 
 void check_tensor(const TensorView& t, const char* name, int rank, DType dtype) {
-  require(t.data != nullptr, name, "data pointer is null");
+  require_data(t, name);
   require(t.rank == rank, name,
           "expected rank " + std::to_string(rank) +
               (rank == 4 ? " [batch, seqlen, heads, head_dim]" : " [total_tokens, heads, head_dim]") +

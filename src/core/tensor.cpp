@@ -31,6 +31,12 @@ std::string TensorView::shape_string() const {
   return s.str();
 }
 
+void require_data(const TensorView& view, const std::string& name) {
+  require(view.data != nullptr, name,
+          view.numel() == 0 ? "is empty (shape " + view.shape_string() + ")"
+                            : std::string("data pointer is null"));
+}
+
 bool all_finite(const TensorView& view) {
   if (!is_floating(view.dtype) || view.rank == 0) return true;
   std::array<std::int64_t, kMaxRank> index{};

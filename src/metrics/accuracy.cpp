@@ -12,7 +12,7 @@ namespace sparsefill {
 namespace {
 
 void check_block_mass(const TensorView& m, const AttentionProblem& p, std::int64_t nq, std::int64_t nk) {
-  require(m.data != nullptr, "block_mass", "data pointer is null");
+  require_data(m, "block_mass");
   require(m.dtype == DType::kFP32 || m.dtype == DType::kFP64, "block_mass", "dtype must be fp32 or fp64");
   require(m.rank == 4 && m.shape[0] == p.batch && m.shape[1] == p.heads_q && m.shape[2] == nq &&
               m.shape[3] == nk && m.is_contiguous(),

@@ -12,7 +12,7 @@ namespace {
 void check_outputs(const TensorView& q, const AttentionProblem& p, const BlockMask* mask,
                    const ReferenceOutputs& outputs) {
   const TensorView& out = outputs.out;
-  require(out.data != nullptr, "out", "data pointer is null");
+  require_data(out, "out");
   require(is_floating(out.dtype), "out", "dtype must be floating, got " + dtype_name(out.dtype));
   require(out.rank == q.rank, "out", "shape " + out.shape_string() + " differs from q's " + q.shape_string());
   for (int i = 0; i < q.rank; ++i) {

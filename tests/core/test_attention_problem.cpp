@@ -83,6 +83,15 @@ TEST(AttentionProblem, RejectsBadInputsNamingTheArgument) {
               describe_attention(q, ok.k.view(), ok.v.view());
             }),
             "q");
+  // An empty tensor (no data at all) is named as empty, not as a null pointer.
+  try {
+    HostTensor k(DType::kBF16, {1, 0, 2, 64});
+    describe_attention(ok.q.view(), k.view(), ok.v.view());
+    ADD_FAILURE() << "an empty k was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.argument(), "k");
+    EXPECT_NE(std::string(e.what()).find("is empty (shape [1, 0, 2, 64])"), std::string::npos) << e.what();
+  }
 }
 
 TEST(AttentionProblem, AcceptsNonContiguousOuterStrides) {

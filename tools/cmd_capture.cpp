@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "output_paths.hpp"
 #include "sparsefill/error.hpp"
 #include "sparsefill/io.hpp"
 #include "sparsefill/llama_model.hpp"
@@ -70,7 +71,9 @@ std::function<int()> add_capture_command(CLI::App& app) {
   cmd->add_option("--prompt", f.prompt, "Text to run")->excludes(text);
   cmd->add_option("--layers", f.layers, "Layers to save")->delimiter(',')->capture_default_str();
   cmd->add_option("--max-tokens", f.max_tokens, "Truncate the text to this many tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--out", f.out_dir, "Output folder (must exist)")->capture_default_str();
+  cmd->add_option("--out", f.out_dir, "Output folder (must exist)")
+      ->capture_default_str()
+      ->check(output_folder());
   cmd->add_option("--dtype", f.dtype, "Saved dtype")->capture_default_str()->check(CLI::IsMember({"bf16", "fp16", "fp32"}));
   return [flags] { return run(*flags); };
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "output_paths.hpp"
 #include "selector_flags.hpp"
 #include "sparsefill/error.hpp"
 #include "sparsefill/evaluate.hpp"
@@ -201,8 +202,8 @@ std::function<int()> add_eval_command(CLI::App& app) {
   cmd->add_option("--block-size", f.block_size, "Block size")
       ->capture_default_str()
       ->check(CLI::IsMember({64, 128}));
-  cmd->add_option("--json", f.json_out, "Write every evaluated point as JSON to FILE");
-  cmd->add_option("--png", f.png_out, "Draw recall-versus-density curves to FILE.png");
+  cmd->add_option("--json", f.json_out, "Write every evaluated point as JSON to FILE")->check(output_file());
+  cmd->add_option("--png", f.png_out, "Draw recall-versus-density curves to FILE.png")->check(output_file());
   add_selector_flags(cmd, f.settings);
   return [flags] { return run(*flags); };
 }

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "output_paths.hpp"
 #include "selector_flags.hpp"
 #include "sparsefill/error.hpp"
 #include "sparsefill/io.hpp"
@@ -234,8 +235,10 @@ std::function<int()> add_model_eval_command(CLI::App& app) {
   cmd->add_option("--block-size", f.block_size, "Block size")
       ->capture_default_str()
       ->check(CLI::IsMember({64, 128}));
-  cmd->add_option("--json", f.json_out, "Write every result (per-layer stats, passkey cells) to FILE.json");
-  cmd->add_option("--png", f.png_out, "Plot delta PPL and passkey accuracy against density to FILE.png");
+  cmd->add_option("--json", f.json_out, "Write every result (per-layer stats, passkey cells) to FILE.json")
+      ->check(output_file());
+  cmd->add_option("--png", f.png_out, "Plot delta PPL and passkey accuracy against density to FILE.png")
+      ->check(output_file());
   add_selector_flags(cmd, f.settings);
   return [flags] { return run(*flags); };
 }

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "output_paths.hpp"
 #include "progress.hpp"
 #include "run_report.hpp"
 #include "selector_flags.hpp"
@@ -173,12 +174,14 @@ std::function<int()> add_run_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_flag("--per-head", f.per_head, "Also print a per-head table (kind, density, recall, error)");
-  cmd->add_option("--json", f.json_out, "Write the full result as JSON to FILE");
+  cmd->add_option("--json", f.json_out, "Write the full result as JSON to FILE")->check(output_file());
   cmd->add_option("--mask-out", f.mask_out,
-                  "Write the selected block mask to FILE (.safetensors canonical, .npy bool map)");
+                  "Write the selected block mask to FILE (.safetensors canonical, .npy bool map)")
+      ->check(output_file());
   cmd->add_option(
-      "--png", f.png_out,
-      "Draw the block mask per head (and the true block attention mass for small inputs) to FILE.png");
+         "--png", f.png_out,
+         "Draw the block mask per head (and the true block attention mass for small inputs) to FILE.png")
+      ->check(output_file());
   add_selector_flags(cmd, f.settings);
   return [flags, cmd] { return run(*flags, *cmd); };
 }

@@ -90,7 +90,13 @@ fails_with "missing k/v with --q is rejected" "requires" "$bin" run --q "$work/n
 printf 'garbage' > "$work/bad.npy"
 fails_with "corrupt q file is rejected" "bad.npy" "$bin" run --q "$work/bad.npy" --k "$work/bad.npy" --v "$work/bad.npy"
 fails_with "scene and files are exclusive" "excludes" "$bin" run --scene sink --q "$work/bad.npy" --k "$work/bad.npy" --v "$work/bad.npy"
-fails_with "unwritable json path fails" "cannot write" "$bin" run --len 64 --heads-q 2 --heads-kv 1 --json "$work/no/such/dir/r.json"
+fails_with "a json path in a missing folder fails before the run" "does not exist" "$bin" run --len 64 --heads-q 2 \
+  --heads-kv 1 --json "$work/no/such/dir/r.json"
+fails_with "a bad mask path fails before any output is written" "--mask-out" "$bin" run --len 64 --heads-q 2 --heads-kv 1 \
+  --json "$work/early.json" --mask-out "$work/no/such/dir/m.safetensors"
+check "nothing was written by the failed run" test ! -e "$work/early.json"
+fails_with "eval's png path in a missing folder fails before the sweep" "does not exist" "$bin" eval --methods prism \
+  --len 64 --png "$work/no/such/dir/e.png"
 
 echo "cli: $failures failure(s)"
 test $failures -eq 0

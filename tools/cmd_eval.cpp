@@ -69,8 +69,9 @@ std::vector<Point> average_over_seeds(const std::vector<Point>& points) {
   return out;
 }
 
-int run(EvalFlags& f) {
-  const auto thresholds = parse_sweeps(f.sweeps, default_thresholds());
+int run(EvalFlags& f, const CLI::App& cmd) {
+  require_selector_flags_of(cmd, f.methods);
+  const auto thresholds = parse_sweeps(f.sweeps, f.methods, default_thresholds());
   for (const auto& m : f.methods)
     make_selector(m, f.settings);  // validates names and settings before any work
   EvaluationOptions options;
@@ -205,7 +206,7 @@ std::function<int()> add_eval_command(CLI::App& app) {
   cmd->add_option("--json", f.json_out, "Write every evaluated point as JSON to FILE")->check(output_file());
   cmd->add_option("--png", f.png_out, "Draw recall-versus-density curves to FILE.png")->check(output_file());
   add_selector_flags(cmd, f.settings);
-  return [flags] { return run(*flags); };
+  return [flags, cmd] { return run(*flags, *cmd); };
 }
 
 }  // namespace sparsefill::cli

@@ -152,8 +152,9 @@ std::vector<PlotPanel> plot_panels(const std::vector<MethodResult>& results, dou
   return panels;
 }
 
-int run(const ModelEvalFlags& f) {
-  const auto sweeps = parse_sweeps(f.sweeps, {});
+int run(const ModelEvalFlags& f, const CLI::App& cmd) {
+  require_selector_flags_of(cmd, f.methods);
+  const auto sweeps = parse_sweeps(f.sweeps, f.methods, {});
   for (const std::string& m : f.methods)
     if (m != "dense") make_selector(m, f.settings);  // validates names and settings before any work
   require(f.methods.front() == "dense", "--methods", "must start with dense (the baseline of delta PPL)");
@@ -240,7 +241,7 @@ std::function<int()> add_model_eval_command(CLI::App& app) {
   cmd->add_option("--png", f.png_out, "Plot delta PPL and passkey accuracy against density to FILE.png")
       ->check(output_file());
   add_selector_flags(cmd, f.settings);
-  return [flags] { return run(*flags); };
+  return [flags, cmd] { return run(*flags, *cmd); };
 }
 
 }  // namespace sparsefill::cli

@@ -46,6 +46,7 @@ int run(const RunFlags& f, const CLI::App& cmd) {
   run.method = f.method;
   run.causal = !f.non_causal;
   run.block_size = f.block_size;
+  require_selector_flags_of(cmd, {f.method});
   auto selector = make_selector(f.method, f.settings);
 
   Scene scene;

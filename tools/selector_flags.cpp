@@ -1,5 +1,6 @@
 #include "selector_flags.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 #include "sparsefill/error.hpp"
@@ -31,12 +32,27 @@ void add_selector_flags(CLI::App* command, SelectorSettings& settings) {
   }
 }
 
+void require_selector_flags_of(const CLI::App& command, const std::vector<std::string>& methods) {
+  SelectorSettings settings;
+  for (const std::string& method : selector_names()) {
+    if (std::find(methods.begin(), methods.end(), method) != methods.end()) continue;
+    for (const ParamSpec& spec : settings.params(method)) {
+      const std::string flag = "--" + method + "-" + spec.name;
+      require(command.count(flag) == 0, flag,
+              "applies to method " + method + ", which this command does not run");
+    }
+  }
+}
+
 std::map<std::string, std::vector<double>> parse_sweeps(const std::vector<std::string>& sweeps,
+                                                        const std::vector<std::string>& methods,
                                                         std::map<std::string, std::vector<double>> defaults) {
   for (const std::string& sweep : sweeps) {
     const auto eq = sweep.find('=');
     require(eq != std::string::npos, "--sweep", "expected METHOD=T1,T2,..., got '" + sweep + "'");
     const std::string method = sweep.substr(0, eq);
+    require(std::find(methods.begin(), methods.end(), method) != methods.end(), "--sweep",
+            "method '" + method + "' is not among --methods");
     try {
       SelectorSettings{}.set_threshold(method, 0.5);
     } catch (const Error&) {

@@ -37,8 +37,11 @@ check "non-causal run with 64 blocks" python3 -c "import json,sys; j=json.load(o
 
 # Every method runs from the CLI; a method flag reaches its selector.
 for m in prism rr pbs xattn flexprefill minference meanpool oracle; do
-  check "method $m runs" bash -c "'$bin' run --scene slash-stress --len 600 --heads-q 4 --heads-kv 2 --head-dim 64 --block-size 64 --method $m --pbs-segment 256 --flexprefill-min-budget 128 --json '$work/$m.json' >/dev/null 2>&1"
+  extra=""; [ $m = pbs ] && extra="--pbs-segment 256"; [ $m = flexprefill ] && extra="--flexprefill-min-budget 128"
+  check "method $m runs" bash -c "'$bin' run --scene slash-stress --len 600 --heads-q 4 --heads-kv 2 --head-dim 64 --block-size 64 --method $m $extra --json '$work/$m.json' >/dev/null 2>&1"
 done
+fails_with "a flag of a method the run does not run is rejected" "--prism-d-high: applies to method prism" \
+  "$bin" run --len 64 --heads-q 2 --heads-kv 1 --method rr --prism-d-high 32
 check "prism threshold flag changes the density" python3 -c "
 import json, subprocess, sys
 def density(p):
@@ -53,6 +56,8 @@ check "eval prints a table per scene" test "$(grep -c '^scene ' <<<"$out")" -eq 
 check "eval json has every point" python3 -c "import json,sys; j=json.load(open('$work/e.json')); sys.exit(0 if len(j['points'])==2*2*(2+3) else 1)"
 check "eval png written" bash -c "head -c 4 '$work/e.png' | grep -q PNG"
 fails_with "eval rejects a bad sweep" "--sweep" "$bin" eval --methods prism --sweep prism=abc --len 64
+fails_with "eval rejects a sweep of a method it does not run" "not among --methods" "$bin" eval --methods prism \
+  --sweep rr=0.9 --len 64
 if ! command -v nvidia-smi >/dev/null 2>&1; then
   fails_with "--device cuda without a GPU is a clear error" "device" "$bin" run --len 64 --heads-q 2 --heads-kv 1 --device cuda
 fi

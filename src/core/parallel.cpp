@@ -1,7 +1,13 @@
+// One pool of worker_count() - 1 threads, started on the first parallel loop, serves every loop. A loop is a
+// job of `count` items: its caller takes items itself while the pool's idle workers take the rest, newest job
+// first. A loop called from inside an item (nested) is a new job that its thread works on as a caller, so the
+// inner loops of a few outer items spread over the idle workers, and every thread that waits does so only on
+// items it or its inner loops' helpers are running: nesting cannot deadlock.
 #include "core/parallel.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -9,6 +15,95 @@
 #include <vector>
 
 namespace sparsefill {
+namespace {
+
+struct Job {
+  std::int64_t count;
+  const std::function<void(std::int64_t)>* body;
+  std::atomic<std::int64_t> next{0};      // the next unclaimed item
+  std::atomic<std::int64_t> finished{0};  // items run, or skipped after a failure
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;  // the first item's exception; written under the pool's mutex
+};
+
+class Pool {
+ public:
+  explicit Pool(int threads) {
+    for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { serve(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    work_.notify_all();
+    for (auto& worker : workers_) worker.join();
+  }
+
+  void run(Job& job) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      jobs_.push_back(&job);
+    }
+    work_.notify_all();
+    drain(job, job.next++);
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return job.finished.load() == job.count; });
+    jobs_.erase(std::find(jobs_.begin(), jobs_.end(), &job));
+  }
+
+ private:
+  // Runs claimed item i of `job`, then each item it claims next. A claimed, unfinished item keeps the job
+  // alive (its caller waits for it), so the next item is claimed before this one counts as finished.
+  void drain(Job& job, std::int64_t i) {
+    const std::int64_t count = job.count;
+    while (i < count) {
+      if (!job.failed.load()) {
+        try {
+          (*job.body)(i);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (!job.failed.exchange(true)) job.error = std::current_exception();
+        }
+      }
+      const std::int64_t next = job.next++;
+      if (job.finished.fetch_add(1) + 1 == count) {
+        std::lock_guard<std::mutex> lock(mutex_);  // the caller tests `finished` under it: no lost wake-up
+        done_.notify_all();
+      }
+      i = next;
+    }
+  }
+
+  // The newest job with an unclaimed item (the caller holds the mutex), or null.
+  Job* open_job() const {
+    for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it)
+      if ((*it)->next.load() < (*it)->count) return *it;
+    return nullptr;
+  }
+
+  void serve() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      Job* job = nullptr;  // listed, so alive, while the mutex is held
+      work_.wait(lock, [&] { return stopping_ || (job = open_job()) != nullptr; });
+      if (job == nullptr) return;  // stopping
+      const std::int64_t i = job->next++;
+      if (i >= job->count) continue;  // another thread took the last item meanwhile
+      lock.unlock();
+      drain(*job, i);
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable work_, done_;
+  std::vector<Job*> jobs_;  // the running loops, oldest first
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace
 
 int worker_count() {
   if (const char* env = std::getenv("SPARSEFILL_THREADS")) {
@@ -19,31 +114,17 @@ int worker_count() {
 }
 
 void parallel_for(std::int64_t count, const std::function<void(std::int64_t)>& body) {
-  const int workers = static_cast<int>(std::min<std::int64_t>(worker_count(), count));
-  if (workers <= 1) {
+  static const int workers = worker_count();
+  if (workers <= 1 || count <= 1) {
     for (std::int64_t i = 0; i < count; ++i) body(i);
     return;
   }
-  std::atomic<std::int64_t> next{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&] {
-    for (std::int64_t i = next++; i < count && !failed; i = next++) {
-      try {
-        body(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-        failed = true;
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < workers; ++t) threads.emplace_back(work);
-  work();
-  for (auto& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
+  static Pool pool(workers - 1);
+  Job job;
+  job.count = count;
+  job.body = &body;
+  pool.run(job);
+  if (job.error) std::rethrow_exception(job.error);
 }
 
 }  // namespace sparsefill

@@ -1,5 +1,8 @@
-// A minimal parallel loop over independent work items on every core (SPARSEFILL_THREADS overrides the count).
-// The first exception thrown by any item is rethrown on the calling thread after all workers stop.
+// A parallel loop over independent work items on every core (SPARSEFILL_THREADS, read at the first loop,
+// overrides the count), served by one pool of threads. Loops nest: a loop inside an item shares the pool's
+// idle threads, so a few heads whose rows are loops themselves still fill every core. Items must not depend
+// on their order; each runs once. The first exception thrown by an item is rethrown on the calling thread
+// once every item has finished (those not yet started are skipped).
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -45,24 +45,17 @@ std::vector<double> head_block_scores(const SelectorInputs& in, const AttentionP
   const std::int64_t key_strides = ceil_div(lk, S);
   const std::int64_t offset = c.offset == "mirrored" ? S - 1 - (h % S) : h % S;
   const double scale = 1.0 / (static_cast<double>(S) * std::sqrt(static_cast<double>(d)));
-  std::vector<double> blocks(static_cast<std::size_t>(geo.nq * geo.nk), 0.0);
-  std::vector<double> logits(static_cast<std::size_t>(key_strides)),
-      probs(static_cast<std::size_t>(key_strides));
-  for (std::int64_t i = 0; i < ceil_div(lq, S); ++i) {
-    const std::int64_t t = i * S + offset;
-    if (t >= lq) continue;  // the sampled query is padding: its row contributes nothing
-    // Key stride j is allowed iff its first token is visible to the sampled query (v2's token form).
-    const std::int64_t limit = in.causal ? t + lk - lq : lk - 1;
-    std::vector<std::int32_t> allowed;
-    for (std::int64_t j = 0; j < key_strides && j * S <= limit; ++j) {
-      logits[j] = dot_product(queries.data() + t * d, keys.data() + j * d, d) * scale;
-      allowed.push_back(static_cast<std::int32_t>(j));
-    }
-    if (softmax_over(logits.data(), allowed, key_strides, probs.data())) {
-      add_stride_row(probs.data(), key_strides, per_block, blocks.data() + (i / per_block) * geo.nk);
-    }
-  }
-  return blocks;
+  return stride_block_scores(
+      geo, ceil_div(lq, S), key_strides, per_block, [&](std::int64_t i, double* logits) {
+        const std::int64_t t = i * S + offset;
+        if (t >= lq) return std::int64_t{0};  // the sampled query is padding: its row contributes nothing
+        // Key stride j is allowed iff its first token is visible to the sampled query (v2's token form).
+        const std::int64_t limit = in.causal ? t + lk - lq : lk - 1;
+        std::int64_t j = 0;
+        for (; j < key_strides && j * S <= limit; ++j)
+          logits[j] = dot_product(queries.data() + t * d, keys.data() + j * d, d) * scale;
+        return j;
+      });
 }
 
 std::vector<std::vector<std::vector<double>>> all_stride_key_sums(const SelectorInputs& in,

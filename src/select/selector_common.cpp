@@ -114,9 +114,21 @@ bool softmax_over(const double* logits, const std::vector<std::int32_t>& candida
   return true;
 }
 
-void add_stride_row(const double* probs, std::int64_t key_strides, std::int64_t strides_per_block,
-                    double* block_row) {
-  for (std::int64_t j = 0; j < key_strides; ++j) block_row[j / strides_per_block] += probs[j];
+std::vector<double> stride_block_scores(
+    const BlockGeometry& geo, std::int64_t rows, std::int64_t key_strides, std::int64_t strides_per_block,
+    const std::function<std::int64_t(std::int64_t, double*)>& row_logits) {
+  std::vector<double> blocks(static_cast<std::size_t>(geo.nq * geo.nk), 0.0);
+  parallel_for(ceil_div(rows, strides_per_block), [&](std::int64_t u) {
+    std::vector<double> logits(static_cast<std::size_t>(key_strides)),
+        probs(static_cast<std::size_t>(key_strides));
+    double* block_row = blocks.data() + u * geo.nk;
+    for (std::int64_t i = u * strides_per_block; i < std::min(rows, (u + 1) * strides_per_block); ++i) {
+      if (!softmax_over(logits.data(), block_range(row_logits(i, logits.data())), key_strides, probs.data()))
+        continue;
+      for (std::int64_t j = 0; j < key_strides; ++j) block_row[j / strides_per_block] += probs[j];
+    }
+  });
+  return blocks;
 }
 
 std::vector<std::int32_t> select_t3_row(const double* row, const BlockGeometry& geo, std::int64_t u,

@@ -53,10 +53,15 @@ std::vector<std::int32_t> block_range(std::int64_t n);
 bool softmax_over(const double* logits, const std::vector<std::int32_t>& candidates, std::int64_t n,
                   double* probs);
 
-// Adds one stride row's probabilities over key strides into its block row: block_row[v] += sum of probs[j]
-// over the key strides j of block v (strides_per_block = block / stride).
-void add_stride_row(const double* probs, std::int64_t key_strides, std::int64_t strides_per_block,
-                    double* block_row);
+// The block scores [geo.nq, geo.nk] of one head of a stride selector (RRAttention, XAttention): stride row i
+// < rows gets its logits from row_logits(i, logits), which writes logits[j] for the key strides j < n it may
+// attend and returns n (0: the row adds nothing); their softmax is added into block row i /
+// strides_per_block, block v taking key strides [v, v + 1) * strides_per_block (of key_strides). Query blocks
+// run in parallel (parallel_for), the rows of one block in order on one thread: the sums are those of one
+// serial loop.
+std::vector<double> stride_block_scores(const BlockGeometry& geo, std::int64_t rows, std::int64_t key_strides,
+                                        std::int64_t strides_per_block,
+                                        const std::function<std::int64_t(std::int64_t, double*)>& row_logits);
 
 // T3 on block row u (§0.3) followed by the block-causal tril. The forced set is the diagonal, plus column 0
 // when `column0_forced` (XAttention's chunk rule: current_index > 0); t3_clean always forces column 0 and the

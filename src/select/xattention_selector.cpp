@@ -37,26 +37,21 @@ std::vector<double> head_block_scores(const SelectorInputs& in, const AttentionP
   const std::vector<float> k = load_head_rows(in.k, p, false, b, p.kv_head_of(h));
   const std::int64_t key_strides = ceil_div(lk, S), stride_shift = (lk - lq) / S;
   const double scale = 1.0 / (std::sqrt(static_cast<double>(d)) * static_cast<double>(S));
-  std::vector<double> blocks(static_cast<std::size_t>(geo.nq * geo.nk), 0.0);
-  std::vector<double> logits(static_cast<std::size_t>(key_strides)),
-      probs(static_cast<std::size_t>(key_strides));
-  for (std::int64_t i = 0; i * S < lq; ++i) {
-    std::vector<std::int32_t> allowed;
-    for (std::int64_t j = 0; j < key_strides && (!in.causal || j <= i + stride_shift); ++j) {
-      double s = 0;
-      for (std::int64_t t = 0; t < S; ++t) {
-        const std::int64_t qi = i * S + S - 1 - t, kj = j * S + t;
-        if (qi >= lq || kj >= lk) continue;  // zero padding
-        for (std::int64_t e = 0; e < d; ++e) s += static_cast<double>(q[qi * d + e]) * k[kj * d + e];
-      }
-      logits[j] = s * scale;
-      allowed.push_back(static_cast<std::int32_t>(j));
-    }
-    if (softmax_over(logits.data(), allowed, key_strides, probs.data())) {
-      add_stride_row(probs.data(), key_strides, per_block, blocks.data() + (i / per_block) * geo.nk);
-    }
-  }
-  return blocks;
+  return stride_block_scores(geo, ceil_div(lq, S), key_strides, per_block,
+                             [&](std::int64_t i, double* logits) {
+                               std::int64_t j = 0;
+                               for (; j < key_strides && (!in.causal || j <= i + stride_shift); ++j) {
+                                 double s = 0;
+                                 for (std::int64_t t = 0; t < S; ++t) {
+                                   const std::int64_t qi = i * S + S - 1 - t, kj = j * S + t;
+                                   if (qi >= lq || kj >= lk) continue;  // zero padding
+                                   for (std::int64_t e = 0; e < d; ++e)
+                                     s += static_cast<double>(q[qi * d + e]) * k[kj * d + e];
+                                 }
+                                 logits[j] = s * scale;
+                               }
+                               return j;
+                             });
 }
 
 class XAttentionSelector final : public Selector {

@@ -1,8 +1,9 @@
 // One pool of worker_count() - 1 threads, started on the first parallel loop, serves every loop. A loop is a
 // job of `count` items: its caller takes items itself while the pool's idle workers take the rest, newest job
-// first. A loop called from inside an item (nested) is a new job that its thread works on as a caller, so the
-// inner loops of a few outer items spread over the idle workers, and every thread that waits does so only on
-// items it or its inner loops' helpers are running: nesting cannot deadlock.
+// first, and once its own are all taken the caller helps the other jobs until its last item finishes. A loop
+// called from inside an item (nested) is a new job that its thread works on as a caller, so the inner loops
+// of a few outer items spread over every worker. A thread waits only while no job has an unclaimed item, and
+// each item it helps with runs to its end on top of its stack, so nesting cannot deadlock.
 #include "core/parallel.hpp"
 
 #include <algorithm>
@@ -29,14 +30,14 @@ struct Job {
 class Pool {
  public:
   explicit Pool(int threads) {
-    for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { serve(); });
+    for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { serve(nullptr); });
   }
   ~Pool() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
     }
-    work_.notify_all();
+    changed_.notify_all();
     for (auto& worker : workers_) worker.join();
   }
 
@@ -45,10 +46,10 @@ class Pool {
       std::lock_guard<std::mutex> lock(mutex_);
       jobs_.push_back(&job);
     }
-    work_.notify_all();
+    changed_.notify_all();
     drain(job, job.next++);
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return job.finished.load() == job.count; });
+    serve(&job);
+    std::lock_guard<std::mutex> lock(mutex_);
     jobs_.erase(std::find(jobs_.begin(), jobs_.end(), &job));
   }
 
@@ -68,8 +69,8 @@ class Pool {
       }
       const std::int64_t next = job.next++;
       if (job.finished.fetch_add(1) + 1 == count) {
-        std::lock_guard<std::mutex> lock(mutex_);  // the caller tests `finished` under it: no lost wake-up
-        done_.notify_all();
+        std::lock_guard<std::mutex> lock(mutex_);  // waiters test `finished` under it: no lost wake-up
+        changed_.notify_all();
       }
       i = next;
     }
@@ -82,12 +83,17 @@ class Pool {
     return nullptr;
   }
 
-  void serve() {
+  // Takes items of the open jobs, newest first, until `until` has finished (a caller waiting for its loop:
+  // it helps the others meanwhile) or, with until = null, until the pool stops (a worker).
+  void serve(const Job* until) {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       Job* job = nullptr;  // listed, so alive, while the mutex is held
-      work_.wait(lock, [&] { return stopping_ || (job = open_job()) != nullptr; });
-      if (job == nullptr) return;  // stopping
+      changed_.wait(lock, [&] {
+        return (until != nullptr ? until->finished.load() == until->count : stopping_) ||
+               (job = open_job()) != nullptr;
+      });
+      if (job == nullptr) return;
       const std::int64_t i = job->next++;
       if (i >= job->count) continue;  // another thread took the last item meanwhile
       lock.unlock();
@@ -97,8 +103,8 @@ class Pool {
   }
 
   std::mutex mutex_;
-  std::condition_variable work_, done_;
-  std::vector<Job*> jobs_;  // the running loops, oldest first
+  std::condition_variable changed_;  // a job listed or finished, or the pool stopping
+  std::vector<Job*> jobs_;           // the running loops, oldest first
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };

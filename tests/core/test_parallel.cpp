@@ -61,12 +61,12 @@ TEST(ParallelFor, AnInnerLoopUsesEveryWorker) {
   std::set<std::thread::id> threads;
   parallel_for(2, [&](std::int64_t outer) {
     if (outer == 1) return;
-    parallel_for(8 * worker_count(), [&](std::int64_t) {
+    parallel_for(16 * worker_count(), [&](std::int64_t) {
       {
         std::lock_guard<std::mutex> lock(mutex);
         threads.insert(std::this_thread::get_id());
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     });
   });
   EXPECT_EQ(static_cast<int>(threads.size()), worker_count());

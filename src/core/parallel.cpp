@@ -112,15 +112,18 @@ class Pool {
 }  // namespace
 
 int worker_count() {
-  if (const char* env = std::getenv("SPARSEFILL_THREADS")) {
-    const int n = std::atoi(env);
-    if (n >= 1) return n;
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
+  static const int count = [] {
+    if (const char* env = std::getenv("SPARSEFILL_THREADS")) {
+      const int n = std::atoi(env);
+      if (n >= 1) return n;
+    }
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }();
+  return count;
 }
 
 void parallel_for(std::int64_t count, const std::function<void(std::int64_t)>& body) {
-  static const int workers = worker_count();
+  const int workers = worker_count();
   if (workers <= 1 || count <= 1) {
     for (std::int64_t i = 0; i < count; ++i) body(i);
     return;

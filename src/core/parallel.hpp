@@ -9,7 +9,7 @@
 
 namespace sparsefill {
 
-int worker_count();
+int worker_count();  // the pool's threads, the caller's included: read once, at the first call
 void parallel_for(std::int64_t count, const std::function<void(std::int64_t)>& body);
 
 }  // namespace sparsefill
